@@ -1,0 +1,97 @@
+//! The root module every engine library exports, and the macro that exports it.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use abi_stable::{
+    StableAbi, declare_root_module_statics,
+    library::RootModule,
+    package_version_strings,
+    prefix_type::PrefixTypeTrait,
+    sabi_types::VersionStrings,
+    std_types::{RResult, RStr},
+};
+
+use crate::{EngineInfo, SessionStore, StoreBox, StoreError, store::FfiAdapter, store::panicked};
+
+/// The root module of an engine library: what the host finds behind the library's one
+/// exported symbol.
+///
+/// A prefix type: a later SDK may append fields after `open` (plugins built against it still
+/// load into older hosts). Build it with [`export_engine!`](crate::export_engine), never by hand.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = EngineModuleRef)))]
+#[sabi(missing_field(panic))]
+pub struct EngineModule {
+    /// The engine's name, version, salt, capabilities and key format.
+    pub info: extern "C" fn() -> EngineInfo,
+    /// Opens a store from the engine settings, a JSON object of Django-named settings
+    /// (`SESSION_COOKIE_AGE`, `SESSION_FILE_PATH`, `CACHES`, ...). Never panics: a panic in the
+    /// engine's constructor comes back as an [`ErrorKind::Panicked`](crate::ErrorKind) error.
+    #[sabi(last_prefix_field)]
+    pub open: extern "C" fn(settings_json: RStr<'_>) -> RResult<StoreBox, StoreError>,
+}
+
+impl RootModule for EngineModuleRef {
+    declare_root_module_statics! {EngineModuleRef}
+    const BASE_NAME: &'static str = "sessionkit_engine";
+    const NAME: &'static str = "sessionkit_engine";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// An engine as its author writes it: a description and a constructor for its store.
+///
+/// Export it with [`export_engine!`](crate::export_engine).
+pub trait Engine {
+    /// The store this engine opens.
+    type Store: SessionStore;
+
+    /// The engine's name, version, salt, capabilities and key format.
+    fn info() -> EngineInfo;
+
+    /// Opens a store from the settings JSON (see [`EngineModule::open`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for bad settings; any other kind for a
+    /// store that cannot be reached.
+    fn open(settings_json: &str) -> Result<Self::Store, StoreError>;
+}
+
+extern "C" fn info_of<E: Engine>() -> EngineInfo {
+    E::info()
+}
+
+extern "C" fn open_of<E: Engine>(settings_json: RStr<'_>) -> RResult<StoreBox, StoreError> {
+    let name = E::info().name.as_str();
+    match catch_unwind(AssertUnwindSafe(|| E::open(settings_json.as_str()))) {
+        Ok(Ok(store)) => RResult::ROk(FfiAdapter::new(name, store).into_box()),
+        Ok(Err(error)) => RResult::RErr(error),
+        Err(payload) => RResult::RErr(panicked(name, "open", payload.as_ref())),
+    }
+}
+
+/// Builds the root module of engine `E`. Called by [`export_engine!`](crate::export_engine).
+#[doc(hidden)]
+pub fn module_of<E: Engine>() -> EngineModuleRef {
+    EngineModule { info: info_of::<E>, open: open_of::<E> }.leak_into_prefix()
+}
+
+/// Exports an [`Engine`] as this library's root module.
+///
+/// Put it once in the engine's `lib.rs`; the crate must be a `cdylib` and depend on
+/// `abi_stable` directly (its macros expand to `::abi_stable` paths).
+///
+/// ```ignore
+/// sessionkit_sdk::export_engine!(MyEngine);
+/// ```
+#[macro_export]
+macro_rules! export_engine {
+    ($engine:ty) => {
+        /// The root module of this engine library, found by the host's loader.
+        #[::abi_stable::export_root_module]
+        pub fn sessionkit_engine_root_module() -> $crate::EngineModuleRef {
+            $crate::module::module_of::<$engine>()
+        }
+    };
+}

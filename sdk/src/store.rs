@@ -1,0 +1,272 @@
+//! The store contract: what every engine implements, and its FFI-safe form.
+//!
+//! Engine authors implement the plain Rust trait [`SessionStore`]. The export macro wraps it in
+//! [`FfiAdapter`], which implements the ABI-stable [`FfiStore`] and catches every panic on the
+//! plugin side. The host only ever sees a [`StoreBox`].
+
+use std::{
+    any::Any,
+    panic::{AssertUnwindSafe, catch_unwind},
+};
+
+use abi_stable::{
+    sabi_trait,
+    std_types::{RBox, ROption, RResult, RStr, RString, RVec},
+};
+
+use crate::{ErrorKind, SessionRecord, SessionWrite, StoreError, StoreResult};
+
+/// The storage contract of a session engine, in plain Rust.
+///
+/// Every rule below is a case of the conformance suite (`sessionkit conformance <engine>`),
+/// named after it. Keys reaching an engine always fit its declared
+/// [`KeyFormat`](crate::KeyFormat): the host rejects the rest. The methods are synchronous; the
+/// host calls them from a blocking pool when the application is async.
+///
+/// # Examples
+///
+/// A complete in-memory engine:
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+/// use sessionkit_sdk::{SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult, Timestamp};
+///
+/// #[derive(Default)]
+/// struct Memory(Mutex<HashMap<String, SessionRecord>>);
+///
+/// impl SessionStore for Memory {
+///     fn exists(&self, key: &str) -> StoreResult<bool> {
+///         Ok(self.0.lock().unwrap().contains_key(key))
+///     }
+///     fn load(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
+///         let now = Timestamp::now();
+///         Ok(self.0.lock().unwrap().get(key).filter(|r| r.expire_date > now).cloned())
+///     }
+///     fn create(&self, write: SessionWrite) -> StoreResult<String> {
+///         let key = write.record.session_key.to_string();
+///         match self.0.lock().unwrap().entry(key.clone()) {
+///             std::collections::hash_map::Entry::Occupied(_) => {
+///                 Err(StoreError::already_exists("key taken"))
+///             }
+///             std::collections::hash_map::Entry::Vacant(slot) => {
+///                 slot.insert(write.record);
+///                 Ok(key)
+///             }
+///         }
+///     }
+///     fn save(&self, write: SessionWrite) -> StoreResult<String> {
+///         let key = write.record.session_key.to_string();
+///         match self.0.lock().unwrap().get_mut(&key) {
+///             Some(slot) => { *slot = write.record; Ok(key) }
+///             None => Err(StoreError::not_found("session vanished")),
+///         }
+///     }
+///     fn delete(&self, key: &str) -> StoreResult<()> {
+///         self.0.lock().unwrap().remove(key);
+///         Ok(())
+///     }
+///     fn clear_expired(&self) -> StoreResult<u64> {
+///         let now = Timestamp::now();
+///         let mut map = self.0.lock().unwrap();
+///         let before = map.len();
+///         map.retain(|_, r| r.expire_date > now);
+///         Ok((before - map.len()) as u64)
+///     }
+/// }
+/// ```
+pub trait SessionStore: Send + Sync + 'static {
+    /// Whether a record with `key` is stored.
+    ///
+    /// # Behavior
+    ///
+    /// - An unknown key gives `false`.
+    /// - A key that `create` stored gives `true`; after `delete` it gives `false`.
+    /// - Expiry may be ignored (Django's db engine counts an expired, uncleared row): `exists`
+    ///   answers "is this key taken?" for key generation.
+    fn exists(&self, key: &str) -> StoreResult<bool>;
+
+    /// The live record stored under `key`, if any.
+    ///
+    /// # Behavior
+    ///
+    /// - An unknown key gives `None` and stores nothing (CVE-2015-5143).
+    /// - A record whose `expire_date` is at or before now gives `None`.
+    /// - A stored record comes back with the same `session_key`, `session_data` and
+    ///   `expire_date` (to the microsecond where the store keeps microseconds, else the second).
+    fn load(&self, key: &str) -> StoreResult<Option<SessionRecord>>;
+
+    /// Stores a new record; Django's `save(must_create=True)`.
+    ///
+    /// # Behavior
+    ///
+    /// - Returns the key the record is stored under (the record's own key for server-side
+    ///   engines; the signed payload for signed-payload engines).
+    /// - A key already taken fails with [`ErrorKind::AlreadyExists`] and leaves the existing
+    ///   record untouched; the host retries with a new key.
+    /// - After it returns, `load` of the key gives the record.
+    fn create(&self, write: SessionWrite) -> StoreResult<String>;
+
+    /// Replaces an existing record; Django's `save(must_create=False)`.
+    ///
+    /// # Behavior
+    ///
+    /// - Returns the key the record is stored under.
+    /// - A key that is no longer stored (deleted, or removed after expiry) fails with
+    ///   [`ErrorKind::NotFound`] and stores nothing: an update never resurrects a session that
+    ///   was logged out in another request.
+    /// - After it returns, `load` of the key gives the new record.
+    fn save(&self, write: SessionWrite) -> StoreResult<String>;
+
+    /// Removes the record stored under `key`.
+    ///
+    /// # Behavior
+    ///
+    /// - Deleting an unknown key succeeds.
+    /// - After it returns, `load` and `exists` of the key see nothing.
+    fn delete(&self, key: &str) -> StoreResult<()>;
+
+    /// Removes every expired record and returns how many it removed.
+    ///
+    /// # Behavior
+    ///
+    /// - Live records stay loadable.
+    /// - Expired records are gone afterwards, and the count says how many went.
+    /// - An engine that expires records by itself (no `CLEAR_EXPIRED` capability) returns 0.
+    fn clear_expired(&self) -> StoreResult<u64>;
+
+    /// The live sessions whose `_auth_user_id` is `account_id` (the `ACCOUNT_INDEX`
+    /// capability).
+    ///
+    /// # Behavior
+    ///
+    /// - Without the capability, fails with [`ErrorKind::Unsupported`].
+    /// - Lists each live session saved with that account exactly once; never an expired one,
+    ///   a deleted one, or one whose `_auth_user_id` was removed or changed by a later save.
+    fn sessions_of_account(&self, account_id: i64) -> StoreResult<Vec<SessionRecord>> {
+        let _ = account_id;
+        Err(StoreError::unsupported("this engine has no account index"))
+    }
+
+    /// Deletes every session of `account_id` except the one under `keep`, and returns how many
+    /// it deleted ("log out everywhere", "log out my other devices").
+    ///
+    /// # Behavior
+    ///
+    /// - Without the capability, fails with [`ErrorKind::Unsupported`].
+    /// - Afterwards `sessions_of_account` lists only `keep` (if it belongs to the account).
+    /// - Sessions of other accounts are untouched.
+    fn delete_sessions_of_account(&self, account_id: i64, keep: Option<&str>) -> StoreResult<u64> {
+        let _ = (account_id, keep);
+        Err(StoreError::unsupported("this engine has no account index"))
+    }
+}
+
+/// The FFI-safe form of [`SessionStore`], as it crosses the plugin boundary.
+///
+/// Do not implement it by hand: [`export_engine!`](crate::export_engine) derives it from a
+/// [`SessionStore`] and adds the panic guard. New methods may only be appended after the last
+/// one, which is marked `last_prefix_field`.
+#[sabi_trait]
+pub trait FfiStore: Send + Sync {
+    /// See [`SessionStore::exists`].
+    fn exists(&self, key: RStr<'_>) -> RResult<bool, StoreError>;
+    /// See [`SessionStore::load`].
+    fn load(&self, key: RStr<'_>) -> RResult<ROption<SessionRecord>, StoreError>;
+    /// See [`SessionStore::create`].
+    fn create(&self, write: SessionWrite) -> RResult<RString, StoreError>;
+    /// See [`SessionStore::save`].
+    fn save(&self, write: SessionWrite) -> RResult<RString, StoreError>;
+    /// See [`SessionStore::delete`].
+    fn delete(&self, key: RStr<'_>) -> RResult<(), StoreError>;
+    /// See [`SessionStore::clear_expired`].
+    fn clear_expired(&self) -> RResult<u64, StoreError>;
+    /// See [`SessionStore::sessions_of_account`].
+    fn sessions_of_account(&self, account_id: i64) -> RResult<RVec<SessionRecord>, StoreError>;
+    /// See [`SessionStore::delete_sessions_of_account`].
+    #[sabi(last_prefix_field)]
+    fn delete_sessions_of_account(
+        &self,
+        account_id: i64,
+        keep: ROption<RStr<'_>>,
+    ) -> RResult<u64, StoreError>;
+}
+
+/// An opened engine store as the host holds it: an owned, thread-safe FFI trait object.
+pub type StoreBox = FfiStore_TO<'static, RBox<()>>;
+
+/// Wraps a [`SessionStore`] as an [`FfiStore`], turning panics into [`ErrorKind::Panicked`].
+pub struct FfiAdapter<S> {
+    store: S,
+    engine: &'static str,
+}
+
+impl<S: SessionStore> FfiAdapter<S> {
+    /// Wraps `store` of the engine called `engine` (the name goes into panic messages).
+    pub fn new(engine: &'static str, store: S) -> Self {
+        Self { store, engine }
+    }
+
+    /// Boxes the adapter into the trait object the host receives.
+    pub fn into_box(self) -> StoreBox {
+        FfiStore_TO::from_value(self, abi_stable::sabi_trait::TD_Opaque)
+    }
+
+    fn guard<T>(&self, operation: &str, call: impl FnOnce(&S) -> StoreResult<T>) -> RResult<T, StoreError> {
+        match catch_unwind(AssertUnwindSafe(|| call(&self.store))) {
+            Ok(Ok(value)) => RResult::ROk(value),
+            Ok(Err(error)) => RResult::RErr(error),
+            Err(payload) => RResult::RErr(panicked(self.engine, operation, payload.as_ref())),
+        }
+    }
+}
+
+/// The error for a panic caught in `operation` of `engine`.
+pub(crate) fn panicked(engine: &str, operation: &str, payload: &(dyn Any + Send)) -> StoreError {
+    let reason = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned());
+    StoreError::new(ErrorKind::Panicked, format!("engine '{engine}' panicked in {operation}: {reason}"))
+}
+
+impl<S: SessionStore> FfiStore for FfiAdapter<S> {
+    fn exists(&self, key: RStr<'_>) -> RResult<bool, StoreError> {
+        self.guard("exists", |s| s.exists(key.as_str()))
+    }
+
+    fn load(&self, key: RStr<'_>) -> RResult<ROption<SessionRecord>, StoreError> {
+        self.guard("load", |s| s.load(key.as_str()).map(ROption::from))
+    }
+
+    fn create(&self, write: SessionWrite) -> RResult<RString, StoreError> {
+        self.guard("create", |s| s.create(write).map(RString::from))
+    }
+
+    fn save(&self, write: SessionWrite) -> RResult<RString, StoreError> {
+        self.guard("save", |s| s.save(write).map(RString::from))
+    }
+
+    fn delete(&self, key: RStr<'_>) -> RResult<(), StoreError> {
+        self.guard("delete", |s| s.delete(key.as_str()))
+    }
+
+    fn clear_expired(&self) -> RResult<u64, StoreError> {
+        self.guard("clear_expired", |s| s.clear_expired())
+    }
+
+    fn sessions_of_account(&self, account_id: i64) -> RResult<RVec<SessionRecord>, StoreError> {
+        self.guard("sessions_of_account", |s| s.sessions_of_account(account_id).map(RVec::from))
+    }
+
+    fn delete_sessions_of_account(
+        &self,
+        account_id: i64,
+        keep: ROption<RStr<'_>>,
+    ) -> RResult<u64, StoreError> {
+        self.guard("delete_sessions_of_account", |s| {
+            s.delete_sessions_of_account(account_id, keep.into_option().map(|k| k.as_str()))
+        })
+    }
+}
