@@ -68,7 +68,10 @@ pub struct StoreError {
 impl StoreError {
     /// An error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: RString::from(message.into()) }
+        Self {
+            kind,
+            message: RString::from(message.into()),
+        }
     }
 
     /// `create` found the key taken.

@@ -74,7 +74,11 @@ extern "C" fn open_of<E: Engine>(settings_json: RStr<'_>) -> RResult<StoreBox, S
 /// Builds the root module of engine `E`. Called by [`export_engine!`](crate::export_engine).
 #[doc(hidden)]
 pub fn module_of<E: Engine>() -> EngineModuleRef {
-    EngineModule { info: info_of::<E>, open: open_of::<E> }.leak_into_prefix()
+    EngineModule {
+        info: info_of::<E>,
+        open: open_of::<E>,
+    }
+    .leak_into_prefix()
 }
 
 /// Exports an [`Engine`] as this library's root module.

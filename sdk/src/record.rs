@@ -21,7 +21,9 @@ impl Timestamp {
 
     /// The timestamp `secs` whole seconds after the Unix epoch (saturating).
     pub const fn from_secs(secs: i64) -> Self {
-        Self { micros: secs.saturating_mul(1_000_000) }
+        Self {
+            micros: secs.saturating_mul(1_000_000),
+        }
     }
 
     /// Whole seconds since the Unix epoch, rounded towards negative infinity.

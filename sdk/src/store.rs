@@ -212,7 +212,11 @@ impl<S: SessionStore> FfiAdapter<S> {
         FfiStore_TO::from_value(self, abi_stable::sabi_trait::TD_Opaque)
     }
 
-    fn guard<T>(&self, operation: &str, call: impl FnOnce(&S) -> StoreResult<T>) -> RResult<T, StoreError> {
+    fn guard<T>(
+        &self,
+        operation: &str,
+        call: impl FnOnce(&S) -> StoreResult<T>,
+    ) -> RResult<T, StoreError> {
         match catch_unwind(AssertUnwindSafe(|| call(&self.store))) {
             Ok(Ok(value)) => RResult::ROk(value),
             Ok(Err(error)) => RResult::RErr(error),
@@ -228,7 +232,10 @@ pub(crate) fn panicked(engine: &str, operation: &str, payload: &(dyn Any + Send)
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-string panic payload".to_owned());
-    StoreError::new(ErrorKind::Panicked, format!("engine '{engine}' panicked in {operation}: {reason}"))
+    StoreError::new(
+        ErrorKind::Panicked,
+        format!("engine '{engine}' panicked in {operation}: {reason}"),
+    )
 }
 
 impl<S: SessionStore> FfiStore for FfiAdapter<S> {
@@ -257,7 +264,9 @@ impl<S: SessionStore> FfiStore for FfiAdapter<S> {
     }
 
     fn sessions_of_account(&self, account_id: i64) -> RResult<RVec<SessionRecord>, StoreError> {
-        self.guard("sessions_of_account", |s| s.sessions_of_account(account_id).map(RVec::from))
+        self.guard("sessions_of_account", |s| {
+            s.sessions_of_account(account_id).map(RVec::from)
+        })
     }
 
     fn delete_sessions_of_account(
