@@ -1,0 +1,8 @@
+//! Session rules (Django §4) and the `Store` guard, against in-process test engines.
+
+mod async_session;
+mod logs;
+mod memory;
+mod session;
+mod signed;
+mod store;
