@@ -1,1 +1,163 @@
-//! Placeholder: being written.
+#![doc = include_str!("../README.md")]
+
+use sessionkit_sdk::{
+    Capabilities, EngineInfo, KeyFormat, StoreError, abi_stable::std_types::RStr,
+};
+
+pub mod config;
+pub mod store;
+
+pub use config::CacheEngineConfig;
+pub use store::CacheEngineStore;
+
+/// The name `SESSION_ENGINE` uses for this engine.
+pub const ENGINE_NAME: &str = "cache";
+/// The salt Django's server-side engines sign `session_data` with.
+pub const SALT: &str = "django.contrib.sessions.SessionStore";
+
+/// The `cache` engine: sessions in a cache, with Django's cache backend rules.
+pub struct CacheEngine;
+
+impl sessionkit_sdk::Engine for CacheEngine {
+    type Store = CacheEngineStore;
+
+    fn info() -> EngineInfo {
+        EngineInfo {
+            name: RStr::from_str(ENGINE_NAME),
+            version: RStr::from_str(env!("CARGO_PKG_VERSION")),
+            salt: RStr::from_str(SALT),
+            // Capabilities are declared before `open` sees the settings, so they are the ones
+            // every location has: the in-process cache neither survives a restart nor is seen by
+            // other processes. With Redis the sessions are also shared and as persistent as the
+            // server (README).
+            capabilities: Capabilities::SERVER_SIDE_INVALIDATION | Capabilities::EXPIRES_BY_ITSELF,
+            key_format: KeyFormat::DjangoSessionKey,
+        }
+    }
+
+    fn open(settings_json: &str) -> Result<Self::Store, StoreError> {
+        store::open(&CacheEngineConfig::from_settings_json(settings_json)?)
+    }
+}
+
+sessionkit_sdk::export_engine!(CacheEngine);
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use sessionkit_sdk::{
+        Engine, ErrorKind, SessionRecord, SessionStore, SessionWrite, Timestamp,
+        abi_stable::std_types::{RResult, RStr},
+    };
+
+    use super::*;
+
+    fn settings(location: &str) -> String {
+        json!({"SECRET_KEY": "x", "CACHES": {"default": {"LOCATION": location}}}).to_string()
+    }
+
+    fn write(key: &str) -> SessionWrite {
+        SessionWrite {
+            record: SessionRecord {
+                session_key: key.into(),
+                session_data: "data".into(),
+                expire_date: Timestamp::from_micros(Timestamp::now().micros + 3_600_000_000),
+            },
+            session_json: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn info_describes_the_cache_engine() {
+        let info = CacheEngine::info();
+        assert_eq!(info.name.as_str(), "cache");
+        assert_eq!(info.salt.as_str(), "django.contrib.sessions.SessionStore");
+        assert_eq!(info.key_format, KeyFormat::DjangoSessionKey);
+        assert_eq!(
+            info.capabilities,
+            Capabilities::SERVER_SIDE_INVALIDATION | Capabilities::EXPIRES_BY_ITSELF
+        );
+        assert!(!info.capabilities.contains(Capabilities::PERSISTENT));
+        assert!(
+            !info
+                .capabilities
+                .contains(Capabilities::SHARED_BETWEEN_PROCESSES)
+        );
+        assert!(!info.capabilities.contains(Capabilities::CLEAR_EXPIRED));
+    }
+
+    #[test]
+    fn open_with_default_settings_gives_a_working_store() {
+        let store = CacheEngine::open("{}").unwrap();
+        store.create(write("enginedefaultkey0001")).unwrap();
+        assert!(store.load("enginedefaultkey0001").unwrap().is_some());
+        assert_eq!(
+            store.cache_key("enginedefaultkey0001"),
+            ":1:django.contrib.sessions.cacheenginedefaultkey0001"
+        );
+    }
+
+    #[test]
+    fn two_opens_of_one_location_share_sessions() {
+        let first = CacheEngine::open(&settings("locmem://engine-test-shared")).unwrap();
+        let second = CacheEngine::open(&settings("locmem://engine-test-shared")).unwrap();
+        first.create(write("enginesharedkey00001")).unwrap();
+        assert!(second.exists("enginesharedkey00001").unwrap());
+        second.delete("enginesharedkey00001").unwrap();
+        assert!(!first.exists("enginesharedkey00001").unwrap());
+    }
+
+    #[test]
+    fn opens_of_different_locations_are_separate() {
+        let first = CacheEngine::open(&settings("locmem://engine-test-left")).unwrap();
+        let second = CacheEngine::open(&settings("locmem://engine-test-right")).unwrap();
+        first.create(write("engineseparatekey001")).unwrap();
+        assert!(!second.exists("engineseparatekey001").unwrap());
+    }
+
+    #[test]
+    fn unknown_cache_alias_fails_open_with_a_config_error_naming_it() {
+        let json = json!({"SESSION_CACHE_ALIAS": "nope"}).to_string();
+        let error = CacheEngine::open(&json).err().expect("unknown alias");
+        assert_eq!(error.kind, ErrorKind::Config);
+        assert!(error.message.contains("'nope'"), "{error}");
+    }
+
+    #[test]
+    fn redis_location_opens_and_an_unreachable_server_is_unavailable_not_a_hang() {
+        // Nothing listens on port 1; connections open on first use.
+        let store = CacheEngine::open(&settings("redis://127.0.0.1:1/0")).unwrap();
+        let error = store.load("engineredisunreach01").unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Unavailable);
+        assert!(error.message.contains("cannot connect to Redis"), "{error}");
+    }
+
+    #[test]
+    fn unusable_redis_url_fails_open_with_a_config_error() {
+        let error = CacheEngine::open(&settings("redis://host:notaport/0"))
+            .err()
+            .expect("bad port");
+        assert_eq!(error.kind, ErrorKind::Config);
+        assert!(error.message.contains("CACHES['default']['LOCATION']"), "{error}");
+    }
+
+    #[test]
+    fn exported_root_module_opens_the_engine_through_the_ffi_types() {
+        let module = sessionkit_engine_root_module();
+        assert_eq!(module.info()().name.as_str(), "cache");
+        let json = settings("locmem://engine-test-ffi");
+        let store = match module.open()(RStr::from_str(&json)) {
+            RResult::ROk(store) => store,
+            RResult::RErr(error) => panic!("open failed: {error}"),
+        };
+        assert!(store.create(write("engineffikey00000001")).is_ok());
+        assert!(matches!(
+            store.exists(RStr::from_str("engineffikey00000001")),
+            RResult::ROk(true)
+        ));
+        let bad = settings("memcached://x");
+        assert!(
+            matches!(module.open()(RStr::from_str(&bad)), RResult::RErr(e) if e.kind == ErrorKind::Config)
+        );
+    }
+}

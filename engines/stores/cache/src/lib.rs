@@ -1,1 +1,130 @@
-//! Placeholder: being written.
+#![doc = include_str!("../README.md")]
+
+use std::sync::Arc;
+
+pub mod backend;
+pub mod clock;
+pub mod config;
+pub mod key;
+pub mod locmem;
+pub mod redis_backend;
+pub mod store;
+
+pub use backend::{CacheBackend, CacheError, DynBackend};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{CacheConfig, ConfigError, Location};
+pub use key::KeyFunction;
+pub use locmem::{LocMemBackend, LocMemOptions};
+pub use redis_backend::{RedisBackend, RedisOptions};
+pub use store::{CACHE_SESSION_PREFIX, CACHED_DB_SESSION_PREFIX, CacheStore};
+
+/// Opens the backend a cache alias configures.
+///
+/// This is the one place that maps a [`Location`] to a backend: a new backend is a new module
+/// implementing [`CacheBackend`] plus one arm here. A Redis backend does not connect here: its
+/// connections open on first use, so a server that is down only fails the calls made while it
+/// is down (call [`RedisBackend::ping`] to check at start-up).
+///
+/// # Errors
+///
+/// [`ConfigError::BadRedisUrl`] for a Redis location the client cannot parse.
+pub fn connect(config: &CacheConfig) -> Result<DynBackend, ConfigError> {
+    match &config.location {
+        Location::LocMem { name } => Ok(Arc::new(LocMemBackend::shared(name, config.locmem))),
+        Location::Redis { urls } => {
+            // The parser never yields an empty list; the first URL is the primary.
+            let url = urls.first().map(String::as_str).unwrap_or_default();
+            let backend = RedisBackend::open(url, config.redis).map_err(|reason| {
+                ConfigError::BadRedisUrl {
+                    alias: config.alias.clone(),
+                    location: config::redact_url(url),
+                    reason,
+                }
+            })?;
+            Ok(Arc::new(backend))
+        }
+    }
+}
+
+/// Opens a session store on the cache alias `config`, under `session_prefix`
+/// ([`CACHE_SESSION_PREFIX`] or [`CACHED_DB_SESSION_PREFIX`]).
+///
+/// # Errors
+///
+/// As [`connect`].
+pub fn open_store(
+    config: &CacheConfig,
+    session_prefix: &str,
+) -> Result<CacheStore<DynBackend>, ConfigError> {
+    Ok(CacheStore::new(
+        connect(config)?,
+        config.key_function.clone(),
+        session_prefix,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use sessionkit_sdk::{SessionRecord, SessionStore, SessionWrite, Timestamp};
+
+    use super::*;
+
+    fn config(location: &str) -> CacheConfig {
+        CacheConfig::from_settings_json(
+            &json!({"CACHES": {"default": {"LOCATION": location}}}).to_string(),
+        )
+        .unwrap()
+    }
+
+    fn write(key: &str) -> SessionWrite {
+        SessionWrite {
+            record: SessionRecord {
+                session_key: key.into(),
+                session_data: "data".into(),
+                expire_date: Timestamp::from_micros(Timestamp::now().micros + 3_600_000_000),
+            },
+            session_json: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn stores_opened_on_one_locmem_location_share_sessions() {
+        let first = open_store(&config("locmem://lib-test-shared"), CACHE_SESSION_PREFIX).unwrap();
+        let second = open_store(&config("locmem://lib-test-shared"), CACHE_SESSION_PREFIX).unwrap();
+        first.create(write("sharedsessionkey0001")).unwrap();
+        assert!(second.load("sharedsessionkey0001").unwrap().is_some());
+    }
+
+    #[test]
+    fn stores_opened_on_different_locmem_locations_are_separate() {
+        let first = open_store(&config("locmem://lib-test-a"), CACHE_SESSION_PREFIX).unwrap();
+        let second = open_store(&config("locmem://lib-test-b"), CACHE_SESSION_PREFIX).unwrap();
+        first.create(write("separatesessionkey01")).unwrap();
+        assert!(second.load("separatesessionkey01").unwrap().is_none());
+    }
+
+    #[test]
+    fn redis_location_opens_a_redis_backend_without_connecting() {
+        // Nothing listens on port 1: opening still works, the first call fails.
+        let store = open_store(&config("redis://127.0.0.1:1/0"), CACHE_SESSION_PREFIX).unwrap();
+        let error = store.load("redislocationkey0001").unwrap_err();
+        assert_eq!(error.kind, sessionkit_sdk::ErrorKind::Unavailable);
+        assert!(error.message.contains("redis://127.0.0.1:1/0"), "{error}");
+    }
+
+    #[test]
+    fn unusable_redis_url_is_a_config_error_without_the_password() {
+        let error = connect(&config("redis://:hunter2@host:notaport/0"))
+            .err()
+            .expect("bad port");
+        assert!(matches!(error, ConfigError::BadRedisUrl { .. }), "{error}");
+        let store_error = sessionkit_sdk::StoreError::from(error);
+        assert_eq!(store_error.kind, sessionkit_sdk::ErrorKind::Config);
+        assert!(
+            store_error.message.contains("CACHES['default']['LOCATION']"),
+            "{store_error}"
+        );
+        assert!(!store_error.message.contains("hunter2"), "{store_error}");
+    }
+}

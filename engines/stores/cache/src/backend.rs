@@ -1,0 +1,111 @@
+//! The cache backend trait: the few key-value operations the session store needs, so a new
+//! backend (Redis) is one more implementation of it.
+
+use std::{sync::Arc, time::Duration};
+
+/// A key-value cache with per-entry TTLs, as the session store sees it.
+///
+/// Keys reaching a backend are already complete physical keys (`KEY_PREFIX`, `VERSION` and the
+/// session prefix applied); values are opaque bytes. Methods are synchronous and may be called
+/// from many threads at once.
+///
+/// # TTL
+///
+/// Every write carries the time the entry may live. A backend keeps the entry at least until
+/// the TTL has passed, rounding up to its own resolution (Redis `PX` milliseconds), and drops it
+/// afterwards by itself. A **zero** TTL means the value is already expired: the call behaves as
+/// if it stored the value and the value expired at once (nothing is readable afterwards).
+///
+/// # Errors
+///
+/// A backend reports failures as [`CacheError`]; its messages never contain a key or a value.
+pub trait CacheBackend: Send + Sync {
+    /// The value stored under `key`.
+    ///
+    /// # Behavior
+    ///
+    /// - An absent or expired key gives `None`.
+    /// - A live key gives its value and counts as a use (LRU backends move it to the front).
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError>;
+
+    /// Whether a live value is stored under `key` (Django's `has_key`, Redis `EXISTS`).
+    ///
+    /// # Behavior
+    ///
+    /// - An absent or expired key gives `false`.
+    /// - Does not count as a use.
+    fn contains(&self, key: &str) -> Result<bool, CacheError>;
+
+    /// Stores `value` only if `key` holds no live value (Django's `add`, Redis `SET NX`).
+    ///
+    /// # Behavior
+    ///
+    /// - Returns `true` if it stored (or, for a zero TTL, would have stored) the value.
+    /// - Returns `false` and changes nothing if a live value is stored under `key`.
+    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError>;
+
+    /// Replaces the value under `key` only if a live one is stored (Redis `SET XX`).
+    ///
+    /// # Behavior
+    ///
+    /// - Returns `true` if it replaced the value (a zero TTL removes the entry instead).
+    /// - Returns `false` and stores nothing if no live value is stored: an update never
+    ///   brings back an entry that was deleted or expired.
+    fn set_if_present(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError>;
+
+    /// Stores `value` under `key` whether or not one is there (Django's `set`).
+    ///
+    /// # Behavior
+    ///
+    /// - Afterwards `get` gives `value` until the TTL passes (a zero TTL removes the entry).
+    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError>;
+
+    /// Removes the value under `key`.
+    ///
+    /// # Behavior
+    ///
+    /// - Returns whether a value was there; removing an absent key succeeds with `false`.
+    fn delete(&self, key: &str) -> Result<bool, CacheError>;
+}
+
+/// A backend chosen at run time from the `CACHES` configuration.
+pub type DynBackend = Arc<dyn CacheBackend>;
+
+#[deny(clippy::missing_trait_methods)]
+impl<B: CacheBackend + ?Sized> CacheBackend for Arc<B> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        (**self).get(key)
+    }
+
+    fn contains(&self, key: &str) -> Result<bool, CacheError> {
+        (**self).contains(key)
+    }
+
+    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
+        (**self).add(key, value, ttl)
+    }
+
+    fn set_if_present(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
+        (**self).set_if_present(key, value, ttl)
+    }
+
+    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+        (**self).set(key, value, ttl)
+    }
+
+    fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        (**self).delete(key)
+    }
+}
+
+/// A cache backend's failure.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The cache server cannot be reached right now (connection refused, timeout, pool
+    /// exhausted); retrying later may work.
+    #[error("cache unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered with an error (a rejected command, an out-of-memory reply).
+    #[error("cache error: {0}")]
+    Backend(String),
+}

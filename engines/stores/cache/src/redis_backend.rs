@@ -1,0 +1,538 @@
+//! The Redis backend: [`CacheBackend`] over a Redis server (`redis://`, `rediss://`,
+//! `unix://`), through a small pool of synchronous connections with bounded timeouts.
+
+use std::{fmt, time::Duration};
+
+use parking_lot::{Condvar, Mutex};
+use redis::{Client, Connection, ConnectionLike, RedisError, Value};
+
+use crate::{
+    backend::{CacheBackend, CacheError},
+    config::redact_url,
+};
+
+/// Default time to open a connection (TCP connect, TLS, `AUTH`/`SELECT`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default time one command may take to be sent and answered.
+pub const DEFAULT_SOCKET_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default number of connections a backend keeps open at most.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+/// Default time a call waits for a free connection when all are in use.
+pub const DEFAULT_POOL_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest TTL sent to Redis, in milliseconds (about 31,700 years). Redis refuses an
+/// expiry whose absolute time overflows, so a record expiring later is kept this long (its
+/// own `expire_date` still decides when it stops loading).
+pub const MAX_TTL_MILLIS: u64 = 1_000_000_000_000_000;
+
+/// How a Redis backend connects: timeouts and pool size, from the alias's `OPTIONS`.
+///
+/// Every operation is bounded: a server that does not answer gives
+/// [`CacheError::Unavailable`] after [`socket_timeout`](Self::socket_timeout), never a hang.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// `OPTIONS["socket_connect_timeout"]` (seconds): time to open a connection.
+    pub connect_timeout: Duration,
+    /// `OPTIONS["socket_timeout"]` (seconds): time one command may take on the wire.
+    pub socket_timeout: Duration,
+    /// `OPTIONS["max_connections"]`: connections open at most (calls beyond wait).
+    pub max_connections: usize,
+    /// `OPTIONS["pool_timeout"]` (seconds): time a call waits for a free connection.
+    pub pool_timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    /// 2 s timeouts and 16 connections.
+    fn default() -> Self {
+        Self {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            socket_timeout: DEFAULT_SOCKET_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            pool_timeout: DEFAULT_POOL_TIMEOUT,
+        }
+    }
+}
+
+/// Django's `RedisCache` as a [`CacheBackend`]: one Redis server, pooled connections.
+///
+/// - `add` is `SET key value PX ttl NX`, `set_if_present` is `SET … PX ttl XX` (an update never
+///   brings back a deleted or expired entry), `set` is `SET … PX ttl`, `delete` is `DEL`,
+///   `contains` is `EXISTS`; a zero TTL is a `DEL` (or an `EXISTS` for `add`), as the trait's
+///   TTL rules say. TTLs are rounded up to whole milliseconds.
+/// - Connections are opened on demand (opening the backend does not connect), kept for reuse,
+///   and at most [`RedisOptions::max_connections`] exist at once. A connection that fails with
+///   anything but an error reply from the server is dropped, along with every idle one (they
+///   most likely point at the same dead server); a call whose reused connection turns out to be
+///   closed is retried once on a new connection, so the first call after a server restart
+///   succeeds.
+/// - Failures map in one function ([`map_redis_error`]): connection loss, timeouts, a busy
+///   pool and the replies `OOM`, `MISCONF`, `READONLY`, `LOADING`, `MASTERDOWN`, `BUSY`,
+///   `TRYAGAIN`, `CLUSTERDOWN` are [`CacheError::Unavailable`]; other error replies are
+///   [`CacheError::Backend`]. Messages name the server (password redacted), never a key.
+///
+/// Connections are opened on demand, so a server that is down when the backend opens only
+/// makes the calls fail until it is back.
+pub struct RedisBackend {
+    client: Client,
+    /// The URL with any password replaced, for messages.
+    url: String,
+    options: RedisOptions,
+    idle: Mutex<Vec<Connection>>,
+    /// How many connections are checked out or being opened.
+    busy: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl RedisBackend {
+    /// A backend for the server at `url` (`redis://[[user]:password@]host[:port][/db]`,
+    /// `rediss://…` for TLS, `unix:///path/to/socket[?db=N]`). Does not connect.
+    ///
+    /// # Errors
+    ///
+    /// The reason `url` is not a usable Redis URL (without the URL's password).
+    pub fn open(url: &str, options: RedisOptions) -> Result<Self, String> {
+        if options.max_connections == 0 {
+            return Err("max_connections must be at least 1".to_owned());
+        }
+        if url.starts_with("rediss://") {
+            // redis's rustls needs a process-wide crypto provider; ring is the one built in.
+            // An error only means one is already installed, which is as good.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let client = Client::open(url).map_err(|error| error.to_string())?;
+        Ok(Self {
+            client,
+            url: redact_url(url),
+            options,
+            idle: Mutex::new(Vec::new()),
+            busy: Mutex::new(0),
+            freed: Condvar::new(),
+        })
+    }
+
+    /// The server's URL with any password replaced by `***`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The timeouts and pool size this backend uses.
+    pub fn options(&self) -> RedisOptions {
+        self.options
+    }
+
+    /// How many open connections wait in the pool for reuse (tests check that broken ones are
+    /// dropped).
+    pub fn idle_connections(&self) -> usize {
+        self.idle.lock().len()
+    }
+
+    /// Checks that the server answers (`PING`), e.g. at start-up.
+    ///
+    /// # Errors
+    ///
+    /// As any operation: [`CacheError::Unavailable`] when the server cannot be reached.
+    pub fn ping(&self) -> Result<(), CacheError> {
+        self.run(|con| redis::cmd("PING").query::<String>(con).map(drop))
+    }
+
+    /// Runs `command` on a pooled connection, with the backend's timeouts, pool rules and error
+    /// mapping: for benchmarks comparing raw commands on the same connections, and for tests
+    /// that need a command the trait does not have. `command` may run twice (see the retry
+    /// rule on [`RedisBackend`]), so it must be safe to repeat.
+    ///
+    /// # Errors
+    ///
+    /// `command`'s error, mapped as every operation's.
+    pub fn with_connection<T>(
+        &self,
+        command: impl Fn(&mut Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, CacheError> {
+        self.run(command)
+    }
+
+    /// The pool's rules around one command (see [`RedisBackend`]).
+    fn run<T>(
+        &self,
+        command: impl Fn(&mut Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, CacheError> {
+        let _slot = self.acquire_slot()?;
+        let pooled = self.idle.lock().pop();
+        let reused = pooled.is_some();
+        let mut connection = match pooled {
+            Some(connection) => connection,
+            None => self.connect()?,
+        };
+        match command(&mut connection) {
+            Ok(value) => {
+                self.release(connection);
+                Ok(value)
+            }
+            Err(error) if is_error_reply(&error) => {
+                self.release(connection);
+                Err(map_redis_error(&self.url, &self.options, error))
+            }
+            Err(error) => {
+                drop(connection);
+                self.idle.lock().clear();
+                // A connection that sat in the pool may have been closed by a server restart;
+                // the command never reached a live server, so one retry on a new connection is
+                // safe. A timeout is not retried: the caller has already waited once.
+                if !reused || is_timeout(&error) || !error.is_connection_dropped() {
+                    return Err(map_redis_error(&self.url, &self.options, error));
+                }
+                let mut fresh = self.connect()?;
+                match command(&mut fresh) {
+                    Ok(value) => {
+                        self.release(fresh);
+                        Ok(value)
+                    }
+                    Err(error) => {
+                        if is_error_reply(&error) {
+                            self.release(fresh);
+                        }
+                        Err(map_redis_error(&self.url, &self.options, error))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits (at most `pool_timeout`) until fewer than `max_connections` are in use, and takes
+    /// one place.
+    fn acquire_slot(&self) -> Result<Slot<'_>, CacheError> {
+        let mut busy = self.busy.lock();
+        if *busy >= self.options.max_connections {
+            let deadline = std::time::Instant::now() + self.options.pool_timeout;
+            while *busy >= self.options.max_connections {
+                if self.freed.wait_until(&mut busy, deadline).timed_out()
+                    && *busy >= self.options.max_connections
+                {
+                    return Err(CacheError::Unavailable(format!(
+                        "all {} connections to Redis at {} stayed busy for {:?}",
+                        self.options.max_connections, self.url, self.options.pool_timeout
+                    )));
+                }
+            }
+        }
+        *busy += 1;
+        Ok(Slot { backend: self })
+    }
+
+    /// Opens a connection with the connect timeout, and sets the command timeouts on it.
+    fn connect(&self) -> Result<Connection, CacheError> {
+        let connection = self
+            .client
+            .get_connection_with_timeout(self.options.connect_timeout)
+            .map_err(|error| {
+                let mapped = map_redis_error(&self.url, &self.options, error);
+                match mapped {
+                    CacheError::Unavailable(reason) => CacheError::Unavailable(format!(
+                        "cannot connect to Redis at {}: {reason}",
+                        self.url
+                    )),
+                    other => other,
+                }
+            })?;
+        let timeout = Some(self.options.socket_timeout);
+        connection
+            .set_read_timeout(timeout)
+            .and_then(|()| connection.set_write_timeout(timeout))
+            .map_err(|error| map_redis_error(&self.url, &self.options, error))?;
+        Ok(connection)
+    }
+
+    /// Puts a healthy connection back for reuse.
+    fn release(&self, connection: Connection) {
+        if connection.is_open() {
+            self.idle.lock().push(connection);
+        }
+    }
+
+    /// `SET key value PX ttl [condition]`; `true` if Redis stored it (`OK`), `false` if the
+    /// condition refused it (nil).
+    fn set_with(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        condition: Option<&str>,
+    ) -> Result<bool, CacheError> {
+        let millis = ttl_millis(ttl);
+        self.run(|con| {
+            let mut command = redis::cmd("SET");
+            command.arg(key).arg(value).arg("PX").arg(millis);
+            if let Some(condition) = condition {
+                command.arg(condition);
+            }
+            command.query::<Value>(con).map(|reply| reply != Value::Nil)
+        })
+    }
+
+    fn del(&self, key: &str) -> Result<bool, CacheError> {
+        self.run(|con| redis::cmd("DEL").arg(key).query::<i64>(con).map(|n| n > 0))
+    }
+}
+
+/// A place among the `max_connections`, given back when dropped (whatever happened).
+struct Slot<'a> {
+    backend: &'a RedisBackend,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.backend.busy.lock() -= 1;
+        self.backend.freed.notify_one();
+    }
+}
+
+impl fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("url", &self.url)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CacheBackend for RedisBackend {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        self.run(|con| redis::cmd("GET").arg(key).query::<Option<Vec<u8>>>(con))
+    }
+
+    fn contains(&self, key: &str) -> Result<bool, CacheError> {
+        self.run(|con| redis::cmd("EXISTS").arg(key).query::<i64>(con).map(|n| n > 0))
+    }
+
+    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
+        if ttl.is_zero() {
+            // Stored and expired at once: it "succeeds" exactly when the key is free.
+            return self.contains(key).map(|taken| !taken);
+        }
+        self.set_with(key, value, ttl, Some("NX"))
+    }
+
+    fn set_if_present(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
+        if ttl.is_zero() {
+            return self.del(key);
+        }
+        self.set_with(key, value, ttl, Some("XX"))
+    }
+
+    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+        if ttl.is_zero() {
+            return self.del(key).map(drop);
+        }
+        self.set_with(key, value, ttl, None).map(drop)
+    }
+
+    fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        self.del(key)
+    }
+}
+
+/// `ttl` in whole milliseconds for `PX`: rounded up (an entry never expires early), at least 1,
+/// at most [`MAX_TTL_MILLIS`].
+pub fn ttl_millis(ttl: Duration) -> u64 {
+    let micros = ttl.as_micros();
+    let millis = micros.div_ceil(1000).max(1);
+    u64::try_from(millis)
+        .unwrap_or(u64::MAX)
+        .min(MAX_TTL_MILLIS)
+}
+
+/// Whether `error` is an error reply from the server: the connection is still in step and can
+/// be reused.
+fn is_error_reply(error: &RedisError) -> bool {
+    matches!(
+        error.kind(),
+        redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+    )
+}
+
+fn is_timeout(error: &RedisError) -> bool {
+    error.is_timeout()
+}
+
+/// The error replies that mean "the server cannot take this now", not "the command is wrong":
+/// each with what it means, for the message.
+const UNAVAILABLE_REPLIES: &[(&str, &str)] = &[
+    (
+        "OOM",
+        "is out of memory (maxmemory reached under a noeviction policy)",
+    ),
+    (
+        "MISCONF",
+        "refuses writes because its last snapshot to disk failed",
+    ),
+    ("READONLY", "is a read-only replica"),
+    ("LOADING", "is loading its dataset"),
+    ("MASTERDOWN", "lost its link to the master"),
+    ("BUSY", "is busy running a script"),
+    ("TRYAGAIN", "asks to try again"),
+    ("CLUSTERDOWN", "reports the cluster down"),
+];
+
+/// The one place a `redis` error becomes a [`CacheError`].
+///
+/// Unavailable (retrying later may work): connection refused, lost or timed out, and the
+/// replies in [`UNAVAILABLE_REPLIES`]. Backend (the command or configuration is wrong): every
+/// other error reply (`WRONGPASS`, `NOAUTH`, `WRONGTYPE`, …), bad responses, bad client
+/// configuration.
+pub fn map_redis_error(url: &str, options: &RedisOptions, error: RedisError) -> CacheError {
+    if let Some(code) = error.code()
+        && is_error_reply(&error)
+    {
+        return match UNAVAILABLE_REPLIES.iter().find(|(c, _)| *c == code) {
+            Some((_, meaning)) => {
+                CacheError::Unavailable(format!("Redis at {url} {meaning}: {error}"))
+            }
+            None => CacheError::Backend(format!("Redis at {url} refused the command: {error}")),
+        };
+    }
+    if is_timeout(&error) {
+        return CacheError::Unavailable(format!(
+            "Redis at {url} did not answer within {:?} (socket timeout) or {:?} (connect timeout)",
+            options.socket_timeout, options.connect_timeout
+        ));
+    }
+    match error.kind() {
+        redis::ErrorKind::Io => {
+            CacheError::Unavailable(format!("connection to Redis at {url} failed: {error}"))
+        }
+        redis::ErrorKind::AuthenticationFailed => {
+            CacheError::Backend(format!("Redis at {url} refused the credentials: {error}"))
+        }
+        _ => CacheError::Backend(format!("Redis at {url}: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    const OPTIONS: RedisOptions = RedisOptions {
+        connect_timeout: Duration::from_millis(500),
+        socket_timeout: Duration::from_millis(500),
+        max_connections: 2,
+        pool_timeout: Duration::from_millis(500),
+    };
+
+    /// A loopback port nothing listens on (bound, then released).
+    fn closed_port() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    #[test]
+    fn ttl_is_rounded_up_to_whole_milliseconds() {
+        assert_eq!(ttl_millis(Duration::from_micros(1)), 1);
+        assert_eq!(ttl_millis(Duration::from_micros(1000)), 1);
+        assert_eq!(ttl_millis(Duration::from_micros(1001)), 2);
+        assert_eq!(ttl_millis(Duration::from_secs(1_209_600)), 1_209_600_000);
+    }
+
+    #[test]
+    fn ttl_is_capped_so_redis_accepts_it() {
+        assert_eq!(ttl_millis(Duration::MAX), MAX_TTL_MILLIS);
+    }
+
+    #[test]
+    fn opening_does_not_connect() {
+        let backend = RedisBackend::open(&format!("redis://127.0.0.1:{}/0", closed_port()), OPTIONS)
+            .expect("a valid URL opens without a server");
+        assert_eq!(backend.idle_connections(), 0);
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_showing_the_password() {
+        let error = RedisBackend::open("redis://:hunter2@host:notaport/0", OPTIONS).unwrap_err();
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(RedisBackend::open("http://host", OPTIONS).is_err());
+    }
+
+    #[test]
+    fn zero_max_connections_is_refused() {
+        let options = RedisOptions {
+            max_connections: 0,
+            ..OPTIONS
+        };
+        assert!(RedisBackend::open("redis://127.0.0.1:6379", options).is_err());
+    }
+
+    #[test]
+    fn unreachable_server_gives_unavailable_on_every_operation() {
+        let url = format!("redis://:hunter2@127.0.0.1:{}/0", closed_port());
+        let backend = RedisBackend::open(&url, OPTIONS).unwrap();
+        let hour = Duration::from_secs(3600);
+        let results = [
+            backend.get("k").map(drop),
+            backend.contains("k").map(drop),
+            backend.add("k", b"v", hour).map(drop),
+            backend.set_if_present("k", b"v", hour).map(drop),
+            backend.set("k", b"v", hour),
+            backend.delete("k").map(drop),
+            backend.ping(),
+        ];
+        for result in results {
+            match result {
+                Err(CacheError::Unavailable(message)) => {
+                    assert!(message.contains("cannot connect to Redis at"), "{message}");
+                    assert!(!message.contains("hunter2"), "{message}");
+                }
+                other => panic!("expected Unavailable, got {other:?}"),
+            }
+        }
+        assert_eq!(backend.idle_connections(), 0);
+    }
+
+    #[test]
+    fn unavailable_replies_map_to_unavailable_with_their_meaning() {
+        for (code, meaning) in UNAVAILABLE_REPLIES {
+            let error = redis::make_extension_error(code.to_string(), Some("detail".into()));
+            match map_redis_error("redis://h", &OPTIONS, error) {
+                CacheError::Unavailable(message) => {
+                    assert!(message.contains(meaning), "{code}: {message}");
+                    assert!(message.contains("redis://h"), "{message}");
+                }
+                other => panic!("{code}: expected Unavailable, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn other_error_replies_map_to_backend_errors() {
+        for code in ["WRONGTYPE", "NOAUTH", "ERR"] {
+            let error = redis::make_extension_error(code.to_string(), Some("detail".into()));
+            assert!(
+                matches!(
+                    map_redis_error("redis://h", &OPTIONS, error),
+                    CacheError::Backend(_)
+                ),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn io_errors_and_timeouts_map_to_unavailable() {
+        let timeout = RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "timed out",
+        ));
+        match map_redis_error("redis://h", &OPTIONS, timeout) {
+            CacheError::Unavailable(message) => {
+                assert!(message.contains("did not answer within"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let reset = RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "reset",
+        ));
+        assert!(matches!(
+            map_redis_error("redis://h", &OPTIONS, reset),
+            CacheError::Unavailable(_)
+        ));
+    }
+}

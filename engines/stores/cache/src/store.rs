@@ -1,0 +1,657 @@
+//! [`CacheStore`]: Django's cache session backend rules over any [`CacheBackend`].
+
+use std::{borrow::Cow, sync::Arc, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use sessionkit_sdk::{
+    SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult, Timestamp,
+    abi_stable::std_types::RString,
+};
+
+use crate::{
+    backend::{CacheBackend, CacheError},
+    clock::{Clock, SystemClock},
+    key::KeyFunction,
+};
+
+/// The key prefix of Django's `cache` session backend (`django.contrib.sessions.backends.cache`).
+pub const CACHE_SESSION_PREFIX: &str = "django.contrib.sessions.cache";
+/// The key prefix of Django's `cached_db` session backend.
+pub const CACHED_DB_SESSION_PREFIX: &str = "django.contrib.sessions.cached_db";
+
+/// A session store in a cache, with Django's cache-backend rules.
+///
+/// - A session is stored under `{KEY_PREFIX}:{VERSION}:{session prefix}{session key}` (the
+///   session prefix keeps sessions apart from other cache users: CVE-2011-4136).
+/// - The value is the whole [`SessionRecord`] (key, data, expire date) as JSON, with a TTL of
+///   the time left until its `expire_date`; a record already expired is not stored, and a save
+///   of one removes the entry.
+/// - `create` is an add-if-absent, `save` a set-if-present: a save never brings back a session
+///   deleted or expired meanwhile.
+/// - `load` never returns an expired record, whatever the backend's TTL rounding.
+/// - `clear_expired` has nothing to do: the cache expires entries by itself.
+///
+/// `cached_db` reuses it with [`CACHED_DB_SESSION_PREFIX`] and [`CacheStore::put`].
+pub struct CacheStore<B> {
+    backend: B,
+    key_function: KeyFunction,
+    session_prefix: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl<B: CacheBackend> CacheStore<B> {
+    /// A store over `backend`, laying keys out with `key_function` and `session_prefix`
+    /// ([`CACHE_SESSION_PREFIX`] for the `cache` engine), judging expiry by the system clock.
+    pub fn new(backend: B, key_function: KeyFunction, session_prefix: impl Into<String>) -> Self {
+        Self {
+            backend,
+            key_function,
+            session_prefix: session_prefix.into(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The same store judging expiry by `clock` (tests move time with a `ManualClock`).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The physical cache key of `session_key`, as Django's cache framework writes it.
+    pub fn cache_key(&self, session_key: &str) -> String {
+        self.key_function
+            .make_key(&format!("{}{session_key}", self.session_prefix))
+    }
+
+    /// The backend, for callers that need its own operations (clearing a LocMem cache).
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The session prefix keys are stored under.
+    pub fn session_prefix(&self) -> &str {
+        &self.session_prefix
+    }
+
+    /// Stores `record` whether or not its key is cached: `cached_db`'s write-through after a
+    /// database save and its fill after a cache miss (Django's `cache.set`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unavailable`](sessionkit_sdk::ErrorKind) or `Other` when the backend fails.
+    pub fn put(&self, record: &SessionRecord) -> StoreResult<()> {
+        let key = self.cache_key(record.session_key.as_str());
+        self.backend
+            .set(&key, &encode_record(record), self.ttl(record.expire_date))
+            .map_err(|error| map_error("set", error))
+    }
+
+    /// The time `expire_date` is away from now; zero if it has passed.
+    fn ttl(&self, expire_date: Timestamp) -> Duration {
+        let left = expire_date.micros.saturating_sub(self.clock.now().micros);
+        u64::try_from(left)
+            .map(Duration::from_micros)
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+impl<B: CacheBackend + 'static> SessionStore for CacheStore<B> {
+    fn exists(&self, key: &str) -> StoreResult<bool> {
+        if key.is_empty() {
+            return Ok(false);
+        }
+        self.backend
+            .contains(&self.cache_key(key))
+            .map_err(|error| map_error("exists", error))
+    }
+
+    fn load(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
+        if key.is_empty() {
+            return Ok(None);
+        }
+        let Some(value) = self
+            .backend
+            .get(&self.cache_key(key))
+            .map_err(|error| map_error("load", error))?
+        else {
+            return Ok(None);
+        };
+        let record = decode_record(&value)?;
+        if record.session_key.as_str() != key {
+            return Err(StoreError::new(
+                sessionkit_sdk::ErrorKind::Corrupted,
+                "the cache entry holds a different session's record",
+            ));
+        }
+        if record.expire_date <= self.clock.now() {
+            return Ok(None);
+        }
+        Ok(Some(record))
+    }
+
+    fn create(&self, write: SessionWrite) -> StoreResult<String> {
+        let record = write.record;
+        let key = self.cache_key(record.session_key.as_str());
+        let added = self
+            .backend
+            .add(&key, &encode_record(&record), self.ttl(record.expire_date))
+            .map_err(|error| map_error("create", error))?;
+        if !added {
+            return Err(StoreError::already_exists(
+                "a session with this key is already cached",
+            ));
+        }
+        Ok(record.session_key.into_string())
+    }
+
+    fn save(&self, write: SessionWrite) -> StoreResult<String> {
+        let record = write.record;
+        let key = self.cache_key(record.session_key.as_str());
+        let replaced = self
+            .backend
+            .set_if_present(&key, &encode_record(&record), self.ttl(record.expire_date))
+            .map_err(|error| map_error("save", error))?;
+        if !replaced {
+            return Err(StoreError::not_found(
+                "the session is no longer cached (deleted or expired); it was not saved",
+            ));
+        }
+        Ok(record.session_key.into_string())
+    }
+
+    fn delete(&self, key: &str) -> StoreResult<()> {
+        if key.is_empty() {
+            return Ok(());
+        }
+        self.backend
+            .delete(&self.cache_key(key))
+            .map_err(|error| map_error("delete", error))?;
+        Ok(())
+    }
+
+    fn clear_expired(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
+}
+
+/// The one place a backend's failure becomes the contract's error.
+fn map_error(operation: &str, error: CacheError) -> StoreError {
+    match error {
+        CacheError::Unavailable(_) => {
+            StoreError::unavailable(format!("cache {operation} failed: {error}"))
+        }
+        CacheError::Backend(_) => StoreError::other(format!("cache {operation} failed: {error}")),
+    }
+}
+
+/// A [`SessionRecord`] as a cache value: `{"session_key": …, "session_data": …,
+/// "expire_date": <UTC microseconds>}`.
+#[derive(Serialize, Deserialize)]
+struct CachedRecord<'a> {
+    #[serde(borrow)]
+    session_key: Cow<'a, str>,
+    #[serde(borrow)]
+    session_data: Cow<'a, str>,
+    expire_date: i64,
+}
+
+fn encode_record(record: &SessionRecord) -> Vec<u8> {
+    let cached = CachedRecord {
+        session_key: Cow::Borrowed(record.session_key.as_str()),
+        session_data: Cow::Borrowed(record.session_data.as_str()),
+        expire_date: record.expire_date.micros,
+    };
+    // Serialising a struct of two strings and an integer into memory cannot fail.
+    serde_json::to_vec(&cached).expect("a CachedRecord always serialises")
+}
+
+fn decode_record(value: &[u8]) -> StoreResult<SessionRecord> {
+    let cached: CachedRecord<'_> = serde_json::from_slice(value).map_err(|error| {
+        StoreError::new(
+            sessionkit_sdk::ErrorKind::Corrupted,
+            format!("the cache entry is not a session record: {error}"),
+        )
+    })?;
+    Ok(SessionRecord {
+        session_key: RString::from(cached.session_key.into_owned()),
+        session_data: RString::from(cached.session_data.into_owned()),
+        expire_date: Timestamp::from_micros(cached.expire_date),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use sessionkit_sdk::ErrorKind;
+
+    use super::*;
+    use crate::{
+        clock::ManualClock,
+        locmem::{LocMemBackend, LocMemOptions},
+    };
+
+    const KEY: &str = "abcdefghijklmnopqrstuvwxyz012345";
+    const OTHER_KEY: &str = "543210zyxwvutsrqponmlkjihgfedcba";
+    const START: i64 = 1_750_000_000;
+
+    struct Fixture {
+        store: CacheStore<LocMemBackend>,
+        clock: ManualClock,
+    }
+
+    fn fixture() -> Fixture {
+        let clock = ManualClock::new(Timestamp::from_secs(START));
+        let backend = LocMemBackend::private(LocMemOptions::default(), Arc::new(clock.clone()));
+        let store = CacheStore::new(backend, KeyFunction::default(), CACHE_SESSION_PREFIX)
+            .with_clock(Arc::new(clock.clone()));
+        Fixture { store, clock }
+    }
+
+    fn write(key: &str, data: &str, expire_date: Timestamp) -> SessionWrite {
+        SessionWrite {
+            record: SessionRecord {
+                session_key: key.into(),
+                session_data: data.into(),
+                expire_date,
+            },
+            session_json: "{}".into(),
+        }
+    }
+
+    /// A record expiring `secs` seconds after the fixture's start.
+    fn in_secs(secs: i64) -> Timestamp {
+        Timestamp::from_secs(START + secs)
+    }
+
+    #[test]
+    fn cache_key_is_djangos_physical_key() {
+        let f = fixture();
+        assert_eq!(
+            f.store.cache_key(KEY),
+            format!(":1:django.contrib.sessions.cache{KEY}")
+        );
+    }
+
+    #[test]
+    fn cache_key_applies_key_prefix_version_and_session_prefix() {
+        let backend = LocMemBackend::private(LocMemOptions::default(), Arc::new(SystemClock));
+        let store = CacheStore::new(
+            backend,
+            KeyFunction::new("site", 2),
+            CACHED_DB_SESSION_PREFIX,
+        );
+        assert_eq!(
+            store.cache_key("k"),
+            "site:2:django.contrib.sessions.cached_dbk"
+        );
+        assert_eq!(store.session_prefix(), CACHED_DB_SESSION_PREFIX);
+    }
+
+    #[test]
+    fn create_then_load_gives_the_same_record() {
+        let f = fixture();
+        let expire = Timestamp::from_micros(in_secs(60).micros + 123_456);
+        assert_eq!(f.store.create(write(KEY, "data:1", expire)).unwrap(), KEY);
+        let record = f.store.load(KEY).unwrap().expect("stored");
+        assert_eq!(record.session_key.as_str(), KEY);
+        assert_eq!(record.session_data.as_str(), "data:1");
+        assert_eq!(record.expire_date, expire);
+        assert!(f.store.exists(KEY).unwrap());
+    }
+
+    #[test]
+    fn cache_value_is_the_whole_record_as_json() {
+        let f = fixture();
+        f.store.create(write(KEY, "data:1", in_secs(60))).unwrap();
+        let raw = f
+            .store
+            .backend()
+            .get(&f.store.cache_key(KEY))
+            .unwrap()
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "session_key": KEY, "session_data": "data:1", "expire_date": in_secs(60).micros
+            })
+        );
+    }
+
+    #[test]
+    fn create_of_a_taken_key_fails_with_already_exists_and_keeps_the_original() {
+        let f = fixture();
+        f.store.create(write(KEY, "first", in_secs(60))).unwrap();
+        let error = f
+            .store
+            .create(write(KEY, "second", in_secs(60)))
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::AlreadyExists);
+        assert_eq!(
+            f.store.load(KEY).unwrap().unwrap().session_data.as_str(),
+            "first"
+        );
+    }
+
+    #[test]
+    fn create_of_a_key_whose_entry_expired_succeeds() {
+        let f = fixture();
+        f.store.create(write(KEY, "first", in_secs(10))).unwrap();
+        f.clock.advance(Duration::from_secs(10));
+        f.store.create(write(KEY, "second", in_secs(100))).unwrap();
+        assert_eq!(
+            f.store.load(KEY).unwrap().unwrap().session_data.as_str(),
+            "second"
+        );
+    }
+
+    #[test]
+    fn save_replaces_a_stored_record() {
+        let f = fixture();
+        f.store.create(write(KEY, "first", in_secs(60))).unwrap();
+        assert_eq!(
+            f.store.save(write(KEY, "second", in_secs(120))).unwrap(),
+            KEY
+        );
+        let record = f.store.load(KEY).unwrap().unwrap();
+        assert_eq!(record.session_data.as_str(), "second");
+        assert_eq!(record.expire_date, in_secs(120));
+    }
+
+    #[test]
+    fn save_of_an_unknown_key_fails_with_not_found_and_stores_nothing() {
+        let f = fixture();
+        let error = f.store.save(write(KEY, "data", in_secs(60))).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotFound);
+        assert!(!f.store.exists(KEY).unwrap());
+        assert_eq!(f.store.load(KEY).unwrap(), None);
+    }
+
+    #[test]
+    fn save_after_delete_does_not_resurrect_the_session() {
+        let f = fixture();
+        f.store.create(write(KEY, "data", in_secs(60))).unwrap();
+        f.store.delete(KEY).unwrap();
+        let error = f.store.save(write(KEY, "stale", in_secs(60))).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotFound);
+        assert_eq!(f.store.load(KEY).unwrap(), None);
+    }
+
+    #[test]
+    fn save_after_the_entry_expired_does_not_resurrect_the_session() {
+        let f = fixture();
+        f.store.create(write(KEY, "data", in_secs(10))).unwrap();
+        f.clock.advance(Duration::from_secs(11));
+        let error = f.store.save(write(KEY, "stale", in_secs(100))).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotFound);
+        assert!(!f.store.exists(KEY).unwrap());
+    }
+
+    #[test]
+    fn load_of_an_unknown_key_gives_none_and_creates_nothing() {
+        let f = fixture();
+        assert_eq!(f.store.load(KEY).unwrap(), None);
+        assert!(!f.store.exists(KEY).unwrap());
+        assert!(f.store.backend().is_empty());
+    }
+
+    #[test]
+    fn load_never_returns_an_expired_record_even_if_the_cache_still_holds_it() {
+        let f = fixture();
+        f.store.create(write(KEY, "data", in_secs(10))).unwrap();
+        // Only the wall clock moves: the cache's own TTL has not run out, the record has.
+        f.clock.set_wall(in_secs(10));
+        assert_eq!(f.store.load(KEY).unwrap(), None);
+    }
+
+    #[test]
+    fn entry_ttl_is_the_time_left_until_expire_date() {
+        let f = fixture();
+        f.store.create(write(KEY, "data", in_secs(100))).unwrap();
+        f.clock.advance(Duration::from_secs(99));
+        assert!(f.store.exists(KEY).unwrap());
+        f.clock.advance(Duration::from_secs(1));
+        assert!(!f.store.exists(KEY).unwrap());
+        assert!(
+            f.store
+                .backend()
+                .get(&f.store.cache_key(KEY))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn create_of_an_already_expired_record_stores_nothing() {
+        let f = fixture();
+        assert_eq!(
+            f.store.create(write(KEY, "data", in_secs(-1))).unwrap(),
+            KEY
+        );
+        assert!(!f.store.exists(KEY).unwrap());
+        assert_eq!(f.store.load(KEY).unwrap(), None);
+        assert!(f.store.backend().is_empty());
+    }
+
+    #[test]
+    fn create_of_an_expired_record_over_a_live_one_still_fails() {
+        let f = fixture();
+        f.store.create(write(KEY, "live", in_secs(60))).unwrap();
+        let error = f.store.create(write(KEY, "dead", in_secs(-1))).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::AlreadyExists);
+        assert!(f.store.exists(KEY).unwrap());
+    }
+
+    #[test]
+    fn save_with_a_past_expire_date_removes_the_entry() {
+        let f = fixture();
+        f.store.create(write(KEY, "data", in_secs(60))).unwrap();
+        f.store.save(write(KEY, "data", in_secs(0))).unwrap();
+        assert!(!f.store.exists(KEY).unwrap());
+        assert!(f.store.backend().is_empty());
+    }
+
+    #[test]
+    fn delete_removes_the_session() {
+        let f = fixture();
+        f.store.create(write(KEY, "data", in_secs(60))).unwrap();
+        f.store.delete(KEY).unwrap();
+        assert!(!f.store.exists(KEY).unwrap());
+        assert_eq!(f.store.load(KEY).unwrap(), None);
+    }
+
+    #[test]
+    fn delete_of_an_unknown_key_succeeds() {
+        let f = fixture();
+        f.store.delete(KEY).unwrap();
+        f.store.delete("").unwrap();
+    }
+
+    #[test]
+    fn empty_key_is_never_stored() {
+        let f = fixture();
+        assert!(!f.store.exists("").unwrap());
+        assert_eq!(f.store.load("").unwrap(), None);
+    }
+
+    #[test]
+    fn clear_expired_returns_zero_and_keeps_live_sessions() {
+        let f = fixture();
+        f.store.create(write(KEY, "data", in_secs(60))).unwrap();
+        assert_eq!(f.store.clear_expired().unwrap(), 0);
+        assert!(f.store.load(KEY).unwrap().is_some());
+    }
+
+    #[test]
+    fn account_index_is_unsupported() {
+        let f = fixture();
+        assert_eq!(
+            f.store.sessions_of_account(1).unwrap_err().kind,
+            ErrorKind::Unsupported
+        );
+        assert_eq!(
+            f.store
+                .delete_sessions_of_account(1, None)
+                .unwrap_err()
+                .kind,
+            ErrorKind::Unsupported
+        );
+    }
+
+    #[test]
+    fn put_stores_whether_or_not_the_key_is_cached() {
+        let f = fixture();
+        let record = write(KEY, "filled", in_secs(60)).record;
+        f.store.put(&record).unwrap();
+        assert_eq!(
+            f.store.load(KEY).unwrap().unwrap().session_data.as_str(),
+            "filled"
+        );
+        let newer = write(KEY, "newer", in_secs(60)).record;
+        f.store.put(&newer).unwrap();
+        assert_eq!(
+            f.store.load(KEY).unwrap().unwrap().session_data.as_str(),
+            "newer"
+        );
+    }
+
+    #[test]
+    fn an_undecodable_entry_is_reported_as_corrupted() {
+        let f = fixture();
+        f.store
+            .backend()
+            .set(
+                &f.store.cache_key(KEY),
+                b"\x80not json",
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        assert_eq!(f.store.load(KEY).unwrap_err().kind, ErrorKind::Corrupted);
+    }
+
+    #[test]
+    fn an_entry_holding_another_sessions_record_is_reported_as_corrupted() {
+        let f = fixture();
+        f.store
+            .create(write(OTHER_KEY, "data", in_secs(60)))
+            .unwrap();
+        let raw = f
+            .store
+            .backend()
+            .get(&f.store.cache_key(OTHER_KEY))
+            .unwrap()
+            .unwrap();
+        f.store
+            .backend()
+            .set(&f.store.cache_key(KEY), &raw, Duration::from_secs(60))
+            .unwrap();
+        let error = f.store.load(KEY).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Corrupted);
+        assert!(!error.message.contains(KEY) && !error.message.contains(OTHER_KEY));
+    }
+
+    #[test]
+    fn data_with_json_escapes_round_trips() {
+        let f = fixture();
+        let data = "quote \" backslash \\ unicode \u{e9} newline \n";
+        f.store.create(write(KEY, data, in_secs(60))).unwrap();
+        assert_eq!(
+            f.store.load(KEY).unwrap().unwrap().session_data.as_str(),
+            data
+        );
+    }
+
+    #[test]
+    fn stores_with_different_prefixes_on_one_backend_are_separate() {
+        let clock = ManualClock::new(Timestamp::from_secs(START));
+        let backend = Arc::new(LocMemBackend::private(
+            LocMemOptions::default(),
+            Arc::new(clock.clone()),
+        ));
+        let cache = CacheStore::new(
+            backend.clone(),
+            KeyFunction::default(),
+            CACHE_SESSION_PREFIX,
+        )
+        .with_clock(Arc::new(clock.clone()));
+        let cached_db = CacheStore::new(
+            backend.clone(),
+            KeyFunction::default(),
+            CACHED_DB_SESSION_PREFIX,
+        )
+        .with_clock(Arc::new(clock.clone()));
+        let other_site =
+            CacheStore::new(backend, KeyFunction::new("other", 1), CACHE_SESSION_PREFIX)
+                .with_clock(Arc::new(clock));
+        cache.create(write(KEY, "data", in_secs(60))).unwrap();
+        assert!(cache.exists(KEY).unwrap());
+        assert!(!cached_db.exists(KEY).unwrap());
+        assert!(!other_site.exists(KEY).unwrap());
+    }
+
+    /// A backend whose every call fails with the given error.
+    struct Failing(fn() -> CacheError);
+
+    impl CacheBackend for Failing {
+        fn get(&self, _: &str) -> Result<Option<Vec<u8>>, CacheError> {
+            Err((self.0)())
+        }
+        fn contains(&self, _: &str) -> Result<bool, CacheError> {
+            Err((self.0)())
+        }
+        fn add(&self, _: &str, _: &[u8], _: Duration) -> Result<bool, CacheError> {
+            Err((self.0)())
+        }
+        fn set_if_present(&self, _: &str, _: &[u8], _: Duration) -> Result<bool, CacheError> {
+            Err((self.0)())
+        }
+        fn set(&self, _: &str, _: &[u8], _: Duration) -> Result<(), CacheError> {
+            Err((self.0)())
+        }
+        fn delete(&self, _: &str) -> Result<bool, CacheError> {
+            Err((self.0)())
+        }
+    }
+
+    #[test]
+    fn backend_failures_map_to_unavailable_or_other_and_name_the_operation() {
+        let down = CacheStore::new(
+            Failing(|| CacheError::Unavailable("connection refused".into())),
+            KeyFunction::default(),
+            CACHE_SESSION_PREFIX,
+        );
+        let results = [
+            ("exists", down.exists(KEY).map(|_| ())),
+            ("load", down.load(KEY).map(|_| ())),
+            (
+                "create",
+                down.create(write(KEY, "d", Timestamp::from_secs(i64::MAX / 2_000_000)))
+                    .map(|_| ()),
+            ),
+            (
+                "save",
+                down.save(write(KEY, "d", Timestamp::from_secs(i64::MAX / 2_000_000)))
+                    .map(|_| ()),
+            ),
+            ("delete", down.delete(KEY)),
+        ];
+        for (operation, result) in results {
+            let error = result.unwrap_err();
+            assert_eq!(error.kind, ErrorKind::Unavailable, "{operation}");
+            assert!(error.message.contains(operation), "{operation}: {error}");
+            assert!(error.message.contains("connection refused"), "{error}");
+        }
+        let broken = CacheStore::new(
+            Failing(|| CacheError::Backend("OOM command not allowed".into())),
+            KeyFunction::default(),
+            CACHE_SESSION_PREFIX,
+        );
+        assert_eq!(broken.load(KEY).unwrap_err().kind, ErrorKind::Other);
+        assert_eq!(
+            broken
+                .put(&write(KEY, "d", Timestamp::from_secs(1)).record)
+                .unwrap_err()
+                .kind,
+            ErrorKind::Other
+        );
+    }
+}

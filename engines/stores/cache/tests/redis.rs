@@ -1,0 +1,262 @@
+//! The cache store's rules on a real Redis server: the shared one named by
+//! `SESSIONKIT_TEST_REDIS_URL`, each test under a random `KEY_PREFIX` that is removed afterwards
+//! (never a FLUSHDB). Every test prints "skipped: …" and passes when the variable is unset.
+
+mod common;
+
+use std::{
+    sync::{Arc, Barrier},
+    thread,
+    time::Duration,
+};
+
+use serde_json::json;
+use sessionkit_cache::{
+    CACHE_SESSION_PREFIX, CacheBackend, CacheConfig, Location, RedisBackend, RedisOptions,
+    open_store,
+};
+use sessionkit_sdk::{ErrorKind, SessionStore, Timestamp};
+
+use common::{SharedPrefix, store_on, write};
+
+const KEY: &str = "abcdefghijklmnopqrstuvwxyz012345";
+
+/// The raw value and remaining TTL (ms) of a physical key.
+fn raw(backend: &RedisBackend, key: &str) -> (Option<Vec<u8>>, i64) {
+    backend
+        .with_connection(|con| {
+            let value: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(con)?;
+            let pttl: i64 = redis::cmd("PTTL").arg(key).query(con)?;
+            Ok((value, pttl))
+        })
+        .unwrap()
+}
+
+#[test]
+fn sessions_are_stored_under_djangos_prefix_and_key_function() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let (store, backend) = shared.store();
+    store.create(write(KEY, "data:1", 60)).unwrap();
+    let physical = format!("{}:1:django.contrib.sessions.cache{KEY}", shared.prefix);
+    assert_eq!(store.cache_key(KEY), physical);
+    let (value, _) = raw(&backend, &physical);
+    let value: serde_json::Value = serde_json::from_slice(&value.expect("stored")).unwrap();
+    assert_eq!(value["session_key"], KEY);
+    assert_eq!(value["session_data"], "data:1");
+}
+
+#[test]
+fn every_write_sets_a_ttl_until_expire_date() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let (store, backend) = shared.store();
+    store.create(write(KEY, "d", 600)).unwrap();
+    let (_, pttl) = raw(&backend, &store.cache_key(KEY));
+    assert!(pttl > 0 && pttl <= 600_000, "PTTL {pttl}");
+    store.save(write(KEY, "d2", 60)).unwrap();
+    let (_, pttl) = raw(&backend, &store.cache_key(KEY));
+    assert!(pttl > 0 && pttl <= 60_000, "PTTL after save {pttl}");
+}
+
+#[test]
+fn create_then_load_gives_the_same_record() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let (store, _) = shared.store();
+    let written = write(KEY, "quote \" unicode \u{e9}", 60);
+    assert_eq!(store.create(written.clone()).unwrap(), KEY);
+    assert_eq!(store.load(KEY).unwrap(), Some(written.record));
+    assert!(store.exists(KEY).unwrap());
+}
+
+#[test]
+fn create_of_a_taken_key_fails_and_keeps_the_original() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let (store, _) = shared.store();
+    store.create(write(KEY, "first", 60)).unwrap();
+    let error = store.create(write(KEY, "second", 60)).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::AlreadyExists);
+    assert_eq!(store.load(KEY).unwrap().unwrap().session_data.as_str(), "first");
+}
+
+#[test]
+fn save_of_an_unknown_key_is_not_found_and_stores_nothing() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let (store, backend) = shared.store();
+    assert_eq!(store.save(write(KEY, "d", 60)).unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(raw(&backend, &store.cache_key(KEY)).0, None);
+}
+
+#[test]
+fn save_after_delete_does_not_resurrect_the_session() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let (store, backend) = shared.store();
+    store.create(write(KEY, "d", 60)).unwrap();
+    store.delete(KEY).unwrap();
+    assert_eq!(store.save(write(KEY, "stale", 60)).unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(store.load(KEY).unwrap(), None);
+    assert_eq!(raw(&backend, &store.cache_key(KEY)).0, None);
+}
+
+#[test]
+fn save_replaces_the_record() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let (store, _) = shared.store();
+    store.create(write(KEY, "first", 60)).unwrap();
+    store.save(write(KEY, "second", 120)).unwrap();
+    assert_eq!(store.load(KEY).unwrap().unwrap().session_data.as_str(), "second");
+}
+
+#[test]
+fn load_of_an_unknown_key_creates_nothing() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let (store, backend) = shared.store();
+    assert_eq!(store.load(KEY).unwrap(), None);
+    assert!(!store.exists(KEY).unwrap());
+    assert_eq!(raw(&backend, &store.cache_key(KEY)).0, None);
+}
+
+#[test]
+fn expired_records_are_never_stored_and_a_save_of_one_removes_the_entry() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let (store, backend) = shared.store();
+    store.create(write(KEY, "dead", -1)).unwrap();
+    assert_eq!(raw(&backend, &store.cache_key(KEY)).0, None);
+    store.create(write(KEY, "live", 60)).unwrap();
+    store.save(write(KEY, "dead", -1)).unwrap();
+    assert_eq!(raw(&backend, &store.cache_key(KEY)).0, None);
+    assert!(!store.exists(KEY).unwrap());
+}
+
+#[test]
+fn an_expired_record_over_a_live_one_is_still_already_exists() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let (store, _) = shared.store();
+    store.create(write(KEY, "live", 60)).unwrap();
+    assert_eq!(store.create(write(KEY, "dead", -1)).unwrap_err().kind, ErrorKind::AlreadyExists);
+}
+
+#[test]
+fn delete_removes_the_session_and_an_unknown_key_is_fine() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let (store, _) = shared.store();
+    store.create(write(KEY, "d", 60)).unwrap();
+    store.delete(KEY).unwrap();
+    assert!(!store.exists(KEY).unwrap());
+    store.delete(KEY).unwrap();
+}
+
+#[test]
+fn clear_expired_returns_zero() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let (store, _) = shared.store();
+    store.create(write(KEY, "d", 60)).unwrap();
+    assert_eq!(store.clear_expired().unwrap(), 0);
+    assert!(store.load(KEY).unwrap().is_some());
+}
+
+#[test]
+fn an_entry_that_is_not_a_record_is_corrupted() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let (store, backend) = shared.store();
+    backend.set(&store.cache_key(KEY), b"\x80garbage", Duration::from_secs(60)).unwrap();
+    assert_eq!(store.load(KEY).unwrap_err().kind, ErrorKind::Corrupted);
+}
+
+#[test]
+fn other_cache_data_under_the_bare_key_is_not_a_session() {
+    // CVE-2011-4136: a cache user writing `<key>` (no session prefix) cannot plant a session.
+    let Some(shared) = SharedPrefix::new() else { return };
+    let (store, backend) = shared.store();
+    let bare = format!("{}:1:{KEY}", shared.prefix);
+    let forged = json!({"session_key": KEY, "session_data": "forged", "expire_date": i64::MAX});
+    backend.set(&bare, forged.to_string().as_bytes(), Duration::from_secs(60)).unwrap();
+    assert_eq!(store.load(KEY).unwrap(), None);
+    assert!(!store.exists(KEY).unwrap());
+}
+
+#[test]
+fn concurrent_creates_of_one_key_have_exactly_one_winner() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let (store, _) = shared.store();
+    let store = Arc::new(store);
+    let barrier = Arc::new(Barrier::new(8));
+    let winners: usize = (0..8)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                match store.create(write(KEY, &format!("writer {i}"), 60)) {
+                    Ok(_) => 1,
+                    Err(error) => {
+                        assert_eq!(error.kind, ErrorKind::AlreadyExists);
+                        0
+                    }
+                }
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|handle| handle.join().unwrap())
+        .sum();
+    assert_eq!(winners, 1);
+}
+
+#[test]
+fn many_threads_share_a_small_pool() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let options = RedisOptions {
+        max_connections: 2,
+        pool_timeout: Duration::from_secs(30),
+        ..RedisOptions::default()
+    };
+    let (store, backend) = store_on(&shared.url, &shared.prefix, options);
+    let store = Arc::new(store);
+    let handles: Vec<_> = (0..16)
+        .map(|t| {
+            let store = store.clone();
+            thread::spawn(move || {
+                for i in 0..20 {
+                    let key = format!("pool{t:02}x{i:02}abcdefghijklmnop");
+                    store.create(write(&key, "d", 60)).unwrap();
+                    assert!(store.load(&key).unwrap().is_some());
+                    store.delete(&key).unwrap();
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    assert!(backend.idle_connections() <= 2, "{}", backend.idle_connections());
+}
+
+#[test]
+fn caches_location_and_session_cache_alias_select_redis() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let settings = json!({
+        "SESSION_CACHE_ALIAS": "sessions",
+        "CACHES": {
+            "default": {"LOCATION": "locmem://"},
+            "sessions": {"LOCATION": shared.url, "KEY_PREFIX": shared.prefix, "VERSION": 3,
+                         "OPTIONS": {"socket_timeout": 1, "max_connections": 4}}
+        }
+    });
+    let config = CacheConfig::from_settings_json(&settings.to_string()).unwrap();
+    assert!(matches!(config.location, Location::Redis { .. }));
+    assert_eq!(config.redis.max_connections, 4);
+    let store = open_store(&config, CACHE_SESSION_PREFIX).unwrap();
+    store.create(write(KEY, "via settings", 60)).unwrap();
+    let (_, backend) = shared.store();
+    let physical = format!("{}:3:django.contrib.sessions.cache{KEY}", shared.prefix);
+    assert!(raw(&backend, &physical).0.is_some());
+    assert!(store.load(KEY).unwrap().is_some());
+}
+
+#[test]
+fn a_record_expiring_in_the_far_future_is_stored() {
+    let Some(shared) = SharedPrefix::new() else { return };
+    let (store, _) = shared.store();
+    let mut far = write(KEY, "d", 60);
+    far.record.expire_date = Timestamp::from_secs(253_402_300_799); // 9999-12-31T23:59:59Z
+    store.create(far).unwrap();
+    assert!(store.load(KEY).unwrap().is_some());
+}
