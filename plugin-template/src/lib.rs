@@ -1,1 +1,95 @@
-//! Placeholder: being written.
+#![doc = include_str!("../README.md")]
+
+use sessionkit_sdk::{
+    Capabilities, EngineInfo, KeyFormat, StoreError, abi_stable::std_types::RStr,
+};
+
+pub mod config;
+pub mod store;
+
+pub use config::TemplateConfig;
+pub use store::TemplateStore;
+
+/// The name `SESSION_ENGINE` uses for this engine. Rename it in your copy, together with the
+/// package name (`sessionkit-engine-<name>` builds `libsessionkit_engine_<name>.so`).
+pub const ENGINE_NAME: &str = "template";
+/// The salt the host signs `session_data` with: Django's, as for every server-side engine.
+pub const SALT: &str = "django.contrib.sessions.SessionStore";
+
+/// The template engine: its description and its constructor.
+pub struct TemplateEngine;
+
+impl sessionkit_sdk::Engine for TemplateEngine {
+    type Store = TemplateStore;
+
+    fn info() -> EngineInfo {
+        EngineInfo {
+            name: RStr::from_str(ENGINE_NAME),
+            version: RStr::from_str(env!("CARGO_PKG_VERSION")),
+            salt: RStr::from_str(SALT),
+            // delete revokes a session; expired sessions wait for clear_expired. In memory:
+            // not persistent, not shared between processes.
+            capabilities: Capabilities::SERVER_SIDE_INVALIDATION | Capabilities::CLEAR_EXPIRED,
+            key_format: KeyFormat::DjangoSessionKey,
+        }
+    }
+
+    fn open(settings_json: &str) -> Result<Self::Store, StoreError> {
+        Ok(TemplateStore::new(&TemplateConfig::from_settings_json(
+            settings_json,
+        )?))
+    }
+}
+
+// The library's one exported symbol: the root module the host loads. Once per engine library.
+sessionkit_sdk::export_engine!(TemplateEngine);
+
+#[cfg(test)]
+mod tests {
+    use sessionkit_sdk::{
+        Engine, ErrorKind,
+        abi_stable::std_types::{RResult, RStr},
+    };
+
+    use super::*;
+
+    #[test]
+    fn info_describes_the_template_engine() {
+        let info = TemplateEngine::info();
+        assert_eq!(info.name.as_str(), "template");
+        assert_eq!(info.salt.as_str(), "django.contrib.sessions.SessionStore");
+        assert_eq!(info.key_format, KeyFormat::DjangoSessionKey);
+        assert_eq!(
+            info.capabilities,
+            Capabilities::SERVER_SIDE_INVALIDATION | Capabilities::CLEAR_EXPIRED
+        );
+    }
+
+    #[test]
+    fn each_open_gets_its_own_empty_store() {
+        let first = TemplateEngine::open("{}").unwrap();
+        let second = TemplateEngine::open("{}").unwrap();
+        let write = sessionkit_sdk::SessionWrite {
+            record: sessionkit_sdk::SessionRecord {
+                session_key: "openseparatelykey000001".into(),
+                session_data: "d".into(),
+                expire_date: sessionkit_sdk::Timestamp::from_micros(i64::MAX),
+            },
+            session_json: "{}".into(),
+        };
+        sessionkit_sdk::SessionStore::create(&first, write).unwrap();
+        assert!(second.is_empty());
+    }
+
+    #[test]
+    fn exported_root_module_reports_bad_settings_as_config_errors() {
+        let module = sessionkit_engine_root_module();
+        assert_eq!(module.info()().name.as_str(), "template");
+        let result = module.open()(RStr::from_str(r#"{"TEMPLATE_MAX_SESSIONS": "x"}"#));
+        assert!(matches!(result, RResult::RErr(e) if e.kind == ErrorKind::Config));
+        assert!(matches!(
+            module.open()(RStr::from_str("{}")),
+            RResult::ROk(_)
+        ));
+    }
+}
