@@ -1,1 +1,21 @@
-//! Placeholder: being written.
+#![doc = include_str!("../README.md")]
+
+mod account;
+pub mod config;
+mod pg;
+mod pool;
+mod schema;
+mod sqlite;
+mod store;
+#[cfg(feature = "test-support")]
+pub mod testing;
+mod time;
+pub mod url;
+
+pub use account::{AUTH_USER_ID_KEY, account_id_of};
+pub use config::{
+    DEFAULT_DATABASE_URL, DEFAULT_TABLE, SqlSettings, SqlStoreOptions, validate_table_name,
+};
+pub use sqlite::BUSY_TIMEOUT as SQLITE_BUSY_TIMEOUT;
+pub use store::{Clock, SqlStore};
+pub use url::{DatabaseUrl, PostgresUrl, SqliteLocation, SqliteUrl, Synchronous, UrlError};

@@ -1,0 +1,470 @@
+//! Database URLs: which backend, where, and how, parsed once so a typo fails at start-up.
+
+use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
+
+/// How long a PostgreSQL connection attempt may take when the URL sets no `connect_timeout`.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long sent data may stay unacknowledged before the connection counts as dead (Linux
+/// `TCP_USER_TIMEOUT`), when the URL sets no `tcp_user_timeout`: bounds a call to a server
+/// that vanished from the network instead of hanging for the kernel's minutes.
+pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A parsed `SESSION_DB_URL` / `DATABASE_URL`: the backend and where it lives.
+///
+/// Accepted forms:
+///
+/// - `sqlite:///abs/path.sqlite3` (absolute path), `sqlite://relative.sqlite3` (relative to the
+///   working directory), `sqlite::memory:` (or `sqlite://:memory:`); an optional
+///   `?synchronous=full|normal` query chooses SQLite's durability (default `full`).
+/// - `postgres://user:password@host:port/dbname?…` or `postgresql://…` (anything the
+///   `postgres` crate's URL parser accepts).
+///
+/// `Debug` and `Display` never show a password.
+#[derive(Clone)]
+pub enum DatabaseUrl {
+    /// An SQLite database file (or an in-memory database).
+    Sqlite(SqliteUrl),
+    /// A PostgreSQL server.
+    Postgres(PostgresUrl),
+}
+
+/// Where an SQLite database lives and how durable its commits are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqliteUrl {
+    /// The file, or memory.
+    pub location: SqliteLocation,
+    /// SQLite's `synchronous` pragma (see the crate README for why `Full` is the default).
+    pub synchronous: Synchronous,
+}
+
+/// The SQLite database itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SqliteLocation {
+    /// A database file; relative paths are relative to the working directory at open.
+    File(PathBuf),
+    /// A private in-memory database, lost when the store is dropped (tests, demos).
+    Memory,
+}
+
+/// SQLite's `synchronous` setting in WAL mode: the durability of an acknowledged write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Each commit fsyncs the WAL: durable across power loss (the default).
+    #[default]
+    Full,
+    /// Commits survive an application crash but may roll back after a power loss or OS crash.
+    Normal,
+}
+
+impl Synchronous {
+    /// The value for `PRAGMA synchronous`.
+    pub const fn as_pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
+/// A PostgreSQL URL with its parsed connection configuration.
+#[derive(Clone)]
+pub struct PostgresUrl {
+    raw: String,
+    /// Boxed: the configuration is large next to an SQLite URL.
+    config: Box<postgres::Config>,
+}
+
+impl PostgresUrl {
+    /// The connection configuration (connect timeout, TCP user timeout and application name
+    /// filled in where the URL sets none).
+    pub fn config(&self) -> &postgres::Config {
+        &self.config
+    }
+
+    /// The URL as given, password included: only for handing to a driver, never for a log.
+    pub fn expose(&self) -> &str {
+        &self.raw
+    }
+}
+
+/// Why a database URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// The scheme is not one of the supported backends.
+    #[error(
+        "unsupported database URL scheme {scheme:?} (expected sqlite:, postgres: or postgresql:)"
+    )]
+    UnknownScheme {
+        /// The scheme found (text before the first ':').
+        scheme: String,
+    },
+    /// An SQLite URL without a file name.
+    #[error(
+        "SQLite URL has no path (use sqlite:///abs/path.sqlite3, sqlite://relative.sqlite3 or \
+         sqlite::memory:)"
+    )]
+    EmptySqlitePath,
+    /// An SQLite URL not of the form `sqlite://…` or `sqlite::memory:`.
+    #[error(
+        "SQLite URL must start with sqlite:// (sqlite:///abs/path.sqlite3, \
+         sqlite://relative.sqlite3) or be sqlite::memory:"
+    )]
+    MalformedSqlite,
+    /// An SQLite URL query parameter that is unknown or has a bad value.
+    #[error("unsupported SQLite URL option {option:?} (only synchronous=full|normal)")]
+    SqliteOption {
+        /// The offending `name=value` pair.
+        option: String,
+    },
+    /// A `%` escape that is not two hex digits or decodes to invalid UTF-8.
+    #[error("bad percent-encoding in SQLite path")]
+    PercentEncoding,
+    /// The PostgreSQL URL parser refused the URL.
+    #[error("invalid PostgreSQL URL {url}: {reason}")]
+    Postgres {
+        /// The URL with its password redacted.
+        url: String,
+        /// What the parser said.
+        reason: String,
+    },
+}
+
+impl DatabaseUrl {
+    /// Parses a database URL (see the type's docs for the accepted forms).
+    ///
+    /// # Errors
+    ///
+    /// [`UrlError`] naming what is wrong; the message never contains a password.
+    pub fn parse(url: &str) -> Result<Self, UrlError> {
+        let url = url.trim();
+        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => parse_sqlite(url).map(Self::Sqlite),
+            "postgres" | "postgresql" => parse_postgres(url).map(Self::Postgres),
+            _ => Err(UrlError::UnknownScheme {
+                scheme: scheme.to_owned(),
+            }),
+        }
+    }
+
+    /// The backend's name, for messages: `sqlite` or `postgresql`.
+    pub const fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgresql",
+        }
+    }
+
+    /// The URL with any password replaced by `***`, for logs and error messages.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(sqlite) => sqlite.to_string(),
+            Self::Postgres(pg) => redact_url(&pg.raw),
+        }
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = UrlError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(sqlite) => f.debug_tuple("Sqlite").field(sqlite).finish(),
+            Self::Postgres(pg) => f.debug_tuple("Postgres").field(pg).finish(),
+        }
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.raw))
+    }
+}
+
+impl fmt::Display for SqliteUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            SqliteLocation::Memory => f.write_str("sqlite::memory:")?,
+            SqliteLocation::File(path) => write!(f, "sqlite://{}", path.display())?,
+        }
+        if self.synchronous != Synchronous::Full {
+            write!(
+                f,
+                "?synchronous={}",
+                self.synchronous.as_pragma().to_ascii_lowercase()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_sqlite(url: &str) -> Result<SqliteUrl, UrlError> {
+    let rest = &url["sqlite:".len()..];
+    let (body, query) = match rest.split_once('?') {
+        Some((body, query)) => (body, Some(query)),
+        None => (rest, None),
+    };
+    let location = if body == ":memory:" || body == "//:memory:" {
+        SqliteLocation::Memory
+    } else if let Some(path) = body.strip_prefix("//") {
+        if path.is_empty() || path == "/" {
+            return Err(UrlError::EmptySqlitePath);
+        }
+        SqliteLocation::File(PathBuf::from(percent_decode(path)?))
+    } else {
+        return Err(UrlError::MalformedSqlite);
+    };
+    let mut synchronous = Synchronous::Full;
+    for pair in query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter(|p| !p.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        synchronous = match (name, value.to_ascii_lowercase().as_str()) {
+            ("synchronous", "full") => Synchronous::Full,
+            ("synchronous", "normal") => Synchronous::Normal,
+            _ => {
+                return Err(UrlError::SqliteOption {
+                    option: pair.to_owned(),
+                });
+            }
+        };
+    }
+    Ok(SqliteUrl {
+        location,
+        synchronous,
+    })
+}
+
+fn parse_postgres(url: &str) -> Result<PostgresUrl, UrlError> {
+    let mut config = postgres::Config::from_str(url).map_err(|e| UrlError::Postgres {
+        url: redact_url(url),
+        reason: e.to_string(),
+    })?;
+    if config.get_hosts().is_empty() {
+        return Err(UrlError::Postgres {
+            url: redact_url(url),
+            reason: "no host".to_owned(),
+        });
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(DEFAULT_TCP_USER_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("sessionkit");
+    }
+    Ok(PostgresUrl {
+        raw: url.to_owned(),
+        config: Box::new(config),
+    })
+}
+
+/// Decodes `%XX` escapes in an SQLite path (`sqlite:///tmp/my%20db.sqlite3`).
+fn percent_decode(path: &str) -> Result<String, UrlError> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(UrlError::PercentEncoding)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| UrlError::PercentEncoding)?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| UrlError::PercentEncoding)?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| UrlError::PercentEncoding)
+}
+
+/// `url` with the password of its user-info part and any `password=` query value replaced by
+/// `***`, so configuration can be logged.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let authority_start = scheme_end + 3;
+        let authority_end = out[authority_start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| authority_start + i);
+        if let Some(at) = out[authority_start..authority_end].rfind('@') {
+            let userinfo = &out[authority_start..authority_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                let start = authority_start + colon + 1;
+                out.replace_range(start..authority_start + at, "***");
+            }
+        }
+    }
+    if let Some(query_start) = out.find('?') {
+        let (head, query) = out.split_at(query_start + 1);
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{head}{}", redacted.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite(url: &str) -> SqliteUrl {
+        match DatabaseUrl::parse(url) {
+            Ok(DatabaseUrl::Sqlite(s)) => s,
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sqlite_absolute_path_keeps_its_leading_slash() {
+        let url = sqlite("sqlite:///var/lib/app/sessions.sqlite3");
+        assert_eq!(
+            url.location,
+            SqliteLocation::File("/var/lib/app/sessions.sqlite3".into())
+        );
+        assert_eq!(url.synchronous, Synchronous::Full);
+    }
+
+    #[test]
+    fn sqlite_relative_path_is_relative() {
+        let url = sqlite("sqlite://sessionkit.sqlite3");
+        assert_eq!(
+            url.location,
+            SqliteLocation::File("sessionkit.sqlite3".into())
+        );
+    }
+
+    #[test]
+    fn sqlite_memory_forms_are_accepted() {
+        assert_eq!(sqlite("sqlite::memory:").location, SqliteLocation::Memory);
+        assert_eq!(sqlite("sqlite://:memory:").location, SqliteLocation::Memory);
+    }
+
+    #[test]
+    fn sqlite_synchronous_option_is_parsed_and_others_refused() {
+        assert_eq!(
+            sqlite("sqlite://a.db?synchronous=normal").synchronous,
+            Synchronous::Normal
+        );
+        assert_eq!(
+            sqlite("sqlite://a.db?synchronous=FULL").synchronous,
+            Synchronous::Full
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("sqlite://a.db?mode=ro"),
+            Err(UrlError::SqliteOption { .. })
+        ));
+    }
+
+    #[test]
+    fn sqlite_path_is_percent_decoded() {
+        let url = sqlite("sqlite:///tmp/my%20db.sqlite3");
+        assert_eq!(
+            url.location,
+            SqliteLocation::File("/tmp/my db.sqlite3".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///tmp/%zz").unwrap_err(),
+            UrlError::PercentEncoding
+        );
+    }
+
+    #[test]
+    fn sqlite_url_without_path_or_slashes_is_refused() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://").unwrap_err(),
+            UrlError::EmptySqlitePath
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///").unwrap_err(),
+            UrlError::EmptySqlitePath
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:foo.db").unwrap_err(),
+            UrlError::MalformedSqlite
+        );
+    }
+
+    #[test]
+    fn unknown_scheme_is_named() {
+        let err = DatabaseUrl::parse("mysql://root@localhost/db").unwrap_err();
+        assert_eq!(
+            err,
+            UrlError::UnknownScheme {
+                scheme: "mysql".into()
+            }
+        );
+        assert!(err.to_string().contains("mysql"));
+    }
+
+    #[test]
+    fn postgres_url_gets_a_bounded_connect_timeout() {
+        let Ok(DatabaseUrl::Postgres(pg)) = DatabaseUrl::parse("postgres://u@localhost/db") else {
+            panic!("not postgres")
+        };
+        assert_eq!(
+            pg.config().get_connect_timeout(),
+            Some(&DEFAULT_CONNECT_TIMEOUT)
+        );
+        assert_eq!(pg.config().get_dbname(), Some("db"));
+        let Ok(DatabaseUrl::Postgres(pg)) =
+            DatabaseUrl::parse("postgresql://u@localhost/db?connect_timeout=2")
+        else {
+            panic!("not postgres")
+        };
+        assert_eq!(
+            pg.config().get_connect_timeout(),
+            Some(&Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn debug_and_display_redact_passwords() {
+        let url = DatabaseUrl::parse("postgres://alice:s3cr%40t@db.example:5432/app").unwrap();
+        for shown in [format!("{url:?}"), url.to_string(), url.redacted()] {
+            assert!(!shown.contains("s3cr"), "{shown}");
+            assert!(shown.contains("alice:***@db.example"), "{shown}");
+        }
+        let url = DatabaseUrl::parse("postgres://alice@db.example/app?password=hunter2").unwrap();
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert!(format!("{url:?}").contains("password=***"));
+    }
+
+    #[test]
+    fn bad_postgres_url_error_does_not_leak_the_password() {
+        let err = DatabaseUrl::parse("postgres://alice:hunter2@host:notaport/db").unwrap_err();
+        assert!(matches!(err, UrlError::Postgres { .. }));
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn redact_url_leaves_urls_without_password_alone() {
+        assert_eq!(redact_url("postgres://bob@h/db"), "postgres://bob@h/db");
+        assert_eq!(
+            redact_url("postgres://h/db?sslmode=disable"),
+            "postgres://h/db?sslmode=disable"
+        );
+    }
+}
