@@ -1,0 +1,157 @@
+//! The conformance suite against every bundled engine, each loaded through its real shared
+//! library (built before this test by the dev-dependencies in Cargo.toml).
+//!
+//! Trials are named `<target>::<case>` (`cache::load_of_unknown_key_creates_nothing`); a case
+//! that does not apply to an engine is reported as ignored with its reason. Adding an engine
+//! configuration is one line in [`TARGETS`].
+
+use std::{path::Path, process::ExitCode, sync::Arc};
+
+use libtest_mimic::Arguments;
+use serde_json::json;
+use sessionkit::Settings;
+use sessionkit_conformance::{Tally, Target, libtest_trials_tallied};
+use sessionkit_testkit::{
+    drop_postgres_database, engine_library, fresh_postgres_database, postgres_url,
+};
+
+/// One engine configuration the suite runs against.
+struct EngineTarget {
+    /// The prefix of its trial names.
+    label: &'static str,
+    /// The engine's short name: its library is `libsessionkit_engine_<engine>.so`.
+    engine: &'static str,
+    /// Edits the default settings for this target, or says why the target is skipped on this
+    /// machine.
+    configure: fn(&mut Settings, &mut Setup<'_>) -> Result<(), String>,
+}
+
+/// What a target's configuration gets: a directory of its own for its store, and a place for
+/// what to undo after the run.
+struct Setup<'a> {
+    /// An empty directory, removed after the run.
+    dir: &'a Path,
+    /// Run after all trials, in order.
+    cleanups: &'a mut Vec<Box<dyn FnOnce()>>,
+}
+
+/// Every bundled engine configuration.
+const TARGETS: &[EngineTarget] = &[
+    EngineTarget {
+        label: "cache",
+        engine: "cache",
+        configure: in_process_cache,
+    },
+    EngineTarget {
+        label: "template",
+        engine: "template",
+        configure: defaults,
+    },
+    EngineTarget {
+        label: "file",
+        engine: "file",
+        configure: files_in_temp_dir,
+    },
+    EngineTarget {
+        label: "db",
+        engine: "db",
+        configure: sqlite_in_temp_dir,
+    },
+    EngineTarget {
+        label: "db-postgres",
+        engine: "db",
+        configure: fresh_postgres,
+    },
+];
+
+/// The secret every target signs with.
+const SECRET_KEY: &str = "sessionkit-conformance-suite-secret-key-not-for-production";
+
+/// No edits: the engine's defaults.
+fn defaults(_: &mut Settings, _: &mut Setup<'_>) -> Result<(), String> {
+    Ok(())
+}
+
+/// The in-process (locmem) cache, with room for every session the suite makes at once: with
+/// Django's default of 300 entries the cache would cull live sessions mid-case.
+fn in_process_cache(settings: &mut Settings, _: &mut Setup<'_>) -> Result<(), String> {
+    settings.caches = json!({
+        "default": {"LOCATION": "locmem://", "OPTIONS": {"MAX_ENTRIES": 1_000_000}}
+    });
+    Ok(())
+}
+
+/// Session files in this run's temporary directory.
+fn files_in_temp_dir(settings: &mut Settings, setup: &mut Setup<'_>) -> Result<(), String> {
+    settings.session_file_path = Some(setup.dir.to_path_buf());
+    Ok(())
+}
+
+/// A SQLite database in this run's temporary directory.
+fn sqlite_in_temp_dir(settings: &mut Settings, setup: &mut Setup<'_>) -> Result<(), String> {
+    let path = setup.dir.join("sessions.sqlite3");
+    settings.session_db_url = Some(format!("sqlite://{}", path.display()));
+    Ok(())
+}
+
+/// A fresh PostgreSQL database on the server of `SESSIONKIT_TEST_POSTGRES_URL`, dropped after
+/// the run.
+fn fresh_postgres(settings: &mut Settings, setup: &mut Setup<'_>) -> Result<(), String> {
+    let base = postgres_url().ok_or("SESSIONKIT_TEST_POSTGRES_URL is not set")?;
+    let database = fresh_postgres_database(&base);
+    settings.session_db_url = Some(database.clone());
+    setup
+        .cleanups
+        .push(Box::new(move || drop_postgres_database(&base, &database)));
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let root = match tempfile::Builder::new()
+        .prefix("sessionkit-conformance-")
+        .tempdir()
+    {
+        Ok(root) => root,
+        Err(error) => {
+            eprintln!("cannot make a temporary directory: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tally = Tally::new();
+    let mut trials = Vec::new();
+    let mut cleanups = Vec::new();
+    for target in TARGETS {
+        let dir = root.path().join(target.label);
+        if let Err(error) = std::fs::create_dir_all(&dir) {
+            eprintln!("cannot make {}: {error}", dir.display());
+            return ExitCode::FAILURE;
+        }
+        let mut settings = Settings::new(SECRET_KEY);
+        settings.session_engine = target.engine.to_owned();
+        let mut setup = Setup {
+            dir: &dir,
+            cleanups: &mut cleanups,
+        };
+        if let Err(reason) = (target.configure)(&mut settings, &mut setup) {
+            println!("skipped engine target {}: {reason}", target.label);
+            continue;
+        }
+        let library = engine_library(target.engine).to_string_lossy().into_owned();
+        let suite = Target::from_settings(library, move || settings.clone()).labelled(target.label);
+        trials.extend(libtest_trials_tallied(
+            Arc::new(suite),
+            target.label,
+            &tally,
+        ));
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    for (label, report) in tally.reports() {
+        println!("{label}: {}", report.summary());
+    }
+    for cleanup in cleanups {
+        cleanup();
+    }
+    drop(root);
+    conclusion.exit_code()
+}
