@@ -1,1 +1,24 @@
-//! Placeholder: being written.
+#![doc = include_str!("../README.md")]
+
+pub mod expiry;
+pub mod json;
+pub mod key;
+pub mod signing;
+pub mod time;
+
+pub use expiry::{Clock, EXPIRY_KEY, ManualClock, SystemClock};
+pub use json::JsonError;
+pub use signing::{DecodeError, EncodeError, Encoded, SessionCodec};
+
+/// The salt of every server-side store (db, cache, cached_db, file): Django derives it from the
+/// class name `SessionStore`, which all of them share.
+pub const SESSION_STORE_SALT: &str = "django.contrib.sessions.SessionStore";
+
+/// The salt of signed-cookie sessions (Django's `signed_cookies` backend).
+pub const SIGNED_COOKIES_SALT: &str = "django.contrib.sessions.backends.signed_cookies";
+
+/// A session's data: a JSON object that keeps insertion order like a Python dict.
+///
+/// Remove keys with `shift_remove` so the remaining keys keep their order (and so the encoded
+/// bytes match Django's).
+pub type SessionMap = serde_json::Map<String, serde_json::Value>;
