@@ -94,6 +94,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// - A record whose `expire_date` is at or before now gives `None`.
     /// - A stored record comes back with the same `session_key`, `session_data` and
     ///   `expire_date` (to the microsecond where the store keeps microseconds, else the second).
+    ///   A [`KeyFormat::SignedPayload`](crate::KeyFormat) engine stores no expire_date: it returns
+    ///   the payload's signing time plus `SESSION_COOKIE_AGE`.
     fn load(&self, key: &str) -> StoreResult<Option<SessionRecord>>;
 
     /// Stores a new record; Django's `save(must_create=True)`.

@@ -43,6 +43,11 @@ const TARGETS: &[EngineTarget] = &[
         configure: in_process_cache,
     },
     EngineTarget {
+        label: "signed_cookies",
+        engine: "signed_cookies",
+        configure: defaults,
+    },
+    EngineTarget {
         label: "template",
         engine: "template",
         configure: defaults,

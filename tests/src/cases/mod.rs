@@ -52,6 +52,9 @@ pub(crate) mod reason {
     /// For rules about the `expire_date` of the record a save leaves on the server.
     pub(crate) const NO_RECORD: &str = "the server keeps no record of a signed cookie, so there \
          is no stored expire_date to check";
+    /// For `delete()` without a key, which Django's cookie engine answers by emptying the session.
+    pub(crate) const COOKIE_DELETE_EMPTIES: &str = "Django's signed_cookies delete() empties the \
+         session even without a key (the cookie is the session), so there is nothing to keep";
     /// For rules about a custom expiry enforced by the server.
     pub(crate) const EXPIRY_19201: &str = "a signed cookie's custom expiry is enforced only by the \
          browser (Django #19201); the server checks only SESSION_COOKIE_AGE";
