@@ -10,8 +10,9 @@ pub mod store;
 pub use config::TemplateConfig;
 pub use store::TemplateStore;
 
-/// The name `SESSION_ENGINE` uses for this engine. Rename it in your copy, together with the
-/// package name (`sessionkit-engine-<name>` builds `libsessionkit_engine_<name>.so`).
+/// The short name `SESSION_ENGINE` uses for this engine. It must match the package name
+/// (`sessionkit-engine-<name>` builds `libsessionkit_engine_<name>.so`): the host checks that a
+/// library found by its short name reports that same name.
 pub const ENGINE_NAME: &str = "template";
 /// The salt the host signs `session_data` with: Django's, as for every server-side engine.
 pub const SALT: &str = "django.contrib.sessions.SessionStore";
@@ -85,7 +86,7 @@ mod tests {
     fn exported_root_module_reports_bad_settings_as_config_errors() {
         let module = sessionkit_engine_root_module();
         assert_eq!(module.info()().name.as_str(), "template");
-        let result = module.open()(RStr::from_str(r#"{"TEMPLATE_MAX_SESSIONS": "x"}"#));
+        let result = module.open()(RStr::from_str(r#"{"SESSION_TEMPLATE_MAX_SESSIONS": "x"}"#));
         assert!(matches!(result, RResult::RErr(e) if e.kind == ErrorKind::Config));
         assert!(matches!(
             module.open()(RStr::from_str("{}")),

@@ -11,7 +11,7 @@ use sessionkit_sdk::{
     SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult, Timestamp,
 };
 
-use crate::config::TemplateConfig;
+use crate::config::{MAX_SESSIONS_SETTING, TemplateConfig};
 
 /// An in-memory session store: every `open` gets its own, empty map.
 ///
@@ -45,7 +45,7 @@ fn map_error(error: MemoryError) -> StoreError {
             "the session is no longer stored (deleted or cleared); it was not saved",
         ),
         MemoryError::Full { max_sessions } => StoreError::unavailable(format!(
-            "the in-memory store holds its maximum of {max_sessions} sessions (TEMPLATE_MAX_SESSIONS)"
+            "the in-memory store holds its maximum of {max_sessions} sessions ({MAX_SESSIONS_SETTING})"
         )),
     }
 }
@@ -155,7 +155,7 @@ mod tests {
 
     use super::*;
 
-    const KEY: &str = "templatesessionkey00000000000001";
+    const KEY: &str = "sessionkeyofthestoretests0000001";
 
     fn store() -> TemplateStore {
         TemplateStore::new(&TemplateConfig::default())
@@ -319,7 +319,10 @@ mod tests {
             .create(write("fullkey000000004", "d", in_an_hour()))
             .unwrap_err();
         assert_eq!(error.kind, ErrorKind::Unavailable);
-        assert!(error.message.contains("TEMPLATE_MAX_SESSIONS"), "{error}");
+        assert!(
+            error.message.contains("SESSION_TEMPLATE_MAX_SESSIONS"),
+            "{error}"
+        );
         // A taken key is still reported as taken, not as a full store.
         let taken = store
             .create(write("fullkey000000002", "d", in_an_hour()))
