@@ -1,0 +1,297 @@
+//! Crash consistency (security.md §6.3): kill -9 in the middle of saves, and the order of the
+//! durability system calls of one save, checked with strace.
+//!
+//! The child processes are this test binary itself, re-run with an environment variable that
+//! turns one of its tests into the child's work.
+
+mod common;
+
+use std::{
+    env, fs,
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    thread,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use chrono::{TimeDelta, Utc};
+use serde_json::json;
+use sessionkit_codec::expiry::ManualClock;
+use sessionkit_engine_file::{FileConfig, FileStore};
+use sessionkit_sdk::SessionStore;
+
+use common::{Fixture, SECRET, Writer, key};
+
+/// Set in a child process: the session directory it works in.
+const CHILD_DIR: &str = "SESSIONKIT_FILE_TEST_CHILD_DIR";
+/// Set in a child process: which work it does ("save-loop" or "save-once").
+const CHILD_WORK: &str = "SESSIONKIT_FILE_TEST_CHILD_WORK";
+
+const KILL_ITERATIONS: u64 = 25;
+
+/// The child's side of both tests; a no-op (that says so) in a normal test run.
+#[test]
+fn child_process_work() {
+    let (Ok(dir), Ok(work)) = (env::var(CHILD_DIR), env::var(CHILD_WORK)) else {
+        println!("skipped: runs only as the child process of the crash tests in this file");
+        return;
+    };
+    let fixture_dir = Path::new(&dir);
+    let store = FileStore::open(FileConfig::new(fixture_dir, SECRET)).unwrap();
+    let writer = Writer::new(sessionkit_engine_file::config::DEFAULT_COOKIE_AGE);
+    match work.as_str() {
+        "save-loop" => {
+            for n in 1_u64.. {
+                // Sizes vary, so a torn file would fail its signature.
+                let pad = "p".repeat((n as usize * 397) % 3000);
+                store
+                    .save(writer.write(&key(1), json!({"n": n, "pad": pad})))
+                    .unwrap();
+                // The acknowledgement: printed only after save returned.
+                println!("ack {n}");
+            }
+        }
+        "save-once" => {
+            store
+                .create(writer.write(&key(1), json!({"n": 1})))
+                .unwrap();
+            store.save(writer.write(&key(1), json!({"n": 2}))).unwrap();
+        }
+        other => panic!("unknown child work {other}"),
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn kill_9_during_saves_loses_no_acknowledged_write_and_tears_nothing() {
+    let mut acked_per_kill = Vec::new();
+    for iteration in 0..KILL_ITERATIONS {
+        let fixture = Fixture::new();
+        fixture
+            .store
+            .create(fixture.write(&key(1), json!({"n": 0})))
+            .unwrap();
+
+        let mut child = Command::new(env::current_exe().unwrap())
+            .args([
+                "child_process_work",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, fixture.dir.path())
+            .env(CHILD_WORK, "save-loop")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let acked = Arc::new(AtomicU64::new(0));
+        let reader = {
+            let stdout = child.stdout.take().unwrap();
+            let acked = acked.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    // libtest may print "test child_process_work ... " before the first ack on
+                    // the same line.
+                    let ack = line.rfind("ack ").map(|at| &line[at + 4..]);
+                    if let Some(n) = ack.and_then(|n| n.trim().parse().ok()) {
+                        acked.store(n, Ordering::SeqCst);
+                    }
+                }
+            })
+        };
+        thread::sleep(Duration::from_millis(pseudo_random_between(
+            5, 500, iteration,
+        )));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        reader.join().unwrap();
+        let acked = acked.load(Ordering::SeqCst);
+        acked_per_kill.push(acked);
+
+        // The store reopens, and every session file decodes (or is an empty placeholder).
+        let store = FileStore::open(FileConfig::new(fixture.dir.path(), SECRET)).unwrap();
+        let record = store
+            .load(&key(1))
+            .unwrap()
+            .expect("the session survives the kill");
+        let n = fixture.decode(&record)["n"].as_u64().unwrap();
+        assert!(
+            n >= acked,
+            "iteration {iteration}: acknowledged {acked}, stored {n}"
+        );
+        assert!(
+            n <= acked + 1,
+            "iteration {iteration}: stored {n}, never attempted past {}",
+            acked + 1
+        );
+
+        let temporaries = fixture
+            .entries()
+            .into_iter()
+            .filter(|name| name.contains("_out_"))
+            .count();
+        assert!(
+            temporaries <= 1,
+            "iteration {iteration}: {:?}",
+            fixture.entries()
+        );
+        // An hour later the sweep removes the orphan (and no session).
+        let later = FileStore::open(FileConfig::new(fixture.dir.path(), SECRET))
+            .unwrap()
+            .with_clock(Arc::new(ManualClock::new(Utc::now() + TimeDelta::hours(2))));
+        assert_eq!(later.clear_expired().unwrap(), 0);
+        assert_eq!(fixture.entries(), [format!("sessionid{}", key(1))]);
+    }
+    println!(
+        "kill -9: {KILL_ITERATIONS} kills; saves acknowledged before each: {acked_per_kill:?}"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_save_fsyncs_the_temporary_before_renaming_and_the_directory_after() {
+    let strace = ["/usr/bin/strace", "/bin/strace"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(strace) = strace else {
+        println!("skipped: strace is not installed, so the syscall order cannot be observed");
+        return;
+    };
+    let fixture = Fixture::new();
+    let trace = fixture.dir.path().join("strace.out");
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new(strace)
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=openat,fsync,fdatasync,rename,renameat,renameat2",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(env::current_exe().unwrap())
+        .args([
+            "child_process_work",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR, dir.path())
+        .env(CHILD_WORK, "save-once")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the traced child failed");
+    let lines: Vec<String> = fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(|l| strip_pid(l).to_owned())
+        .collect();
+
+    let dir_text = format!("\"{}\"", dir.path().display());
+    let dir_fd = lines
+        .iter()
+        .find(|l| l.starts_with("openat(") && l.contains(&dir_text) && l.contains("O_DIRECTORY"))
+        .or_else(|| {
+            lines
+                .iter()
+                .find(|l| l.starts_with("openat(") && l.contains(&dir_text))
+        })
+        .and_then(|l| result_of(l))
+        .expect("the store opens its directory");
+
+    let renames: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("rename") && l.contains("_out_") && result_of(l) == Some(0))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        renames.len(),
+        2,
+        "one rename for create, one for save:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines[renames[0]].contains("RENAME_NOREPLACE"),
+        "{}",
+        lines[renames[0]]
+    );
+    assert!(
+        lines[renames[1]].contains("RENAME_EXCHANGE"),
+        "{}",
+        lines[renames[1]]
+    );
+    for &at in &renames {
+        let temp = quoted_args(&lines[at])
+            .into_iter()
+            .find(|a| a.contains("_out_"))
+            .unwrap();
+        let opened = lines[..at]
+            .iter()
+            .rposition(|l| l.starts_with("openat(") && l.contains(&format!("\"{temp}\"")))
+            .expect("the temporary was opened");
+        let temp_fd = result_of(&lines[opened]).unwrap();
+        let synced = lines[opened..at].iter().any(|l| {
+            l.starts_with(&format!("fsync({temp_fd})"))
+                || l.starts_with(&format!("fdatasync({temp_fd})"))
+        });
+        assert!(
+            synced,
+            "write → fsync(tmp) → rename:\n{}",
+            lines[opened..=at].join("\n")
+        );
+        let dir_synced = lines[at..]
+            .iter()
+            .any(|l| l.starts_with(&format!("fsync({dir_fd})")));
+        assert!(
+            dir_synced,
+            "rename → fsync(dir):\n{}",
+            lines[at..].join("\n")
+        );
+    }
+}
+
+/// A pseudo-random number in `low..high` (varies per run and per iteration; no timing is
+/// asserted on it).
+fn pseudo_random_between(low: u64, high: u64, salt: u64) -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mixed =
+        (nanos ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    low + (mixed >> 17) % (high - low)
+}
+
+fn strip_pid(line: &str) -> &str {
+    match line.split_once(' ') {
+        Some((pid, rest)) if pid.chars().all(|c| c.is_ascii_digit()) => rest.trim_start(),
+        _ => line,
+    }
+}
+
+/// The return value of a traced call (`… = 3`).
+fn result_of(line: &str) -> Option<i64> {
+    line.rsplit_once(" = ")?
+        .1
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn quoted_args(line: &str) -> Vec<String> {
+    line.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
