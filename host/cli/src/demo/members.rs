@@ -1,0 +1,119 @@
+//! The demo's member table: one member, `alice`, whose password is stored hashed.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+/// The demo member's username.
+pub const ALICE: &str = "alice";
+
+/// The demo member's account id (what `_auth_user_id` holds after login, as a string).
+pub const ALICE_ID: i64 = 1;
+
+/// alice's password `wonderland`, hashed in Django's `PBKDF2PasswordHasher` format
+/// (`pbkdf2_sha256$<iterations>$<salt>$<base64 of PBKDF2-HMAC-SHA256>`), so Django's
+/// `check_password("wonderland", ALICE_PASSWORD_HASH)` accepts it too. 100,000 iterations keep a
+/// debug build's login under a second; a real site should use Django's 1,000,000 or Argon2.
+pub const ALICE_PASSWORD_HASH: &str =
+    "pbkdf2_sha256$100000$Wx0vQfJ3mC8kT2nRzL5pYa$5Q6UH1Yq7N47ZZfFEkbVjP4OJyrDRSwEUw4K1jSHGiQ=";
+
+/// A member found by [`authenticate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The account id stored in the session at login.
+    pub id: i64,
+    /// The username.
+    pub username: String,
+}
+
+/// The member with this username and password, if both match.
+///
+/// An unknown username still costs one hash, so response times do not tell which usernames
+/// exist. The comparison of the derived keys is constant-time.
+pub fn authenticate(username: &str, password: &str) -> Option<Member> {
+    let known = username == ALICE;
+    let matches = check_password(password, ALICE_PASSWORD_HASH);
+    (known && matches).then(|| Member {
+        id: ALICE_ID,
+        username: ALICE.to_owned(),
+    })
+}
+
+/// Django's `check_password` for `pbkdf2_sha256` hashes; any other or malformed hash fails.
+pub fn check_password(password: &str, encoded: &str) -> bool {
+    let mut parts = encoded.split('$');
+    let (Some("pbkdf2_sha256"), Some(iterations), Some(salt), Some(hash), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    let Ok(iterations) = iterations.parse::<u32>() else {
+        return false;
+    };
+    let Ok(expected) = STANDARD.decode(hash) else {
+        return false;
+    };
+    if iterations == 0 || expected.len() != 32 {
+        return false;
+    }
+    let mut derived = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(
+        password.as_bytes(),
+        salt.as_bytes(),
+        iterations,
+        &mut derived,
+    );
+    derived.ct_eq(&expected).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alice_logs_in_with_wonderland_only() {
+        assert_eq!(
+            authenticate("alice", "wonderland"),
+            Some(Member {
+                id: ALICE_ID,
+                username: "alice".into()
+            })
+        );
+        assert_eq!(authenticate("alice", "Wonderland"), None);
+        assert_eq!(authenticate("bob", "wonderland"), None);
+        assert_eq!(authenticate("", ""), None);
+    }
+
+    /// The stored hash is a real Django `pbkdf2_sha256` hash: Django's own `check_password`
+    /// accepts `wonderland` and refuses anything else.
+    #[test]
+    fn django_checks_alices_hash_the_same_way() {
+        let script = format!(
+            "from django.contrib.auth.hashers import check_password\n\
+             h = {ALICE_PASSWORD_HASH:?}\n\
+             emit([check_password('wonderland', h), check_password('Wonderland', h)])\n"
+        );
+        let out = sessionkit_testkit::run_django(&script, &[]);
+        assert_eq!(out.trim(), "[true, false]");
+    }
+
+    #[test]
+    fn malformed_hashes_never_match() {
+        for encoded in [
+            "",
+            "pbkdf2_sha256$100000$salt",
+            "pbkdf2_sha1$100000$salt$AAAA",
+            "pbkdf2_sha256$0$salt$5Q6UH1Yq7N47ZZfFEkbVjP4OJyrDRSwEUw4K1jSHGiQ=",
+            "pbkdf2_sha256$x$salt$5Q6UH1Yq7N47ZZfFEkbVjP4OJyrDRSwEUw4K1jSHGiQ=",
+            "pbkdf2_sha256$1$salt$not base64",
+            "pbkdf2_sha256$1$salt$AAAA",
+        ] {
+            assert!(!check_password("wonderland", encoded), "{encoded}");
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The demo site of `sessionkit demo`: Django's session examples (comment once, test cookie,
+//! member login and logout) on axum with `sessionkit-http`, on whatever engine
+//! `SESSION_ENGINE` names.
+
+pub mod members;
+pub mod page;
+
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use http::StatusCode;
+use serde::Deserialize;
+use sessionkit::Engine;
+use sessionkit_http::{SessionHandle, SessionLayer, auth};
+
+use self::page::SessionView;
+
+/// The longest comment accepted (comments are kept in the session, and a signed-cookie session
+/// must fit in a 4 KiB cookie).
+pub const MAX_COMMENT_CHARS: usize = 500;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+struct AppState {
+    engine_name: String,
+}
+
+/// The demo's routes, wrapped in the session middleware over `engine`.
+///
+/// # Errors
+///
+/// The engine's cookie settings cannot make a valid `Set-Cookie` header.
+pub fn router(engine: Engine) -> Result<Router, sessionkit_http::ConfigError> {
+    let state = AppState {
+        engine_name: engine.description().name.clone(),
+    };
+    let layer = SessionLayer::new(engine)?;
+    Ok(Router::new()
+        .route("/", get(index))
+        .route("/comment", post(comment))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .with_state(state)
+        .layer(layer))
+}
+
+/// A session failure inside a handler: a 500 page that names the error (escaped).
+struct DemoError(sessionkit::Error);
+
+impl From<sessionkit::Error> for DemoError {
+    fn from(error: sessionkit::Error) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for DemoError {
+    fn into_response(self) -> Response {
+        tracing::error!(target: "sessionkit::demo", error = %self.0, "session error");
+        let body = page::message("Session error", &format!("The session failed: {}", self.0));
+        (StatusCode::INTERNAL_SERVER_ERROR, Html(body)).into_response()
+    }
+}
+
+/// `GET /`: the session key (or none), the engine, the expiry and the decoded contents.
+async fn index(
+    State(state): State<AppState>,
+    session: SessionHandle,
+) -> Result<Html<String>, DemoError> {
+    let mut guard = session.lock().await;
+    // Loading first: an unknown or expired key is dropped by the load, so the key shown is
+    // the one the session really has.
+    let items = guard.items_async().await?;
+    let key = guard.session_key().map(str::to_owned);
+    let expiry = if guard.get_expire_at_browser_close_async().await? {
+        "when the browser closes".to_owned()
+    } else {
+        let date = guard.get_expiry_date_async().await?;
+        let age = guard.get_expiry_age_async().await?;
+        format!(
+            "{} (in {age} seconds)",
+            date.format("%Y-%m-%d %H:%M:%S UTC")
+        )
+    };
+    drop(guard);
+    let member = items
+        .iter()
+        .find(|(k, _)| k == auth::SESSION_KEY)
+        .map(|(_, id)| match id {
+            serde_json::Value::String(id) if id == &members::ALICE_ID.to_string() => {
+                members::ALICE.to_owned()
+            }
+            other => format!("account {other}"),
+        });
+    let map: serde_json::Map<String, serde_json::Value> = items.into_iter().collect();
+    let contents = serde_json::to_string_pretty(&map).unwrap_or_else(|error| error.to_string());
+    Ok(Html(page::index(&SessionView {
+        engine: state.engine_name,
+        key,
+        expiry,
+        contents,
+        member,
+    })))
+}
+
+/// The comment form's field.
+#[derive(Debug, Deserialize)]
+struct CommentForm {
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /comment`: one comment per session (Django's `has_commented` example).
+async fn comment(
+    session: SessionHandle,
+    Form(form): Form<CommentForm>,
+) -> Result<Response, DemoError> {
+    if session.get::<bool>("has_commented").await?.unwrap_or(false) {
+        return Ok(Html(page::message("Comment", "You've already commented.")).into_response());
+    }
+    if form.comment.chars().count() > MAX_COMMENT_CHARS {
+        let text = format!("Comments are limited to {MAX_COMMENT_CHARS} characters.");
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            Html(page::message("Comment", &text)),
+        )
+            .into_response());
+    }
+    let mut guard = session.lock().await;
+    guard.insert_async("has_commented", true).await?;
+    guard.insert_async("comment", form.comment).await?;
+    drop(guard);
+    Ok(Html(page::message("Comment", "Thanks for your comment!")).into_response())
+}
+
+/// `GET /login`: the form, and the test cookie to see on the POST whether cookies work.
+async fn login_form(session: SessionHandle) -> Result<Html<String>, DemoError> {
+    session.set_test_cookie().await?;
+    Ok(Html(page::login_form()))
+}
+
+/// The login form's fields.
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /login`: the test cookie must have come back, then the password must match.
+async fn login(
+    session: SessionHandle,
+    Form(form): Form<LoginForm>,
+) -> Result<Html<String>, DemoError> {
+    if !session.test_cookie_worked().await? {
+        return Ok(Html(page::message(
+            "Log in",
+            "Please enable cookies and try again.",
+        )));
+    }
+    // PBKDF2 takes a while: off the executor.
+    let member =
+        tokio::task::spawn_blocking(move || members::authenticate(&form.username, &form.password))
+            .await
+            .map_err(|error| sessionkit::Error::Join(error.to_string()))?;
+    let Some(member) = member else {
+        // The test cookie stays, so the member can simply try again.
+        return Ok(Html(page::message(
+            "Log in",
+            "Your username and password didn't match.",
+        )));
+    };
+    session.delete_test_cookie().await?;
+    auth::login(&session, member.id).await?;
+    Ok(Html(page::message("Log in", "You're logged in.")))
+}
+
+/// `POST /logout`: Django's `logout()` flushes the session (the cookie is deleted).
+async fn logout(session: SessionHandle) -> Result<Html<String>, DemoError> {
+    auth::logout(&session).await?;
+    Ok(Html(page::message("Log out", "You're logged out.")))
+}
