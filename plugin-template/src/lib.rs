@@ -29,7 +29,8 @@ impl sessionkit_sdk::Engine for TemplateEngine {
             version: RStr::from_str(env!("CARGO_PKG_VERSION")),
             salt: RStr::from_str(SALT),
             // delete revokes a session; expired sessions wait for clear_expired. In memory:
-            // not persistent, not shared between processes.
+            // not persistent, not shared between processes. (An in-memory store could also
+            // declare NON_BLOCKING; a store that does I/O must not, so the template leaves it out.)
             capabilities: Capabilities::SERVER_SIDE_INVALIDATION | Capabilities::CLEAR_EXPIRED,
             key_format: KeyFormat::DjangoSessionKey,
         }

@@ -28,6 +28,11 @@ impl Capabilities {
     /// `sessions_of_account` and `delete_sessions_of_account` work ("log out everywhere").
     pub const ACCOUNT_INDEX: Self = Self::from_bits(1 << 5);
 
+    /// Every call finishes in-process without I/O or waiting on anything but a short lock (an
+    /// in-memory store, a signed cookie), so an async host may call the store on its executor
+    /// instead of hopping to a blocking pool.
+    pub const NON_BLOCKING: Self = Self::from_bits(1 << 6);
+
     /// No capability at all.
     pub const NONE: Self = Self::from_bits(0);
 
@@ -47,13 +52,14 @@ impl Capabilities {
     }
 
     /// Each known capability with its name, for listings.
-    pub const ALL_NAMED: [(Self, &'static str); 6] = [
+    pub const ALL_NAMED: [(Self, &'static str); 7] = [
         (Self::SERVER_SIDE_INVALIDATION, "server_side_invalidation"),
         (Self::CLEAR_EXPIRED, "clear_expired"),
         (Self::EXPIRES_BY_ITSELF, "expires_by_itself"),
         (Self::PERSISTENT, "persistent"),
         (Self::SHARED_BETWEEN_PROCESSES, "shared_between_processes"),
         (Self::ACCOUNT_INDEX, "account_index"),
+        (Self::NON_BLOCKING, "non_blocking"),
     ];
 
     /// The names of the known capabilities in this set.
@@ -102,7 +108,8 @@ pub struct EngineInfo {
     /// The salt the host signs this engine's `session_data` with. Django's server-side engines
     /// all use `django.contrib.sessions.SessionStore`.
     pub salt: RStr<'static>,
-    /// What the engine can do.
+    /// What every store of the engine can do. An opened store may add more that depend on its
+    /// settings ([`SessionStore::capabilities`](crate::SessionStore::capabilities)).
     pub capabilities: Capabilities,
     /// Which keys it accepts.
     pub key_format: KeyFormat,

@@ -14,7 +14,7 @@ use abi_stable::{
     std_types::{RBox, ROption, RResult, RStr, RString, RVec},
 };
 
-use crate::{ErrorKind, SessionRecord, SessionWrite, StoreError, StoreResult};
+use crate::{Capabilities, ErrorKind, SessionRecord, SessionWrite, StoreError, StoreResult};
 
 /// The storage contract of a session engine, in plain Rust.
 ///
@@ -137,6 +137,21 @@ pub trait SessionStore: Send + Sync + 'static {
     /// - An engine that expires records by itself (no `CLEAR_EXPIRED` capability) returns 0.
     fn clear_expired(&self) -> StoreResult<u64>;
 
+    /// Capabilities this opened store has beyond those its engine declares in
+    /// [`EngineInfo`](crate::EngineInfo), because they depend on its settings (a cache on Redis
+    /// is shared between processes; an in-process one is [`NON_BLOCKING`]).
+    ///
+    /// # Behavior
+    ///
+    /// - Answers the same for the whole life of the store.
+    /// - The host's view of the store is the union of both sets; a store cannot take away a
+    ///   declared capability.
+    ///
+    /// [`NON_BLOCKING`]: crate::Capabilities::NON_BLOCKING
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+    }
+
     /// The live sessions whose `_auth_user_id` is `account_id` (the `ACCOUNT_INDEX`
     /// capability).
     ///
@@ -183,6 +198,8 @@ pub trait FfiStore: Send + Sync {
     fn delete(&self, key: RStr<'_>) -> RResult<(), StoreError>;
     /// See [`SessionStore::clear_expired`].
     fn clear_expired(&self) -> RResult<u64, StoreError>;
+    /// See [`SessionStore::capabilities`].
+    fn capabilities(&self) -> Capabilities;
     /// See [`SessionStore::sessions_of_account`].
     fn sessions_of_account(&self, account_id: i64) -> RResult<RVec<SessionRecord>, StoreError>;
     /// See [`SessionStore::delete_sessions_of_account`].
@@ -263,6 +280,11 @@ impl<S: SessionStore> FfiStore for FfiAdapter<S> {
 
     fn clear_expired(&self) -> RResult<u64, StoreError> {
         self.guard("clear_expired", |s| s.clear_expired())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // A panic here has no error to carry: report no extra capability.
+        catch_unwind(AssertUnwindSafe(|| self.store.capabilities())).unwrap_or(Capabilities::NONE)
     }
 
     fn sessions_of_account(&self, account_id: i64) -> RResult<RVec<SessionRecord>, StoreError> {

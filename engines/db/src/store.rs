@@ -3,7 +3,7 @@
 //! Native errors are mapped in `sessionkit-sql` (one function per backend); this wrapper only
 //! forwards, so every contract method is listed explicitly.
 
-use sessionkit_sdk::{SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult};
+use sessionkit_sdk::{Capabilities, SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult};
 use sessionkit_sql::SqlStore;
 
 use crate::config::DbConfig;
@@ -57,6 +57,10 @@ impl SessionStore for DbStore {
 
     fn clear_expired(&self) -> StoreResult<u64> {
         self.inner.clear_expired()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
     }
 
     /// `Unsupported`: the `db` table has no account column (use the `account_db` engine).

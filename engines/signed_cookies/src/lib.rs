@@ -22,8 +22,9 @@ impl Engine for SignedCookiesEngine {
             version: RStr::from_str(env!("CARGO_PKG_VERSION")),
             salt: RStr::from_str(SIGNED_COOKIES_SALT),
             // The browser holds the data: nothing to invalidate, nothing to clear, and the
-            // signature's age (SESSION_COOKIE_AGE) expires it.
-            capabilities: Capabilities::EXPIRES_BY_ITSELF,
+            // signature's age (SESSION_COOKIE_AGE) expires it. No I/O, so the host may call it on
+            // its async executor.
+            capabilities: Capabilities::EXPIRES_BY_ITSELF.union(Capabilities::NON_BLOCKING),
             key_format: KeyFormat::SignedPayload,
         }
     }
