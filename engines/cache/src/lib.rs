@@ -138,7 +138,10 @@ mod tests {
             .err()
             .expect("bad port");
         assert_eq!(error.kind, ErrorKind::Config);
-        assert!(error.message.contains("CACHES['default']['LOCATION']"), "{error}");
+        assert!(
+            error.message.contains("CACHES['default']['LOCATION']"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 use serde_json::json;
 use sessionkit_cache::{RedisBackend, RedisOptions};
 use sessionkit_engine_cache::CacheEngine;
-use sessionkit_sdk::{Engine, ErrorKind, SessionRecord, SessionStore, SessionWrite, Timestamp};
+use sessionkit_sdk::{
+    Capabilities, Engine, ErrorKind, SessionRecord, SessionStore, SessionWrite, Timestamp,
+};
 
 fn write(key: &str, data: &str) -> SessionWrite {
     SessionWrite {
@@ -20,8 +22,12 @@ fn write(key: &str, data: &str) -> SessionWrite {
 
 #[test]
 fn cache_engine_stores_sessions_in_redis_under_the_configured_alias() {
-    let Some(url) = sessionkit_testkit::redis_url() else { return };
-    let prefix = sessionkit_testkit::unique_prefix().trim_end_matches(':').to_owned();
+    let Some(url) = sessionkit_testkit::redis_url() else {
+        return;
+    };
+    let prefix = sessionkit_testkit::unique_prefix()
+        .trim_end_matches(':')
+        .to_owned();
     let settings = json!({
         "SECRET_KEY": "x",
         "SESSION_CACHE_ALIAS": "sessions",
@@ -31,14 +37,21 @@ fn cache_engine_stores_sessions_in_redis_under_the_configured_alias() {
         }
     });
     let store = CacheEngine::open(&settings.to_string()).unwrap();
+    assert_eq!(store.capabilities(), Capabilities::SHARED_BETWEEN_PROCESSES);
     let key = "cacheengineredis0123456789abcdef";
     store.create(write(key, "one")).unwrap();
-    assert_eq!(store.create(write(key, "two")).unwrap_err().kind, ErrorKind::AlreadyExists);
+    assert_eq!(
+        store.create(write(key, "two")).unwrap_err().kind,
+        ErrorKind::AlreadyExists
+    );
     store.save(write(key, "three")).unwrap();
 
     // A second open (another worker process would do the same) sees the session.
     let other = CacheEngine::open(&settings.to_string()).unwrap();
-    assert_eq!(other.load(key).unwrap().unwrap().session_data.as_str(), "three");
+    assert_eq!(
+        other.load(key).unwrap().unwrap().session_data.as_str(),
+        "three"
+    );
 
     let physical = format!("{prefix}:1:django.contrib.sessions.cache{key}");
     let raw = RedisBackend::open(&url, RedisOptions::default()).unwrap();
@@ -50,6 +63,9 @@ fn cache_engine_stores_sessions_in_redis_under_the_configured_alias() {
 
     other.delete(key).unwrap();
     assert_eq!(store.load(key).unwrap(), None);
-    assert_eq!(store.save(write(key, "stale")).unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(
+        store.save(write(key, "stale")).unwrap_err().kind,
+        ErrorKind::NotFound
+    );
     assert_eq!(exists(&physical), 0);
 }

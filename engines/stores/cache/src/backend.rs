@@ -3,6 +3,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use sessionkit_sdk::Capabilities;
+
 /// A key-value cache with per-entry TTLs, as the session store sees it.
 ///
 /// Keys reaching a backend are already complete physical keys (`KEY_PREFIX`, `VERSION` and the
@@ -66,6 +68,18 @@ pub trait CacheBackend: Send + Sync {
     ///
     /// - Returns whether a value was there; removing an absent key succeeds with `false`.
     fn delete(&self, key: &str) -> Result<bool, CacheError>;
+
+    /// What a session store over this backend can do beyond the `cache` engine's declared
+    /// capabilities (the store reports it as `SessionStore::capabilities`).
+    ///
+    /// # Behavior
+    ///
+    /// - Answers the same for the life of the backend.
+    /// - An in-process backend gives `NON_BLOCKING`; a server several processes reach gives
+    ///   `SHARED_BETWEEN_PROCESSES`. The default claims nothing.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+    }
 }
 
 /// A backend chosen at run time from the `CACHES` configuration.
@@ -95,6 +109,10 @@ impl<B: CacheBackend + ?Sized> CacheBackend for Arc<B> {
 
     fn delete(&self, key: &str) -> Result<bool, CacheError> {
         (**self).delete(key)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
     }
 }
 

@@ -314,7 +314,13 @@ fn redis_options(
             .or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()))
             .filter(|secs| secs.is_finite() && *secs > 0.0 && *secs <= 3600.0)
             .map(Duration::from_secs_f64)
-            .ok_or_else(|| bad(option(name), "a number of seconds above 0 and at most 3600", value)),
+            .ok_or_else(|| {
+                bad(
+                    option(name),
+                    "a number of seconds above 0 and at most 3600",
+                    value,
+                )
+            }),
     };
     let max_connections = match lookup(["max_connections", "MAX_CONNECTIONS"]) {
         None => defaults.max_connections,
@@ -328,7 +334,10 @@ fn redis_options(
             ["socket_connect_timeout", "SOCKET_CONNECT_TIMEOUT"],
             defaults.connect_timeout,
         )?,
-        socket_timeout: seconds(["socket_timeout", "SOCKET_TIMEOUT"], defaults.socket_timeout)?,
+        socket_timeout: seconds(
+            ["socket_timeout", "SOCKET_TIMEOUT"],
+            defaults.socket_timeout,
+        )?,
         max_connections,
         pool_timeout: seconds(["pool_timeout", "POOL_TIMEOUT"], defaults.pool_timeout)?,
     })
@@ -614,7 +623,10 @@ mod tests {
     fn bad_redis_options_name_the_option() {
         for (options, name) in [
             (json!({"socket_timeout": 0}), "socket_timeout"),
-            (json!({"socket_connect_timeout": "soon"}), "socket_connect_timeout"),
+            (
+                json!({"socket_connect_timeout": "soon"}),
+                "socket_connect_timeout",
+            ),
             (json!({"max_connections": 0}), "max_connections"),
             (json!({"POOL_TIMEOUT": -1}), "POOL_TIMEOUT"),
         ] {
@@ -629,9 +641,7 @@ mod tests {
             );
         }
         // Redis options on a LocMem alias are not read (Django ignores unknown OPTIONS too).
-        assert!(
-            parse(json!({"CACHES": {"default": {"OPTIONS": {"socket_timeout": 0}}}})).is_ok()
-        );
+        assert!(parse(json!({"CACHES": {"default": {"OPTIONS": {"socket_timeout": 0}}}})).is_ok());
     }
 
     #[test]

@@ -114,6 +114,15 @@ mod tests {
     }
 
     #[test]
+    fn stores_report_their_backends_capabilities() {
+        use sessionkit_sdk::Capabilities;
+        let locmem = open_store(&config("locmem://lib-test-caps"), CACHE_SESSION_PREFIX).unwrap();
+        assert_eq!(locmem.capabilities(), Capabilities::NON_BLOCKING);
+        let redis = open_store(&config("redis://127.0.0.1:1/0"), CACHE_SESSION_PREFIX).unwrap();
+        assert_eq!(redis.capabilities(), Capabilities::SHARED_BETWEEN_PROCESSES);
+    }
+
+    #[test]
     fn unusable_redis_url_is_a_config_error_without_the_password() {
         let error = connect(&config("redis://:hunter2@host:notaport/0"))
             .err()
@@ -122,7 +131,9 @@ mod tests {
         let store_error = sessionkit_sdk::StoreError::from(error);
         assert_eq!(store_error.kind, sessionkit_sdk::ErrorKind::Config);
         assert!(
-            store_error.message.contains("CACHES['default']['LOCATION']"),
+            store_error
+                .message
+                .contains("CACHES['default']['LOCATION']"),
             "{store_error}"
         );
         assert!(!store_error.message.contains("hunter2"), "{store_error}");

@@ -9,6 +9,7 @@ use std::{
 };
 
 use parking_lot::Mutex;
+use sessionkit_sdk::Capabilities;
 
 use crate::{
     backend::{CacheBackend, CacheError},
@@ -185,6 +186,11 @@ impl CacheBackend for LocMemBackend {
 
     fn delete(&self, key: &str) -> Result<bool, CacheError> {
         Ok(self.entries.lock().remove(key))
+    }
+
+    /// `NON_BLOCKING`: every call is a short lock on in-process memory.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NON_BLOCKING
     }
 }
 
@@ -535,6 +541,12 @@ mod tests {
             .unwrap();
         let later = LocMemBackend::shared("locmem-test-outlive", LocMemOptions::default());
         assert!(later.contains("a").unwrap());
+    }
+
+    #[test]
+    fn locmem_is_non_blocking_and_not_shared() {
+        let (cache, _) = private(300, 3);
+        assert_eq!(cache.capabilities(), Capabilities::NON_BLOCKING);
     }
 
     #[test]

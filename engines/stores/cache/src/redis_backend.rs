@@ -5,6 +5,7 @@ use std::{fmt, time::Duration};
 
 use parking_lot::{Condvar, Mutex};
 use redis::{Client, Connection, ConnectionLike, RedisError, Value};
+use sessionkit_sdk::Capabilities;
 
 use crate::{
     backend::{CacheBackend, CacheError},
@@ -63,7 +64,9 @@ impl Default for RedisOptions {
 ///   anything but an error reply from the server is dropped, along with every idle one (they
 ///   most likely point at the same dead server); a call whose reused connection turns out to be
 ///   closed is retried once on a new connection, so the first call after a server restart
-///   succeeds.
+///   succeeds. Every command here is safe to repeat, with one visible effect: if the old server
+///   applied a `SET NX` just before dying, the retry reports the key as taken and the host
+///   retries with a new key (the orphan expires by its TTL).
 /// - Failures map in one function ([`map_redis_error`]): connection loss, timeouts, a busy
 ///   pool and the replies `OOM`, `MISCONF`, `READONLY`, `LOADING`, `MASTERDOWN`, `BUSY`,
 ///   `TRYAGAIN`, `CLUSTERDOWN` are [`CacheError::Unavailable`]; other error replies are
@@ -173,9 +176,9 @@ impl RedisBackend {
             Err(error) => {
                 drop(connection);
                 self.idle.lock().clear();
-                // A connection that sat in the pool may have been closed by a server restart;
-                // the command never reached a live server, so one retry on a new connection is
-                // safe. A timeout is not retried: the caller has already waited once.
+                // A connection that sat in the pool may have been closed by a server restart: one
+                // retry on a new connection (every command here may be repeated; see the type's
+                // docs). A timeout is not retried: the caller has already waited once.
                 if !reused || is_timeout(&error) || !error.is_connection_dropped() {
                     return Err(map_redis_error(&self.url, &self.options, error));
                 }
@@ -223,13 +226,19 @@ impl RedisBackend {
             .client
             .get_connection_with_timeout(self.options.connect_timeout)
             .map_err(|error| {
-                let mapped = map_redis_error(&self.url, &self.options, error);
-                match mapped {
-                    CacheError::Unavailable(reason) => CacheError::Unavailable(format!(
-                        "cannot connect to Redis at {}: {reason}",
+                if is_error_reply(&error) || error.kind() == redis::ErrorKind::AuthenticationFailed
+                {
+                    map_redis_error(&self.url, &self.options, error)
+                } else if is_timeout(&error) {
+                    CacheError::Unavailable(format!(
+                        "cannot connect to Redis at {} within {:?}",
+                        self.url, self.options.connect_timeout
+                    ))
+                } else {
+                    CacheError::Unavailable(format!(
+                        "cannot connect to Redis at {}: {error}",
                         self.url
-                    )),
-                    other => other,
+                    ))
                 }
             })?;
         let timeout = Some(self.options.socket_timeout);
@@ -299,7 +308,12 @@ impl CacheBackend for RedisBackend {
     }
 
     fn contains(&self, key: &str) -> Result<bool, CacheError> {
-        self.run(|con| redis::cmd("EXISTS").arg(key).query::<i64>(con).map(|n| n > 0))
+        self.run(|con| {
+            redis::cmd("EXISTS")
+                .arg(key)
+                .query::<i64>(con)
+                .map(|n| n > 0)
+        })
     }
 
     fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
@@ -327,6 +341,12 @@ impl CacheBackend for RedisBackend {
     fn delete(&self, key: &str) -> Result<bool, CacheError> {
         self.del(key)
     }
+
+    /// `SHARED_BETWEEN_PROCESSES`: every process pointed at the server sees the same sessions.
+    /// Not `PERSISTENT`: that depends on the server's RDB/AOF configuration.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::SHARED_BETWEEN_PROCESSES
+    }
 }
 
 /// `ttl` in whole milliseconds for `PX`: rounded up (an entry never expires early), at least 1,
@@ -353,8 +373,8 @@ fn is_timeout(error: &RedisError) -> bool {
 }
 
 /// The error replies that mean "the server cannot take this now", not "the command is wrong":
-/// each with what it means, for the message.
-const UNAVAILABLE_REPLIES: &[(&str, &str)] = &[
+/// each code with what it means, for the message.
+pub const UNAVAILABLE_REPLIES: &[(&str, &str)] = &[
     (
         "OOM",
         "is out of memory (maxmemory reached under a noeviction policy)",
@@ -438,9 +458,19 @@ mod tests {
     }
 
     #[test]
+    fn redis_is_shared_between_processes_but_not_claimed_persistent() {
+        let backend = RedisBackend::open("redis://127.0.0.1:6379", OPTIONS).unwrap();
+        assert_eq!(
+            backend.capabilities(),
+            Capabilities::SHARED_BETWEEN_PROCESSES
+        );
+    }
+
+    #[test]
     fn opening_does_not_connect() {
-        let backend = RedisBackend::open(&format!("redis://127.0.0.1:{}/0", closed_port()), OPTIONS)
-            .expect("a valid URL opens without a server");
+        let backend =
+            RedisBackend::open(&format!("redis://127.0.0.1:{}/0", closed_port()), OPTIONS)
+                .expect("a valid URL opens without a server");
         assert_eq!(backend.idle_connections(), 0);
     }
 

@@ -4,7 +4,7 @@ use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use sessionkit_sdk::{
-    SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult, Timestamp,
+    Capabilities, SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult, Timestamp,
     abi_stable::std_types::RString,
 };
 
@@ -171,6 +171,11 @@ impl<B: CacheBackend + 'static> SessionStore for CacheStore<B> {
 
     fn clear_expired(&self) -> StoreResult<u64> {
         Ok(0)
+    }
+
+    /// The backend's: `NON_BLOCKING` in process, `SHARED_BETWEEN_PROCESSES` on Redis.
+    fn capabilities(&self) -> Capabilities {
+        self.backend.capabilities()
     }
 }
 

@@ -34,7 +34,9 @@ fn raw(backend: &RedisBackend, key: &str) -> (Option<Vec<u8>>, i64) {
 
 #[test]
 fn sessions_are_stored_under_djangos_prefix_and_key_function() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let (store, backend) = shared.store();
     store.create(write(KEY, "data:1", 60)).unwrap();
     let physical = format!("{}:1:django.contrib.sessions.cache{KEY}", shared.prefix);
@@ -47,7 +49,9 @@ fn sessions_are_stored_under_djangos_prefix_and_key_function() {
 
 #[test]
 fn every_write_sets_a_ttl_until_expire_date() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let (store, backend) = shared.store();
     store.create(write(KEY, "d", 600)).unwrap();
     let (_, pttl) = raw(&backend, &store.cache_key(KEY));
@@ -59,7 +63,9 @@ fn every_write_sets_a_ttl_until_expire_date() {
 
 #[test]
 fn create_then_load_gives_the_same_record() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let (store, _) = shared.store();
     let written = write(KEY, "quote \" unicode \u{e9}", 60);
     assert_eq!(store.create(written.clone()).unwrap(), KEY);
@@ -69,45 +75,67 @@ fn create_then_load_gives_the_same_record() {
 
 #[test]
 fn create_of_a_taken_key_fails_and_keeps_the_original() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let (store, _) = shared.store();
     store.create(write(KEY, "first", 60)).unwrap();
     let error = store.create(write(KEY, "second", 60)).unwrap_err();
     assert_eq!(error.kind, ErrorKind::AlreadyExists);
-    assert_eq!(store.load(KEY).unwrap().unwrap().session_data.as_str(), "first");
+    assert_eq!(
+        store.load(KEY).unwrap().unwrap().session_data.as_str(),
+        "first"
+    );
 }
 
 #[test]
 fn save_of_an_unknown_key_is_not_found_and_stores_nothing() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let (store, backend) = shared.store();
-    assert_eq!(store.save(write(KEY, "d", 60)).unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(
+        store.save(write(KEY, "d", 60)).unwrap_err().kind,
+        ErrorKind::NotFound
+    );
     assert_eq!(raw(&backend, &store.cache_key(KEY)).0, None);
 }
 
 #[test]
 fn save_after_delete_does_not_resurrect_the_session() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let (store, backend) = shared.store();
     store.create(write(KEY, "d", 60)).unwrap();
     store.delete(KEY).unwrap();
-    assert_eq!(store.save(write(KEY, "stale", 60)).unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(
+        store.save(write(KEY, "stale", 60)).unwrap_err().kind,
+        ErrorKind::NotFound
+    );
     assert_eq!(store.load(KEY).unwrap(), None);
     assert_eq!(raw(&backend, &store.cache_key(KEY)).0, None);
 }
 
 #[test]
 fn save_replaces_the_record() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let (store, _) = shared.store();
     store.create(write(KEY, "first", 60)).unwrap();
     store.save(write(KEY, "second", 120)).unwrap();
-    assert_eq!(store.load(KEY).unwrap().unwrap().session_data.as_str(), "second");
+    assert_eq!(
+        store.load(KEY).unwrap().unwrap().session_data.as_str(),
+        "second"
+    );
 }
 
 #[test]
 fn load_of_an_unknown_key_creates_nothing() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let (store, backend) = shared.store();
     assert_eq!(store.load(KEY).unwrap(), None);
     assert!(!store.exists(KEY).unwrap());
@@ -116,7 +144,9 @@ fn load_of_an_unknown_key_creates_nothing() {
 
 #[test]
 fn expired_records_are_never_stored_and_a_save_of_one_removes_the_entry() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let (store, backend) = shared.store();
     store.create(write(KEY, "dead", -1)).unwrap();
     assert_eq!(raw(&backend, &store.cache_key(KEY)).0, None);
@@ -128,15 +158,22 @@ fn expired_records_are_never_stored_and_a_save_of_one_removes_the_entry() {
 
 #[test]
 fn an_expired_record_over_a_live_one_is_still_already_exists() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let (store, _) = shared.store();
     store.create(write(KEY, "live", 60)).unwrap();
-    assert_eq!(store.create(write(KEY, "dead", -1)).unwrap_err().kind, ErrorKind::AlreadyExists);
+    assert_eq!(
+        store.create(write(KEY, "dead", -1)).unwrap_err().kind,
+        ErrorKind::AlreadyExists
+    );
 }
 
 #[test]
 fn delete_removes_the_session_and_an_unknown_key_is_fine() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let (store, _) = shared.store();
     store.create(write(KEY, "d", 60)).unwrap();
     store.delete(KEY).unwrap();
@@ -146,7 +183,9 @@ fn delete_removes_the_session_and_an_unknown_key_is_fine() {
 
 #[test]
 fn clear_expired_returns_zero() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let (store, _) = shared.store();
     store.create(write(KEY, "d", 60)).unwrap();
     assert_eq!(store.clear_expired().unwrap(), 0);
@@ -155,27 +194,45 @@ fn clear_expired_returns_zero() {
 
 #[test]
 fn an_entry_that_is_not_a_record_is_corrupted() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let (store, backend) = shared.store();
-    backend.set(&store.cache_key(KEY), b"\x80garbage", Duration::from_secs(60)).unwrap();
+    backend
+        .set(
+            &store.cache_key(KEY),
+            b"\x80garbage",
+            Duration::from_secs(60),
+        )
+        .unwrap();
     assert_eq!(store.load(KEY).unwrap_err().kind, ErrorKind::Corrupted);
 }
 
 #[test]
 fn other_cache_data_under_the_bare_key_is_not_a_session() {
     // CVE-2011-4136: a cache user writing `<key>` (no session prefix) cannot plant a session.
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let (store, backend) = shared.store();
     let bare = format!("{}:1:{KEY}", shared.prefix);
     let forged = json!({"session_key": KEY, "session_data": "forged", "expire_date": i64::MAX});
-    backend.set(&bare, forged.to_string().as_bytes(), Duration::from_secs(60)).unwrap();
+    backend
+        .set(
+            &bare,
+            forged.to_string().as_bytes(),
+            Duration::from_secs(60),
+        )
+        .unwrap();
     assert_eq!(store.load(KEY).unwrap(), None);
     assert!(!store.exists(KEY).unwrap());
 }
 
 #[test]
 fn concurrent_creates_of_one_key_have_exactly_one_winner() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let (store, _) = shared.store();
     let store = Arc::new(store);
     let barrier = Arc::new(Barrier::new(8));
@@ -202,7 +259,9 @@ fn concurrent_creates_of_one_key_have_exactly_one_winner() {
 
 #[test]
 fn many_threads_share_a_small_pool() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let options = RedisOptions {
         max_connections: 2,
         pool_timeout: Duration::from_secs(30),
@@ -226,12 +285,18 @@ fn many_threads_share_a_small_pool() {
     for handle in handles {
         handle.join().unwrap();
     }
-    assert!(backend.idle_connections() <= 2, "{}", backend.idle_connections());
+    assert!(
+        backend.idle_connections() <= 2,
+        "{}",
+        backend.idle_connections()
+    );
 }
 
 #[test]
 fn caches_location_and_session_cache_alias_select_redis() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let settings = json!({
         "SESSION_CACHE_ALIAS": "sessions",
         "CACHES": {
@@ -253,7 +318,9 @@ fn caches_location_and_session_cache_alias_select_redis() {
 
 #[test]
 fn a_record_expiring_in_the_far_future_is_stored() {
-    let Some(shared) = SharedPrefix::new() else { return };
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
     let (store, _) = shared.store();
     let mut far = write(KEY, "d", 60);
     far.record.expire_date = Timestamp::from_secs(253_402_300_799); // 9999-12-31T23:59:59Z

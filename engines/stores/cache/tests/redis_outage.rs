@@ -12,7 +12,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sessionkit_cache::{CacheBackend, CacheError, RedisOptions};
+use serde_json::json;
+use sessionkit_cache::{
+    CACHE_SESSION_PREFIX, CacheBackend, CacheConfig, CacheError, RedisOptions, open_store,
+};
 use sessionkit_sdk::{ErrorKind, SessionStore, StoreError};
 
 use common::{PrivateRedis, store_on, within, write};
@@ -34,14 +37,17 @@ fn key(i: usize) -> String {
     format!("outage{i:04}abcdefghijklmnopqrstuv")
 }
 
+/// One contract call against a store, for [`every_operation_fails_unavailable`].
+type Call<S> = fn(&S) -> Result<(), StoreError>;
+
 /// Every contract operation once, each under the watchdog; the errors they returned.
 fn every_operation_fails_unavailable<S: SessionStore + 'static>(store: &Arc<S>) -> Vec<StoreError> {
-    let calls: Vec<(&str, Box<dyn Fn(&S) -> Result<(), StoreError> + Send + Sync>)> = vec![
-        ("load", Box::new(|s: &S| s.load(&key(1)).map(drop))),
-        ("exists", Box::new(|s: &S| s.exists(&key(1)).map(drop))),
-        ("create", Box::new(|s: &S| s.create(write(&key(2), "d", 60)).map(drop))),
-        ("save", Box::new(|s: &S| s.save(write(&key(1), "d", 60)).map(drop))),
-        ("delete", Box::new(|s: &S| s.delete(&key(1)))),
+    let calls: [(&str, Call<S>); 5] = [
+        ("load", |s| s.load(&key(1)).map(drop)),
+        ("exists", |s| s.exists(&key(1)).map(drop)),
+        ("create", |s| s.create(write(&key(2), "d", 60)).map(drop)),
+        ("save", |s| s.save(write(&key(1), "d", 60)).map(drop)),
+        ("delete", |s| s.delete(&key(1))),
     ];
     let mut errors = Vec::new();
     for (name, call) in calls {
@@ -56,7 +62,9 @@ fn every_operation_fails_unavailable<S: SessionStore + 'static>(store: &Arc<S>) 
 
 #[test]
 fn killed_server_gives_unavailable_errors_and_restart_recovers() {
-    let Some(mut server) = PrivateRedis::start() else { return };
+    let Some(mut server) = PrivateRedis::start() else {
+        return;
+    };
     let (store, backend) = store_on(&server.url(), "outage", options());
     let store = Arc::new(store);
     store.create(write(&key(1), "before", 60)).unwrap();
@@ -66,22 +74,33 @@ fn killed_server_gives_unavailable_errors_and_restart_recovers() {
     server.kill();
     let errors = every_operation_fails_unavailable(&store);
     assert!(
-        errors.iter().any(|e| e.message.contains("connection to Redis")
-            || e.message.contains("cannot connect to Redis")),
+        errors
+            .iter()
+            .any(|e| e.message.contains("connection to Redis")
+                || e.message.contains("cannot connect to Redis")),
         "{errors:?}"
     );
-    assert_eq!(backend.idle_connections(), 0, "broken connections are dropped");
+    assert_eq!(
+        backend.idle_connections(),
+        0,
+        "broken connections are dropped"
+    );
 
     server.restart();
     // No persistence: the old session is gone, and that is a plain miss, not an error.
     assert_eq!(store.load(&key(1)).unwrap(), None);
     store.create(write(&key(3), "after", 60)).unwrap();
-    assert_eq!(store.load(&key(3)).unwrap().unwrap().session_data.as_str(), "after");
+    assert_eq!(
+        store.load(&key(3)).unwrap().unwrap().session_data.as_str(),
+        "after"
+    );
 }
 
 #[test]
 fn pooled_connections_to_a_restarted_server_are_replaced_without_an_error() {
-    let Some(mut server) = PrivateRedis::start() else { return };
+    let Some(mut server) = PrivateRedis::start() else {
+        return;
+    };
     let (store, backend) = store_on(&server.url(), "outage", options());
     // Open four connections at once, so four go back to the pool.
     let barrier = Arc::new(Barrier::new(4));
@@ -109,14 +128,24 @@ fn pooled_connections_to_a_restarted_server_are_replaced_without_an_error() {
         let store = store.clone();
         move || store.create(write(&key(5), "d", 60))
     });
-    assert_eq!(first.unwrap(), key(5), "the first call after a restart succeeds");
-    assert_eq!(backend.idle_connections(), 1, "the stale connections were dropped");
+    assert_eq!(
+        first.unwrap(),
+        key(5),
+        "the first call after a restart succeeds"
+    );
+    assert_eq!(
+        backend.idle_connections(),
+        1,
+        "the stale connections were dropped"
+    );
     assert!(store.load(&key(5)).unwrap().is_some());
 }
 
 #[test]
 fn stopped_server_times_out_with_unavailable_and_recovers_when_continued() {
-    let Some(server) = PrivateRedis::start() else { return };
+    let Some(server) = PrivateRedis::start() else {
+        return;
+    };
     let (store, _) = store_on(&server.url(), "outage", options());
     let store = Arc::new(store);
     store.create(write(&key(1), "d", 60)).unwrap();
@@ -125,7 +154,9 @@ fn stopped_server_times_out_with_unavailable_and_recovers_when_continued() {
     let errors = every_operation_fails_unavailable(&store);
     server.signal("CONT");
     assert!(
-        errors.iter().any(|e| e.message.contains("did not answer within")),
+        errors
+            .iter()
+            .any(|e| e.message.contains("did not answer within")),
         "{errors:?}"
     );
 
@@ -147,7 +178,9 @@ fn stopped_server_times_out_with_unavailable_and_recovers_when_continued() {
 
 #[test]
 fn out_of_memory_is_unavailable_and_reads_keep_working() {
-    let Some(server) = PrivateRedis::start() else { return };
+    let Some(server) = PrivateRedis::start() else {
+        return;
+    };
     let (store, backend) = store_on(&server.url(), "outage", options());
     store.create(write(&key(0), "small", 60)).unwrap();
     let _: String = server.admin(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
@@ -156,9 +189,15 @@ fn out_of_memory_is_unavailable_and_reads_keep_working() {
     let error = store.create(write(&key(1), "d", 60)).unwrap_err();
     assert_eq!(error.kind, ErrorKind::Unavailable, "{error}");
     assert!(error.message.contains("out of memory"), "{error}");
-    assert!(!error.message.contains(&key(1)), "no key in messages: {error}");
+    assert!(
+        !error.message.contains(&key(1)),
+        "no key in messages: {error}"
+    );
     assert!(store.load(&key(0)).unwrap().is_some(), "reads still work");
-    assert!(backend.idle_connections() >= 1, "an error reply keeps the connection");
+    assert!(
+        backend.idle_connections() >= 1,
+        "an error reply keeps the connection"
+    );
 
     let _: String = server.admin(&["CONFIG", "SET", "maxmemory", "0"]);
     store.create(write(&key(1), "d", 60)).unwrap();
@@ -166,7 +205,9 @@ fn out_of_memory_is_unavailable_and_reads_keep_working() {
 
 #[test]
 fn read_only_replica_is_unavailable_for_writes() {
-    let Some(server) = PrivateRedis::start() else { return };
+    let Some(server) = PrivateRedis::start() else {
+        return;
+    };
     let (store, _) = store_on(&server.url(), "outage", options());
     store.create(write(&key(0), "d", 60)).unwrap();
     // A master on a port nothing listens on: the server stays a read-only replica.
@@ -182,7 +223,9 @@ fn read_only_replica_is_unavailable_for_writes() {
 
 #[test]
 fn failing_persistence_misconf_is_unavailable() {
-    let Some(server) = PrivateRedis::start() else { return };
+    let Some(server) = PrivateRedis::start() else {
+        return;
+    };
     let (store, backend) = store_on(&server.url(), "outage", options());
     store.create(write(&key(0), "d", 60)).unwrap();
     // Snapshots on, and the server's directory gone: the next BGSAVE fails, and with
@@ -203,7 +246,10 @@ fn failing_persistence_misconf_is_unavailable() {
 
     match backend.set("outage:probe", b"v", Duration::from_secs(60)) {
         Err(CacheError::Unavailable(message)) => {
-            assert!(message.contains("last snapshot to disk failed"), "{message}")
+            assert!(
+                message.contains("last snapshot to disk failed"),
+                "{message}"
+            )
         }
         other => panic!("expected Unavailable, got {other:?}"),
     }
@@ -212,5 +258,62 @@ fn failing_persistence_misconf_is_unavailable() {
     assert!(error.message.contains("MISCONF"), "{error}");
 
     let _: String = server.admin(&["CONFIG", "SET", "save", ""]);
+    store.create(write(&key(1), "d", 60)).unwrap();
+}
+
+#[test]
+fn unix_socket_location_reaches_the_server() {
+    let Some(server) = PrivateRedis::start() else {
+        return;
+    };
+    let settings = json!({"CACHES": {"default": {"LOCATION": server.unix_url()}}});
+    let config = CacheConfig::from_settings_json(&settings.to_string()).unwrap();
+    let store = open_store(&config, CACHE_SESSION_PREFIX).unwrap();
+    store.create(write(&key(1), "over a socket", 60)).unwrap();
+    // The same server over TCP sees it.
+    let (tcp, _) = store_on(&server.url(), "", options());
+    assert_eq!(
+        tcp.load(&key(1)).unwrap().unwrap().session_data.as_str(),
+        "over a socket"
+    );
+}
+
+#[test]
+fn tls_location_against_a_plain_server_fails_without_hanging() {
+    let Some(server) = PrivateRedis::start() else {
+        return;
+    };
+    let settings = json!({"CACHES": {"default": {
+        "LOCATION": format!("rediss://127.0.0.1:{}/0", server.port()),
+        "OPTIONS": {"socket_connect_timeout": 0.3, "socket_timeout": 0.3}
+    }}});
+    let config = CacheConfig::from_settings_json(&settings.to_string()).unwrap();
+    let store = Arc::new(open_store(&config, CACHE_SESSION_PREFIX).unwrap());
+    let result = within(WATCHDOG, move || store.load(&key(1)));
+    let error = result.expect_err("a TLS handshake with a plain server cannot succeed");
+    println!("rediss:// to a plain server: {error}");
+    assert!(
+        matches!(error.kind, ErrorKind::Unavailable | ErrorKind::Other),
+        "{error}"
+    );
+}
+
+#[test]
+fn wrong_password_is_a_clear_error_that_never_shows_the_password() {
+    let Some(server) = PrivateRedis::start() else {
+        return;
+    };
+    let _: String = server.admin(&["CONFIG", "SET", "requirepass", "right-secret"]);
+    let url = format!("redis://:wrong-secret@127.0.0.1:{}/0", server.port());
+    let (store, backend) = store_on(&url, "", options());
+    let error = store.load(&key(1)).unwrap_err();
+    println!("wrong password: {error}");
+    assert_eq!(error.kind, ErrorKind::Other, "{error}");
+    assert!(!error.message.contains("wrong-secret"), "{error}");
+    assert!(error.message.contains("redis://***@127.0.0.1"), "{error}");
+    assert_eq!(backend.idle_connections(), 0);
+
+    let url = format!("redis://:right-secret@127.0.0.1:{}/0", server.port());
+    let (store, _) = store_on(&url, "", options());
     store.create(write(&key(1), "d", 60)).unwrap();
 }

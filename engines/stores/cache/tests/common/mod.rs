@@ -12,9 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sessionkit_cache::{
-    CACHE_SESSION_PREFIX, CacheStore, KeyFunction, RedisBackend, RedisOptions,
-};
+use sessionkit_cache::{CACHE_SESSION_PREFIX, CacheStore, KeyFunction, RedisBackend, RedisOptions};
 use sessionkit_sdk::{SessionRecord, SessionWrite, Timestamp};
 
 /// A session write for `key` expiring `secs` seconds from now.
@@ -99,6 +97,7 @@ pub struct PrivateRedis {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    socket_dir: tempfile::TempDir,
 }
 
 impl PrivateRedis {
@@ -117,11 +116,16 @@ impl PrivateRedis {
             .prefix("sessionkit-redis-")
             .tempdir()
             .expect("a temporary directory");
+        let socket_dir = tempfile::Builder::new()
+            .prefix("sk-redis-sock-")
+            .tempdir()
+            .expect("a temporary directory");
         let port = free_port();
         let mut server = Self {
             child: None,
             port,
             dir,
+            socket_dir,
         };
         server.restart();
         Some(server)
@@ -130,6 +134,19 @@ impl PrivateRedis {
     /// `redis://127.0.0.1:<port>/0`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// `unix://<socket path>?db=0`: the same server through its Unix socket.
+    pub fn unix_url(&self) -> String {
+        format!(
+            "unix://{}?db=0",
+            self.socket_dir.path().join("redis.sock").display()
+        )
+    }
+
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The server's directory (`--dir`).
@@ -168,6 +185,9 @@ impl PrivateRedis {
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .arg("--unixsocket")
+            .arg(self.socket_dir.path().join("redis.sock"))
+            .args(["--unixsocketperm", "700"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -225,7 +245,10 @@ fn free_port() -> u16 {
 
 /// Runs `call` on another thread and returns its result, failing the test only if it has not
 /// returned within `watchdog` (a hang). Never a timing assertion on how fast it was.
-pub fn within<T: Send + 'static>(watchdog: Duration, call: impl FnOnce() -> T + Send + 'static) -> T {
+pub fn within<T: Send + 'static>(
+    watchdog: Duration,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let (sender, receiver) = mpsc::channel();
     let worker = thread::spawn(move || {
         let _ = sender.send(call());

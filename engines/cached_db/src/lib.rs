@@ -1,0 +1,159 @@
+#![doc = include_str!("../README.md")]
+
+use sessionkit_sdk::{
+    Capabilities, EngineInfo, KeyFormat, StoreError, abi_stable::std_types::RStr,
+};
+
+pub mod config;
+pub mod store;
+
+pub use config::CachedDbConfig;
+pub use store::{CachedDbStore, LOG_TARGET};
+
+/// The name `SESSION_ENGINE` uses for this engine.
+pub const ENGINE_NAME: &str = "cached_db";
+/// The salt Django's server-side engines sign `session_data` with.
+pub const SALT: &str = "django.contrib.sessions.SessionStore";
+/// What the engine offers: the database's durability and sharing, its `clear_expired`, and
+/// revocation by `delete`.
+pub const CAPABILITIES: Capabilities = Capabilities::SERVER_SIDE_INVALIDATION
+    .union(Capabilities::CLEAR_EXPIRED)
+    .union(Capabilities::PERSISTENT)
+    .union(Capabilities::SHARED_BETWEEN_PROCESSES);
+
+/// The `cached_db` engine: Django's table, with a write-through cache in front.
+pub struct CachedDbEngine;
+
+impl sessionkit_sdk::Engine for CachedDbEngine {
+    type Store = CachedDbStore;
+
+    fn info() -> EngineInfo {
+        EngineInfo {
+            name: RStr::from_str(ENGINE_NAME),
+            version: RStr::from_str(env!("CARGO_PKG_VERSION")),
+            salt: RStr::from_str(SALT),
+            capabilities: CAPABILITIES,
+            key_format: KeyFormat::DjangoSessionKey,
+        }
+    }
+
+    fn open(settings_json: &str) -> Result<Self::Store, StoreError> {
+        CachedDbStore::open(&CachedDbConfig::from_settings_json(settings_json)?)
+    }
+}
+
+sessionkit_sdk::export_engine!(CachedDbEngine);
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use sessionkit_sdk::{
+        Engine, ErrorKind, SessionRecord, SessionStore, SessionWrite, Timestamp,
+        abi_stable::std_types::{RResult, RStr},
+    };
+
+    use super::*;
+
+    fn settings(dir: &std::path::Path, location: &str) -> String {
+        json!({
+            "SECRET_KEY": "x",
+            "SESSION_DB_URL": format!("sqlite://{}", dir.join("s.sqlite3").display()),
+            "CACHES": {"default": {"LOCATION": location}}
+        })
+        .to_string()
+    }
+
+    fn write(key: &str) -> SessionWrite {
+        SessionWrite {
+            record: SessionRecord {
+                session_key: key.into(),
+                session_data: "data".into(),
+                expire_date: Timestamp::from_micros(Timestamp::now().micros + 3_600_000_000),
+            },
+            session_json: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn info_describes_the_cached_db_engine() {
+        let info = CachedDbEngine::info();
+        assert_eq!(info.name.as_str(), "cached_db");
+        assert_eq!(info.salt.as_str(), "django.contrib.sessions.SessionStore");
+        assert_eq!(info.key_format, KeyFormat::DjangoSessionKey);
+        assert_eq!(
+            info.capabilities,
+            Capabilities::SERVER_SIDE_INVALIDATION
+                | Capabilities::CLEAR_EXPIRED
+                | Capabilities::PERSISTENT
+                | Capabilities::SHARED_BETWEEN_PROCESSES
+        );
+        assert!(!info.capabilities.contains(Capabilities::EXPIRES_BY_ITSELF));
+        assert!(!info.capabilities.contains(Capabilities::ACCOUNT_INDEX));
+    }
+
+    #[test]
+    fn open_uses_the_database_and_djangos_cached_db_cache_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CachedDbEngine::open(&settings(dir.path(), "locmem://lib-open")).unwrap();
+        store.create(write("libopenkey0000000001")).unwrap();
+        assert_eq!(
+            store.cache().cache_key("libopenkey0000000001"),
+            ":1:django.contrib.sessions.cached_dblibopenkey0000000001"
+        );
+        assert!(store.db().load("libopenkey0000000001").unwrap().is_some());
+        assert!(
+            store
+                .cache()
+                .load("libopenkey0000000001")
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn an_opened_store_adds_no_capability_even_over_locmem() {
+        // SQLite does I/O, so a LocMem cache in front does not make the store non-blocking.
+        let dir = tempfile::tempdir().unwrap();
+        let store = CachedDbEngine::open(&settings(dir.path(), "locmem://lib-caps")).unwrap();
+        assert_eq!(store.capabilities(), Capabilities::NONE);
+    }
+
+    #[test]
+    fn account_index_is_unsupported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CachedDbEngine::open(&settings(dir.path(), "locmem://lib-acct")).unwrap();
+        assert_eq!(
+            store.sessions_of_account(1).unwrap_err().kind,
+            ErrorKind::Unsupported
+        );
+        assert_eq!(
+            store.delete_sessions_of_account(1, None).unwrap_err().kind,
+            ErrorKind::Unsupported
+        );
+    }
+
+    #[test]
+    fn bad_settings_fail_open_with_a_config_error() {
+        let error = CachedDbEngine::open(&json!({"SESSION_CACHE_ALIAS": "nope"}).to_string())
+            .expect_err("unknown alias");
+        assert_eq!(error.kind, ErrorKind::Config);
+        assert!(error.message.contains("'nope'"), "{error}");
+    }
+
+    #[test]
+    fn exported_root_module_opens_the_engine_through_the_ffi_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let module = sessionkit_engine_root_module();
+        assert_eq!(module.info()().name.as_str(), "cached_db");
+        let json = settings(dir.path(), "locmem://lib-ffi");
+        let store = match module.open()(RStr::from_str(&json)) {
+            RResult::ROk(store) => store,
+            RResult::RErr(error) => panic!("open failed: {error}"),
+        };
+        assert!(store.create(write("libffikey00000000001")).is_ok());
+        assert!(matches!(
+            store.exists(RStr::from_str("libffikey00000000001")),
+            RResult::ROk(true)
+        ));
+    }
+}

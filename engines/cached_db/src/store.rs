@@ -1,0 +1,290 @@
+//! [`CachedDbStore`]: Django's `cached_db` write-through rules, composing the SQL store of the
+//! `db` engine and the cache store of the `cache` engine through their libraries.
+//!
+//! Native errors are mapped by those libraries (one function each); this module only decides
+//! which store is asked, in which order, and which failures are survivable.
+
+use std::fmt;
+
+use sessionkit_cache::{
+    CACHED_DB_SESSION_PREFIX, CacheBackend, CacheStore, DynBackend, open_store,
+};
+use sessionkit_sdk::{
+    Capabilities, ErrorKind, SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult,
+    abi_stable::std_types::RString,
+};
+use sessionkit_sql::SqlStore;
+
+use crate::config::CachedDbConfig;
+
+/// The `tracing` target of the cache failures this store survives (Django logs them on
+/// `django.contrib.sessions`).
+pub const LOG_TARGET: &str = "sessionkit::cached_db";
+
+/// Sessions in a database, with a write-through cache in front (Django's `cached_db`).
+///
+/// The database is the truth; the cache only saves database reads:
+///
+/// | operation | what it does |
+/// |---|---|
+/// | `load` | the cache; on a miss (or a failing cache, logged) the database, then fills the cache with the record (TTL until its `expire_date`) |
+/// | `create` | the database (its `AlreadyExists` and errors propagate), then the cache |
+/// | `save` | removes the cache entry, updates the database (its `NotFound` and errors propagate), then writes the cache |
+/// | `delete` | the database, then the cache; a cache entry that cannot be removed is an error (the session could still load) |
+/// | `exists` | the cache, then the database |
+/// | `clear_expired` | the database's (cache entries expire by themselves) |
+///
+/// A failed cache write never fails a create or save (the database write stands, as Django
+/// 5.1+): it is logged at ERROR ("Error saving to cache") and the entry is removed, so a stale
+/// entry cannot outlive it (if the removal fails too, that is logged as well). Fixes over
+/// Django: the load-path fill is guarded the same way (Django's raises); `save` removes the
+/// entry before the database write, so a crash between the two writes leaves no stale entry;
+/// a fill uses add-if-absent, so it never overwrites a fresher entry written by a concurrent
+/// save; and after a fill or a save the row is checked again, so a logout racing either one
+/// never leaves its session in the cache.
+pub struct CachedDbStore<D = SqlStore, B = DynBackend> {
+    db: D,
+    cache: CacheStore<B>,
+    /// The cache alias, for log lines.
+    alias: String,
+}
+
+impl CachedDbStore {
+    /// Opens the database (creating Django's table if missing) and the cache alias, with
+    /// Django's `cached_db` cache prefix.
+    ///
+    /// # Errors
+    ///
+    /// `Config` for bad settings; as [`SqlStore::open`] for a database that cannot be reached.
+    /// A Redis cache is not contacted here (its connections open on first use).
+    pub fn open(config: &CachedDbConfig) -> Result<Self, StoreError> {
+        let db = SqlStore::open(&config.sql.url, config.store_options())?;
+        let cache = open_store(&config.cache, CACHED_DB_SESSION_PREFIX)?;
+        Ok(Self::new(db, cache, config.cache.alias.clone()))
+    }
+}
+
+impl<D: SessionStore, B: CacheBackend + 'static> CachedDbStore<D, B> {
+    /// Composes `db` and `cache` (which should use [`CACHED_DB_SESSION_PREFIX`]); `alias`
+    /// names the cache in log lines.
+    pub fn new(db: D, cache: CacheStore<B>, alias: impl Into<String>) -> Self {
+        Self {
+            db,
+            cache,
+            alias: alias.into(),
+        }
+    }
+
+    /// The database store (tests and benches).
+    pub fn db(&self) -> &D {
+        &self.db
+    }
+
+    /// The cache store (tests and benches).
+    pub fn cache(&self) -> &CacheStore<B> {
+        &self.cache
+    }
+
+    /// Caches a record just read from the database, unless a fresher entry is already there,
+    /// and drops it again if the row was deleted meanwhile.
+    fn fill(&self, record: &SessionRecord) {
+        let key = record.session_key.as_str();
+        let fill = SessionWrite {
+            record: record.clone(),
+            session_json: RString::new(),
+        };
+        match self.cache.create(fill) {
+            Ok(_) => {}
+            // A concurrent save or fill got there first; its entry is at least as fresh.
+            Err(error) if error.kind == ErrorKind::AlreadyExists => return,
+            Err(error) => {
+                self.log_failed_cache_write(&error);
+                self.invalidate(key);
+                return;
+            }
+        }
+        self.confirm(key);
+    }
+
+    /// Writes `record` to the cache after a database write; on failure logs it and removes the
+    /// entry, so the old value cannot be served. Returns whether the entry was written.
+    fn write_through(&self, record: &SessionRecord) -> bool {
+        match self.cache.put(record) {
+            Ok(()) => true,
+            Err(error) => {
+                self.log_failed_cache_write(&error);
+                self.invalidate(record.session_key.as_str());
+                false
+            }
+        }
+    }
+
+    /// Removes the cache entry of a row that was just found gone, or whose state is not
+    /// known: a delete that ran between our database access and our cache write removed its
+    /// entry before ours existed.
+    fn confirm(&self, key: &str) {
+        match self.db.exists(key) {
+            Ok(true) => {}
+            Ok(false) => self.invalidate(key),
+            Err(error) => {
+                tracing::warn!(
+                    target: LOG_TARGET,
+                    cache = %self.alias,
+                    %error,
+                    "could not confirm the session row after caching it; dropping the cache entry"
+                );
+                self.invalidate(key);
+            }
+        }
+    }
+
+    /// Best-effort removal of a cache entry that may be stale.
+    fn invalidate(&self, key: &str) {
+        if let Err(error) = self.cache.delete(key) {
+            tracing::error!(
+                target: LOG_TARGET,
+                cache = %self.alias,
+                %error,
+                "Error deleting a stale entry from cache ({}); it may be served until its TTL runs out",
+                self.alias
+            );
+        }
+    }
+
+    fn log_failed_cache_write(&self, error: &StoreError) {
+        tracing::error!(
+            target: LOG_TARGET,
+            cache = %self.alias,
+            %error,
+            "Error saving to cache ({})",
+            self.alias
+        );
+    }
+}
+
+impl<D, B> fmt::Debug for CachedDbStore<D, B>
+where
+    D: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedDbStore")
+            .field("db", &self.db)
+            .field("cache_alias", &self.alias)
+            .finish_non_exhaustive()
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+impl<D: SessionStore, B: CacheBackend + 'static> SessionStore for CachedDbStore<D, B> {
+    /// The cache first (no database query on a hit), then the database.
+    fn exists(&self, key: &str) -> StoreResult<bool> {
+        match self.cache.exists(key) {
+            Ok(true) => return Ok(true),
+            Ok(false) => {}
+            Err(error) => tracing::warn!(
+                target: LOG_TARGET,
+                cache = %self.alias,
+                %error,
+                "Error reading from cache; asking the database"
+            ),
+        }
+        self.db.exists(key)
+    }
+
+    /// The cached record; on a miss or a failing cache, the database's, then cached.
+    fn load(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
+        match self.cache.load(key) {
+            Ok(Some(record)) => return Ok(Some(record)),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(
+                    target: LOG_TARGET,
+                    cache = %self.alias,
+                    %error,
+                    "Error reading from cache; reading the database"
+                );
+                if error.kind == ErrorKind::Corrupted {
+                    self.invalidate(key);
+                }
+            }
+        }
+        let Some(record) = self.db.load(key)? else {
+            return Ok(None);
+        };
+        self.fill(&record);
+        Ok(Some(record))
+    }
+
+    /// The database insert decides (`AlreadyExists` included); then the cache, never fatally.
+    fn create(&self, write: SessionWrite) -> StoreResult<String> {
+        let record = write.record.clone();
+        let key = self.db.create(write)?;
+        // A fresh key: no logout can race it, so no confirmation read.
+        self.write_through(&record);
+        Ok(key)
+    }
+
+    /// Drops the cache entry, then the database update decides (`NotFound` included); then
+    /// the cache, never fatally.
+    fn save(&self, write: SessionWrite) -> StoreResult<String> {
+        let record = write.record.clone();
+        let session_key = record.session_key.as_str();
+        self.invalidate(session_key);
+        let key = self.db.save(write)?;
+        if self.write_through(&record) {
+            self.confirm(session_key);
+        }
+        Ok(key)
+    }
+
+    /// The database row, then the cache entry. A cache entry that cannot be removed fails the
+    /// call: the session could still load from the cache, so the logout did not happen.
+    fn delete(&self, key: &str) -> StoreResult<()> {
+        self.db.delete(key)?;
+        self.cache.delete(key).map_err(|error| {
+            StoreError::new(
+                error.kind,
+                format!(
+                    "the session row was deleted, but its cache entry could not be removed and \
+                     may still load until its TTL runs out: {}",
+                    error.message
+                ),
+            )
+        })
+    }
+
+    /// The database's: expired rows go; cache entries expire by themselves.
+    fn clear_expired(&self) -> StoreResult<u64> {
+        self.db.clear_expired()
+    }
+
+    /// The database's (it holds the truth), and `NON_BLOCKING` only when both sides are.
+    fn capabilities(&self) -> Capabilities {
+        let non_blocking = Capabilities::NON_BLOCKING;
+        let db = self.db.capabilities();
+        let both = db.contains(non_blocking) && self.cache.capabilities().contains(non_blocking);
+        let without = Capabilities::from_bits(db.bits & !non_blocking.bits);
+        if both {
+            without | non_blocking
+        } else {
+            without
+        }
+    }
+
+    /// `Unsupported`: `cached_db` keeps no account index (use `account_db`).
+    fn sessions_of_account(&self, account_id: i64) -> StoreResult<Vec<SessionRecord>> {
+        let _ = account_id;
+        Err(StoreError::unsupported(
+            "the cached_db engine has no account index (use the account_db engine)",
+        ))
+    }
+
+    /// `Unsupported`, as [`sessions_of_account`](Self::sessions_of_account): deleting rows
+    /// behind the cache's back would leave their entries loadable.
+    fn delete_sessions_of_account(&self, account_id: i64, keep: Option<&str>) -> StoreResult<u64> {
+        let _ = (account_id, keep);
+        Err(StoreError::unsupported(
+            "the cached_db engine has no account index (use the account_db engine)",
+        ))
+    }
+}
