@@ -29,8 +29,10 @@ pub(crate) fn new_key() -> String {
 /// A random positive account id, so account-index cases never collide in a shared store.
 pub(crate) fn new_account_id() -> i64 {
     let key = new_session_key();
-    // 11 base-36 digits are below 36^11 < 2^57: always fits in an i64.
-    i64::from_str_radix(&key[..11], 36).unwrap_or(1) + 1
+    // Django's documented account column is an IntegerField (32-bit): ids outside it cannot be
+    // indexed there (Django cannot store them either), so draw from 1..=i32::MAX. 11 base-36
+    // digits are below 36^11 < 2^57, so the parse always fits in an i64.
+    i64::from_str_radix(&key[..11], 36).unwrap_or(0) % i64::from(i32::MAX) + 1
 }
 
 /// The session map of a JSON object literal (`json!({...})`); anything else is an empty map.

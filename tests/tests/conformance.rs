@@ -14,6 +14,7 @@ use sessionkit_conformance::{Tally, Target, libtest_trials_tallied};
 use sessionkit_testkit::{
     drop_postgres_database, engine_library, fresh_postgres_database, postgres_url,
 };
+use sessionkit_testkit::{redis_url, unique_prefix};
 
 /// One engine configuration the suite runs against.
 struct EngineTarget {
@@ -67,6 +68,31 @@ const TARGETS: &[EngineTarget] = &[
         engine: "db",
         configure: fresh_postgres,
     },
+    EngineTarget {
+        label: "cache-redis",
+        engine: "cache",
+        configure: redis_cache,
+    },
+    EngineTarget {
+        label: "cached_db",
+        engine: "cached_db",
+        configure: cached_db_locmem_sqlite,
+    },
+    EngineTarget {
+        label: "cached_db-redis-postgres",
+        engine: "cached_db",
+        configure: cached_db_redis_postgres,
+    },
+    EngineTarget {
+        label: "account_db",
+        engine: "account_db",
+        configure: sqlite_in_temp_dir,
+    },
+    EngineTarget {
+        label: "account_db-postgres",
+        engine: "account_db",
+        configure: fresh_postgres,
+    },
 ];
 
 /// The secret every target signs with.
@@ -109,6 +135,52 @@ fn fresh_postgres(settings: &mut Settings, setup: &mut Setup<'_>) -> Result<(), 
         .cleanups
         .push(Box::new(move || drop_postgres_database(&base, &database)));
     Ok(())
+}
+
+/// The cache on the Redis server of `SESSIONKIT_TEST_REDIS_URL`, under a random `KEY_PREFIX`
+/// whose keys are deleted after the run (never a FLUSHDB).
+fn redis_cache(settings: &mut Settings, setup: &mut Setup<'_>) -> Result<(), String> {
+    let url = redis_url().ok_or("SESSIONKIT_TEST_REDIS_URL is not set")?;
+    let prefix = unique_prefix().trim_end_matches(':').to_owned();
+    settings.caches = json!({"default": {"LOCATION": url, "KEY_PREFIX": prefix}});
+    setup
+        .cleanups
+        .push(Box::new(move || delete_redis_prefix(&url, &prefix)));
+    Ok(())
+}
+
+/// `cached_db` over the in-process cache and a SQLite database in this run's directory.
+fn cached_db_locmem_sqlite(settings: &mut Settings, setup: &mut Setup<'_>) -> Result<(), String> {
+    in_process_cache(settings, setup)?;
+    sqlite_in_temp_dir(settings, setup)
+}
+
+/// `cached_db` over Redis and a fresh PostgreSQL database (both server variables needed).
+fn cached_db_redis_postgres(settings: &mut Settings, setup: &mut Setup<'_>) -> Result<(), String> {
+    postgres_url().ok_or("SESSIONKIT_TEST_POSTGRES_URL is not set")?;
+    redis_cache(settings, setup)?;
+    fresh_postgres(settings, setup)
+}
+
+/// Deletes every key under `prefix` on a shared Redis server (SCAN + DEL of our own keys).
+fn delete_redis_prefix(url: &str, prefix: &str) {
+    let pattern = format!("{prefix}:*");
+    let result = redis::Client::open(url)
+        .and_then(|client| client.get_connection_with_timeout(std::time::Duration::from_secs(5)))
+        .and_then(|mut con| {
+            let keys: Vec<String> = redis::cmd("SCAN")
+                .cursor_arg(0)
+                .arg("MATCH")
+                .arg(&pattern)
+                .clone()
+                .iter(&mut con)?
+                .collect::<Result<_, _>>()?;
+            keys.iter()
+                .try_for_each(|key| redis::cmd("DEL").arg(key).query::<i64>(&mut con).map(drop))
+        });
+    if let Err(error) = result {
+        eprintln!("could not remove the conformance keys under {prefix}: {error}");
+    }
 }
 
 fn main() -> ExitCode {
