@@ -3,7 +3,9 @@
 //! Native errors are mapped in `sessionkit-sql` (one function per backend); this wrapper only
 //! forwards, so every contract method is listed explicitly.
 
-use sessionkit_sdk::{Capabilities, SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult};
+use sessionkit_sdk::{
+    Capabilities, SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult,
+};
 use sessionkit_sql::SqlStore;
 
 use crate::config::DbConfig;
