@@ -7,7 +7,7 @@ use sessionkit_codec::{
     SessionMap,
     expiry::{Clock, EXPIRY_KEY, SystemClock, expiry_date},
     key::is_valid_session_key,
-    signing::{DecodeError, Encoded, SessionCodec},
+    signing::{DecodeError, Encoded, SessionCodec, payload_segment},
     time::from_datetime,
 };
 use sessionkit_sdk::{
@@ -18,6 +18,7 @@ use sessionkit_sdk::{
 use crate::{
     Error,
     loader::{self, EngineDescription, LoadError},
+    memo::{DEFAULT_CAPACITY, DecodeMemo, Decoded},
     serializer::{Serializer, serializer_for},
     session::Session,
     settings::Settings,
@@ -40,6 +41,9 @@ pub const CREATE_ATTEMPTS: u32 = 100;
 pub struct Engine {
     shared: Arc<Shared>,
     clock: Arc<dyn Clock>,
+    /// Decoded sessions by their exact `session_data` (engines with Django keys only; see
+    /// `memo.rs`). Shared by clones.
+    memo: Option<Arc<DecodeMemo>>,
 }
 
 struct Shared {
@@ -67,7 +71,7 @@ pub struct Store {
 /// What loading a session key found.
 pub(crate) enum Fetched {
     /// A live record, decoded.
-    Found(SessionMap),
+    Found(Decoded),
     /// No live record (unknown, expired, or unreadable by the store): Django drops the key.
     Gone,
     /// A record whose data did not decode: an empty session, key kept (Django's `decode`).
@@ -79,9 +83,11 @@ pub(crate) enum Fetched {
 
 /// A session encoded for a write, before a key is attached.
 pub(crate) struct PendingWrite {
-    session_data: String,
-    session_json: String,
+    encoded: Arc<Encoded>,
     expire_date: Timestamp,
+    /// The map `encoded` was made from, when the engine memoises decoded sessions: after the
+    /// write, the memo learns what the new `session_data` decodes to.
+    map: Option<Arc<SessionMap>>,
 }
 
 impl Engine {
@@ -150,7 +156,18 @@ impl Engine {
         Engine {
             shared: self.shared,
             clock,
+            memo: self.memo,
         }
+    }
+
+    /// The same engine with its decode memo on (a fresh, empty one) or off, for benchmarks
+    /// that measure what the memo saves. It is on by default for engines with Django session
+    /// keys and cannot be turned on for signed-payload engines.
+    #[doc(hidden)]
+    pub fn with_decode_memo(self, enabled: bool) -> Engine {
+        let memo = (enabled && self.key_format() == KeyFormat::DjangoSessionKey)
+            .then(|| Arc::new(DecodeMemo::with_capacity(DEFAULT_CAPACITY)));
+        Engine { memo, ..self }
     }
 
     /// The engine's name, version, salt, capabilities, key format and library path.
@@ -161,6 +178,11 @@ impl Engine {
     /// What the engine can do.
     pub fn capabilities(&self) -> Capabilities {
         self.shared.description.capabilities
+    }
+
+    /// Whether the opened store never blocks (`NON_BLOCKING`), so async callers run it inline.
+    pub(crate) fn is_non_blocking(&self) -> bool {
+        self.capabilities().contains(Capabilities::NON_BLOCKING)
     }
 
     /// The settings the engine was opened with.
@@ -205,12 +227,8 @@ impl Engine {
     /// Verifies and decodes stored `session_data` (Django's `get_decoded`): any failure gives
     /// an empty session, with a warning for a bad signature.
     pub fn decode(&self, session_data: &str) -> SessionMap {
-        match self
-            .shared
-            .codec
-            .decode(session_data, None, self.clock.now().timestamp())
-        {
-            Ok(map) => map,
+        match self.decode_stored(session_data) {
+            Ok(decoded) => Arc::unwrap_or_clone(decoded.map),
             Err(error) => {
                 self.report_decode_failure(&error);
                 SessionMap::new()
@@ -235,7 +253,7 @@ impl Engine {
     #[doc(alias = "aclear_expired")]
     pub async fn clear_expired_async(&self) -> Result<u64, Error> {
         let engine = self.clone();
-        run_blocking(move || engine.clear_expired()).await
+        run_blocking(self.is_non_blocking(), move || engine.clear_expired()).await
     }
 
     /// The live sessions of `account_id` (the `ACCOUNT_INDEX` capability).
@@ -284,6 +302,10 @@ impl Engine {
             settings.secret_key.as_bytes(),
             &fallbacks,
         );
+        // What the opened store adds to what its engine declared (e.g. `non_blocking` for an
+        // in-process cache): the host's view is the union.
+        let mut description = description;
+        description.capabilities = description.capabilities | store.capabilities();
         let store = Store {
             engine: description.name.clone(),
             key_format: description.key_format,
@@ -297,14 +319,23 @@ impl Engine {
             codec,
             serializer,
         };
+        let memo = (shared.description.key_format == KeyFormat::DjangoSessionKey)
+            .then(|| Arc::new(DecodeMemo::with_capacity(DEFAULT_CAPACITY)));
         Ok(Engine {
             shared: Arc::new(shared),
             clock: Arc::new(SystemClock),
+            memo,
         })
     }
 
     pub(crate) fn key_format(&self) -> KeyFormat {
         self.shared.description.key_format
+    }
+
+    /// The decode memo, if the engine has one (tests look inside).
+    #[cfg(test)]
+    pub(crate) fn memo(&self) -> Option<&DecodeMemo> {
+        self.memo.as_deref()
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -313,22 +344,27 @@ impl Engine {
 
     /// Loads and decodes what `key` holds (Django's `load`, minus the state changes, which
     /// [`Session`] applies).
+    ///
+    /// `key` must fit the engine's key format: a session's key always does (it came through
+    /// [`Engine::session`] or back from a checked write), so the store is called without
+    /// checking it again.
     pub(crate) fn fetch(&self, key: &str) -> Result<Fetched, Error> {
-        let now = self.clock.now().timestamp();
         if self.key_format() == KeyFormat::SignedPayload {
             if !self.is_valid_key(key) {
                 return Ok(Fetched::Rejected);
             }
+            let now = self.clock.now().timestamp();
             let max_age = Some(self.shared.settings.session_cookie_age);
             return Ok(match self.shared.codec.decode(key, max_age, now) {
-                Ok(map) => Fetched::Found(map),
+                Ok(map) => Fetched::Found(Decoded::from_decode(map)),
                 Err(error) => {
                     self.report_decode_failure(&error);
                     Fetched::Rejected
                 }
             });
         }
-        let record = match self.shared.store.load(key) {
+        debug_assert!(self.is_valid_key(key), "a session key outside the format");
+        let record = match self.shared.store.load_valid_key(key) {
             Ok(record) => record,
             Err(error) if error.kind() == Some(ErrorKind::Corrupted) => {
                 tracing::warn!(
@@ -343,35 +379,73 @@ impl Engine {
         let Some(record) = record else {
             return Ok(Fetched::Gone);
         };
-        Ok(
-            match self
-                .shared
+        Ok(match self.decode_stored(record.session_data.as_str()) {
+            Ok(decoded) => Fetched::Found(decoded),
+            Err(error) => {
+                self.report_decode_failure(&error);
+                Fetched::Undecodable
+            }
+        })
+    }
+
+    /// Decodes stored `session_data` (no `max_age`), through the memo when the engine has one.
+    fn decode_stored(&self, session_data: &str) -> Result<Decoded, DecodeError> {
+        let decode = || {
+            self.shared
                 .codec
-                .decode(record.session_data.as_str(), None, now)
-            {
-                Ok(map) => Fetched::Found(map),
-                Err(error) => {
-                    self.report_decode_failure(&error);
-                    Fetched::Undecodable
-                }
-            },
-        )
+                .decode(session_data, None, self.clock.now().timestamp())
+                .map(Decoded::from_decode)
+        };
+        let Some(memo) = &self.memo else {
+            return decode();
+        };
+        if let Some(hit) = memo.get(session_data) {
+            return Ok(hit);
+        }
+        // Failures are not remembered: they are rare, and each one must be reported.
+        let decoded = decode()?;
+        memo.insert(session_data, decoded.clone());
+        Ok(decoded)
     }
 
     /// Encodes `data` for a write at the clock's now, with Django's `expire_date =
     /// get_expiry_date()`.
-    pub(crate) fn prepare_write(&self, data: &SessionMap) -> Result<PendingWrite, Error> {
+    ///
+    /// `origin` is what the session was loaded (or last saved) as. When this engine encoded it
+    /// and `data` still has the same JSON (`SESSION_SAVE_EVERY_REQUEST` re-saving an unchanged
+    /// session), the compressed payload is reused and only signed anew: the same bytes as a
+    /// fresh encode, since compression is deterministic, without the zlib work.
+    pub(crate) fn prepare_write(
+        &self,
+        data: &Arc<SessionMap>,
+        origin: Option<&Decoded>,
+    ) -> Result<PendingWrite, Error> {
         let now = self.clock.now();
+        let now_unix = now.timestamp();
         let expire = expiry_date(
             now,
             data.get(EXPIRY_KEY),
             self.shared.settings.session_cookie_age,
         );
-        let encoded = self
-            .shared
-            .codec
-            .encode(data, now.timestamp())
-            .map_err(Error::Encode)?;
+        let codec = &self.shared.codec;
+        let previous = origin.and_then(|origin| {
+            let encoded = origin.encoded.as_ref()?;
+            Some((Arc::ptr_eq(&origin.map, data), encoded))
+        });
+        let encoded = match previous {
+            // The very map `previous` was encoded from (a Decoded's map is never mutated):
+            // not even the JSON needs writing again.
+            Some((true, previous)) => match payload_segment(&previous.session_data) {
+                Some(payload) => Ok(Encoded {
+                    session_data: codec.sign_payload(payload, now_unix),
+                    session_json: previous.session_json.clone(),
+                }),
+                None => codec.encode(data, now_unix),
+            },
+            Some((false, previous)) => codec.encode_reusing(data, previous, now_unix),
+            None => codec.encode(data, now_unix),
+        }
+        .map_err(Error::Encode)?;
         if encoded.session_json.len() > MAX_SESSION_JSON {
             return Err(Error::TooLarge {
                 engine: self.name().to_owned(),
@@ -391,9 +465,9 @@ impl Engine {
             });
         }
         Ok(PendingWrite {
-            session_data: encoded.session_data,
-            session_json: encoded.session_json,
+            encoded: Arc::new(encoded),
             expire_date: from_datetime(expire),
+            map: self.memo.is_some().then(|| Arc::clone(data)),
         })
     }
 
@@ -406,7 +480,7 @@ impl Engine {
         must_create: bool,
     ) -> Result<String, Error> {
         let write = pending.to_write(key);
-        if must_create {
+        let stored = if must_create {
             self.shared.store.create(write)
         } else {
             self.shared
@@ -416,7 +490,9 @@ impl Engine {
                     Some(ErrorKind::NotFound) => Error::SessionInterrupted,
                     _ => error,
                 })
-        }
+        }?;
+        self.remember(pending);
+        Ok(stored)
     }
 
     /// Stores `pending` under a fresh key (Django's `create()` loop): a new key per attempt
@@ -430,13 +506,35 @@ impl Engine {
             let key = sessionkit_codec::key::new_session_key();
             match self.shared.store.create(pending.to_write(&key)) {
                 Err(error) if error.kind() == Some(ErrorKind::AlreadyExists) => continue,
-                result => return result,
+                Ok(stored) => {
+                    self.remember(pending);
+                    return Ok(stored);
+                }
+                Err(error) => return Err(error),
             }
         }
         Err(Error::CreateExhausted {
             engine: self.name().to_owned(),
             attempts: CREATE_ATTEMPTS,
         })
+    }
+
+    /// After a successful write: the memo learns what the stored `session_data` decodes to
+    /// (the map it was encoded from), so the next request's load is a hit.
+    fn remember(&self, pending: &PendingWrite) {
+        let (Some(memo), Some(decoded)) = (&self.memo, pending.decoded()) else {
+            return;
+        };
+        let data = pending.encoded.session_data.as_str();
+        // Encoding is exact: decoding what was written gives back the same map.
+        debug_assert!(
+            self.shared
+                .codec
+                .decode(data, None, 0)
+                .is_ok_and(|map| map == *decoded.map),
+            "decode(encode(map)) differs from map"
+        );
+        memo.insert(data, decoded);
     }
 
     fn report_decode_failure(&self, error: &DecodeError) {
@@ -461,14 +559,29 @@ impl fmt::Debug for Engine {
 }
 
 impl PendingWrite {
+    /// What the session is, once this write succeeds: its map and how it was encoded (only
+    /// when the engine memoises).
+    pub(crate) fn decoded(&self) -> Option<Decoded> {
+        self.map.as_ref().map(|map| Decoded {
+            map: Arc::clone(map),
+            encoded: Some(Arc::clone(&self.encoded)),
+        })
+    }
+
+    /// The `session_data` this write stores (tests look inside).
+    #[cfg(test)]
+    pub(crate) fn session_data(&self) -> &str {
+        &self.encoded.session_data
+    }
+
     fn to_write(&self, key: &str) -> SessionWrite {
         SessionWrite {
             record: SessionRecord {
                 session_key: RString::from(key),
-                session_data: RString::from(self.session_data.as_str()),
+                session_data: RString::from(self.encoded.session_data.as_str()),
                 expire_date: self.expire_date,
             },
-            session_json: RString::from(self.session_json.as_str()),
+            session_json: RString::from(self.encoded.session_json.as_str()),
         }
     }
 }
@@ -514,6 +627,11 @@ impl Store {
         if !self.is_valid_key(key) {
             return Ok(None);
         }
+        self.load_valid_key(key)
+    }
+
+    /// [`Store::load`] of a key already known to fit the key format.
+    pub(crate) fn load_valid_key(&self, key: &str) -> Result<Option<SessionRecord>, Error> {
         self.inner
             .load(RStr::from(key))
             .into_result()
@@ -629,6 +747,11 @@ impl Store {
         let stored = call(&self.inner, write)
             .into_result()
             .map_err(|e| self.error(operation, key_context, e))?;
+        if self.key_format == KeyFormat::DjangoSessionKey && stored.as_str() == key {
+            // The key sent, checked above: no copy of the engine's string (which a plugin
+            // allocated, so it cannot be taken over as a `String`).
+            return Ok(key);
+        }
         let stored = stored.into_string();
         if !self.is_valid_key(&stored) {
             return Err(self.error(
@@ -686,11 +809,16 @@ pub fn is_valid_key(format: KeyFormat, key: &str) -> bool {
     }
 }
 
-/// Runs an engine call on tokio's blocking pool, or inline when no tokio runtime is running
-/// (so the async twins also work under other executors, just without offloading).
+/// Runs an engine call on tokio's blocking pool, or inline when the store is `non_blocking`
+/// (no I/O: the pool hop would cost far more than the call) or no tokio runtime is running (so
+/// the async twins also work under other executors, just without offloading).
 pub(crate) async fn run_blocking<T: Send + 'static>(
+    non_blocking: bool,
     call: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
+    if non_blocking {
+        return call();
+    }
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => handle
             .spawn_blocking(call)

@@ -4,6 +4,7 @@
 pub mod engine;
 pub mod error;
 pub mod loader;
+mod memo;
 pub mod serializer;
 pub mod session;
 pub mod settings;

@@ -5,7 +5,7 @@
 //! `Vary: Cookie`). Every method that may reach the engine has an `_async` twin that runs the
 //! engine call on tokio's blocking pool.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Serialize, de::DeserializeOwned};
@@ -22,6 +22,7 @@ use crate::{
     Engine, Error,
     engine::{Fetched, PendingWrite, run_blocking},
     error::key_prefix,
+    memo::Decoded,
     storable::to_storable,
 };
 
@@ -52,7 +53,12 @@ pub enum Expiry {
 pub struct Session {
     engine: Engine,
     key: Option<String>,
-    cache: Option<SessionMap>,
+    /// The data once loaded (Django's `_session_cache`), shared with the engine's decode memo
+    /// until changed: reads never copy it, the first change does (copy on write).
+    cache: Option<Arc<SessionMap>>,
+    /// What the session was loaded or last saved as; lets a save of unchanged data reuse its
+    /// compressed payload (see `Engine::prepare_write`).
+    origin: Option<Decoded>,
     accessed: bool,
     modified: bool,
 }
@@ -88,7 +94,7 @@ impl Session {
     /// True iff there is no key and the data is unloaded or empty (Django's `is_empty`). Never
     /// loads.
     pub fn is_empty(&self) -> bool {
-        self.key.is_none() && self.cache.as_ref().is_none_or(SessionMap::is_empty)
+        self.key.is_none() && self.cache.as_ref().is_none_or(|map| map.is_empty())
     }
 
     /// Whether the data is loaded (or was set without loading).
@@ -135,10 +141,11 @@ impl Session {
     ///
     /// Engine errors from the lazy load.
     pub fn remove(&mut self, k: &str) -> Result<Option<Value>, Error> {
-        let removed = self.data()?.shift_remove(k);
-        if removed.is_some() {
-            self.modified = true;
+        if !self.data()?.contains_key(k) {
+            return Ok(None);
         }
+        let removed = self.data_mut()?.shift_remove(k);
+        self.modified = true;
         Ok(removed)
     }
 
@@ -183,7 +190,7 @@ impl Session {
         for value in entries.values() {
             check_storable(value).map_err(Error::Unstorable)?;
         }
-        self.data()?.extend(entries);
+        self.data_mut()?.extend(entries);
         self.modified = true;
         Ok(())
     }
@@ -230,7 +237,7 @@ impl Session {
 
     /// Empties the data without loading it (Django's `clear`); accessed and modified.
     pub fn clear(&mut self) {
-        self.cache = Some(SessionMap::new());
+        self.cache = Some(Arc::new(SessionMap::new()));
         self.accessed = true;
         self.modified = true;
     }
@@ -420,6 +427,7 @@ impl Session {
     pub fn create(&mut self) -> Result<(), Error> {
         let pending = self.prepare()?;
         let key = self.engine.create_record(&pending)?;
+        self.origin = pending.decoded();
         self.key = Some(key);
         self.modified = true;
         Ok(())
@@ -454,7 +462,7 @@ impl Session {
         }
         let pending = self.prepare()?;
         let stored = self.engine.write(&key, &pending, must_create)?;
-        self.after_write(stored);
+        self.after_write(stored, &pending);
         Ok(())
     }
 
@@ -686,7 +694,10 @@ impl Session {
     /// Engine errors from the lazy load, plus [`Error::Join`].
     #[doc(alias = "adelete_test_cookie")]
     pub async fn delete_test_cookie_async(&mut self) -> Result<(), Error> {
-        self.data_async().await?.shift_remove(TEST_COOKIE_NAME);
+        self.data_async().await?;
+        if self.data()?.contains_key(TEST_COOKIE_NAME) {
+            self.data_mut()?.shift_remove(TEST_COOKIE_NAME);
+        }
         Ok(())
     }
 
@@ -779,7 +790,8 @@ impl Session {
             return Ok(SessionMap::new());
         };
         let engine = self.engine.clone();
-        let fetched = run_blocking(move || engine.fetch(&key)).await?;
+        let fetched =
+            run_blocking(self.engine.is_non_blocking(), move || engine.fetch(&key)).await?;
         Ok(self.apply_fetched(fetched))
     }
 
@@ -792,7 +804,10 @@ impl Session {
     pub async fn exists_async(&self, key: &str) -> Result<bool, Error> {
         let engine = self.engine.clone();
         let key = key.to_owned();
-        run_blocking(move || engine.store().exists(&key)).await
+        run_blocking(self.engine.is_non_blocking(), move || {
+            engine.store().exists(&key)
+        })
+        .await
     }
 
     /// [`Session::create`] with the engine calls on tokio's blocking pool.
@@ -803,8 +818,13 @@ impl Session {
     #[doc(alias = "acreate")]
     pub async fn create_async(&mut self) -> Result<(), Error> {
         let pending = self.prepare()?;
+        let origin = pending.decoded();
         let engine = self.engine.clone();
-        let key = run_blocking(move || engine.create_record(&pending)).await?;
+        let key = run_blocking(self.engine.is_non_blocking(), move || {
+            engine.create_record(&pending)
+        })
+        .await?;
+        self.origin = origin;
         self.key = Some(key);
         self.modified = true;
         Ok(())
@@ -836,8 +856,13 @@ impl Session {
         }
         let pending = self.prepare()?;
         let engine = self.engine.clone();
-        let stored = run_blocking(move || engine.write(&key, &pending, must_create)).await?;
-        self.after_write(stored);
+        let (stored, pending) = run_blocking(self.engine.is_non_blocking(), move || {
+            engine
+                .write(&key, &pending, must_create)
+                .map(|stored| (stored, pending))
+        })
+        .await?;
+        self.after_write(stored, &pending);
         Ok(())
     }
 
@@ -866,7 +891,10 @@ impl Session {
     pub async fn delete_key_async(&mut self, key: &str) -> Result<(), Error> {
         let engine = self.engine.clone();
         let key = key.to_owned();
-        run_blocking(move || engine.store().delete(&key)).await?;
+        run_blocking(self.engine.is_non_blocking(), move || {
+            engine.store().delete(&key)
+        })
+        .await?;
         self.after_delete();
         Ok(())
     }
@@ -899,7 +927,10 @@ impl Session {
         self.create_async().await?;
         if let Some(old) = old {
             let engine = self.engine.clone();
-            run_blocking(move || engine.store().delete(&old)).await?;
+            run_blocking(self.engine.is_non_blocking(), move || {
+                engine.store().delete(&old)
+            })
+            .await?;
         }
         Ok(())
     }
@@ -911,41 +942,70 @@ impl Session {
             engine,
             key,
             cache: None,
+            origin: None,
             accessed: false,
             modified: false,
         }
     }
 
     /// Django's `_session`: marks accessed and loads on first use.
-    fn data(&mut self) -> Result<&mut SessionMap, Error> {
+    fn data(&mut self) -> Result<&SessionMap, Error> {
         self.accessed = true;
         if self.cache.is_none() {
-            let loaded = self.load()?;
+            let loaded = self.load_shared()?;
             self.cache = Some(loaded);
         }
-        Ok(self.cache.get_or_insert_with(SessionMap::new))
+        Ok(self.cache.get_or_insert_with(Default::default))
+    }
+
+    /// [`Session::data`] for a change: the map is copied first if the memo (or anyone) still
+    /// shares it.
+    fn data_mut(&mut self) -> Result<&mut SessionMap, Error> {
+        self.data()?;
+        Ok(Arc::make_mut(
+            self.cache.get_or_insert_with(Default::default),
+        ))
+    }
+
+    /// Django's `load()` into the session: like [`Session::load`], keeping the decoded map
+    /// shared and remembering what it was decoded from.
+    fn load_shared(&mut self) -> Result<Arc<SessionMap>, Error> {
+        let fetched = match self.key.as_deref() {
+            Some(key) => self.engine.fetch(key)?,
+            None => return Ok(Default::default()),
+        };
+        Ok(self.apply_fetched_shared(fetched))
     }
 
     /// Encodes the data for a write. Django's `_get_session(no_load=True)`: marks accessed and
     /// uses `{}` where nothing is loaded (callers that must load do so first).
     fn prepare(&mut self) -> Result<PendingWrite, Error> {
         self.accessed = true;
-        let data = self.cache.get_or_insert_with(SessionMap::new);
-        self.engine.prepare_write(data)
+        let data = self.cache.get_or_insert_with(Default::default);
+        self.engine.prepare_write(data, self.origin.as_ref())
     }
 
     /// [`Session::data`] with the load on tokio's blocking pool.
-    async fn data_async(&mut self) -> Result<&mut SessionMap, Error> {
+    async fn data_async(&mut self) -> Result<(), Error> {
         self.accessed = true;
         if self.cache.is_none() {
-            let loaded = self.load_async().await?;
+            let loaded = match self.key.clone() {
+                Some(key) => {
+                    let engine = self.engine.clone();
+                    let fetched =
+                        run_blocking(self.engine.is_non_blocking(), move || engine.fetch(&key))
+                            .await?;
+                    self.apply_fetched_shared(fetched)
+                }
+                None => Default::default(),
+            };
             self.cache = Some(loaded);
         }
-        Ok(self.cache.get_or_insert_with(SessionMap::new))
+        Ok(())
     }
 
     fn insert_value(&mut self, k: &str, value: Value) -> Result<(), Error> {
-        self.data()?.insert(k.to_owned(), value);
+        self.data_mut()?.insert(k.to_owned(), value);
         self.modified = true;
         Ok(())
     }
@@ -961,22 +1021,38 @@ impl Session {
         }
     }
 
+    /// Applies what a load found (dropping the key of a gone session, ...) and returns the
+    /// data, owned (public `load`: the session's own data is left as it is).
     fn apply_fetched(&mut self, fetched: Fetched) -> SessionMap {
         match fetched {
-            Fetched::Found(map) => map,
+            Fetched::Found(decoded) => Arc::unwrap_or_clone(decoded.map),
+            other => Arc::unwrap_or_clone(self.apply_fetched_shared(other)),
+        }
+    }
+
+    /// Applies what a load found and returns the data to keep as the session's, remembering
+    /// what a found session was decoded from.
+    fn apply_fetched_shared(&mut self, fetched: Fetched) -> Arc<SessionMap> {
+        match fetched {
+            Fetched::Found(decoded) => {
+                let map = Arc::clone(&decoded.map);
+                self.origin = Some(decoded);
+                map
+            }
             Fetched::Gone => {
                 self.key = None;
-                SessionMap::new()
+                Default::default()
             }
-            Fetched::Undecodable => SessionMap::new(),
+            Fetched::Undecodable => Default::default(),
             Fetched::Rejected => {
                 self.modified = true;
-                SessionMap::new()
+                Default::default()
             }
         }
     }
 
-    fn after_write(&mut self, stored: String) {
+    fn after_write(&mut self, stored: String, pending: &PendingWrite) {
+        self.origin = pending.decoded();
         if self.engine.key_format() == KeyFormat::SignedPayload {
             // Django's signed-cookie save re-signs into the key and marks the session modified.
             self.modified = true;
@@ -988,7 +1064,7 @@ impl Session {
         if self.engine.key_format() == KeyFormat::SignedPayload {
             // Django's signed-cookie delete: the cookie value is dropped with the data.
             self.key = None;
-            self.cache = Some(SessionMap::new());
+            self.cache = Some(Default::default());
             self.modified = true;
         }
     }

@@ -181,6 +181,42 @@ fn engine_calls_never_run_on_the_executor_thread() {
     }
 }
 
+/// A store that declares `NON_BLOCKING` (no I/O, like the in-process cache) is called inline on
+/// the executor: the blocking-pool hop would cost far more than the call itself.
+#[test]
+fn non_blocking_stores_are_called_on_the_executor_thread() {
+    let probe = Arc::new(Probe::default());
+    let store = FfiAdapter::new("probe", ProbeStore(probe.clone())).into_box();
+    let info = EngineInfo {
+        capabilities: Capabilities::SERVER_SIDE_INVALIDATION | Capabilities::NON_BLOCKING,
+        ..PROBE_INFO
+    };
+    let engine =
+        Engine::from_store_for_tests(info, store, &Settings::new("secret")).expect("engine");
+    let key = stored_session(&engine, &probe);
+    let app = Router::new()
+        .route(
+            "/",
+            get(|session: SessionHandle| async move {
+                let seed: Option<String> = session.get("seed").await.expect("get");
+                session.insert("seen", seed).await.expect("insert");
+                "ok"
+            }),
+        )
+        .layer(SessionLayer::new(engine).expect("layer"));
+    let response = send(&app, &format!("sessionid={key}"), &current_thread());
+    assert_eq!(response.status(), StatusCode::OK);
+    let executor = std::thread::current().id();
+    let calls = probe.calls.lock().expect("calls").clone();
+    assert_eq!(
+        calls.iter().map(|(op, _)| *op).collect::<Vec<_>>(),
+        ["load", "save"]
+    );
+    for (operation, thread) in calls {
+        assert_eq!(thread, executor, "{operation} left the executor thread");
+    }
+}
+
 /// A save the engine refuses is a 500 with no `Set-Cookie` and the error attached.
 #[test]
 fn failed_save_is_a_500_without_set_cookie() {

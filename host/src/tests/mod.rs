@@ -2,6 +2,7 @@
 
 mod async_session;
 mod logs;
+mod memo;
 mod memory;
 mod session;
 mod signed;

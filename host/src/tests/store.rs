@@ -1,10 +1,14 @@
 //! The `Store` guard: keys are checked before any engine call; errors carry context.
 
-use abi_stable::std_types::RString;
-use sessionkit_sdk::{ErrorKind, SessionRecord, SessionWrite, Timestamp};
+use abi_stable::std_types::{RStr, RString};
+use sessionkit_codec::SESSION_STORE_SALT;
+use sessionkit_sdk::{
+    Capabilities, EngineInfo, ErrorKind, KeyFormat, SessionRecord, SessionStore, SessionWrite,
+    StoreResult, Timestamp, store::FfiAdapter,
+};
 
-use super::memory::memory_engine;
-use crate::Error;
+use super::memory::{memory_engine, settings};
+use crate::{Engine, Error};
 
 fn write(key: &str) -> SessionWrite {
     SessionWrite {
@@ -105,4 +109,71 @@ fn store_errors_name_the_engine_the_operation_and_only_a_key_prefix() {
             .starts_with("engine 'memory' failed to clear_expired: "),
         "{error}"
     );
+}
+
+/// A store that answers writes with whatever key it was told to.
+struct AnswersWith(&'static str);
+
+impl SessionStore for AnswersWith {
+    fn exists(&self, _key: &str) -> StoreResult<bool> {
+        Ok(false)
+    }
+    fn load(&self, _key: &str) -> StoreResult<Option<SessionRecord>> {
+        Ok(None)
+    }
+    fn create(&self, _write: SessionWrite) -> StoreResult<String> {
+        Ok(self.0.to_owned())
+    }
+    fn save(&self, _write: SessionWrite) -> StoreResult<String> {
+        Ok(self.0.to_owned())
+    }
+    fn delete(&self, _key: &str) -> StoreResult<()> {
+        Ok(())
+    }
+    fn clear_expired(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
+}
+
+fn answering(key: &'static str) -> Engine {
+    let info = EngineInfo {
+        name: RStr::from_str("answers"),
+        version: RStr::from_str("0.0.0"),
+        salt: RStr::from_str(SESSION_STORE_SALT),
+        capabilities: Capabilities::NONE,
+        key_format: KeyFormat::DjangoSessionKey,
+    };
+    let store = FfiAdapter::new("answers", AnswersWith(key)).into_box();
+    Engine::from_store_for_tests(info, store, &settings()).unwrap()
+}
+
+#[test]
+fn writes_return_the_key_the_engine_stored_under_when_it_fits_the_format() {
+    let sent = "sentkey000000000000000000000001";
+    let engine = answering(sent);
+    assert_eq!(engine.store().save(write(sent)).unwrap(), sent);
+    let other = "otherkey00000000000000000000001";
+    let engine = answering(other);
+    assert_eq!(engine.store().create(write(sent)).unwrap(), other);
+    assert_eq!(engine.store().save(write(sent)).unwrap(), other);
+}
+
+#[test]
+fn a_returned_key_outside_the_format_is_an_engine_error() {
+    let engine = answering("NOT A KEY");
+    for result in [
+        engine
+            .store()
+            .create(write("sentkey000000000000000000000001")),
+        engine
+            .store()
+            .save(write("sentkey000000000000000000000001")),
+    ] {
+        let error = result.unwrap_err();
+        assert!(matches!(error, Error::Engine { .. }), "{error}");
+        assert!(
+            error.to_string().contains("outside its key format"),
+            "{error}"
+        );
+    }
 }

@@ -185,6 +185,51 @@ impl SessionCodec {
         Ok(self.sign_json(json, now_unix))
     }
 
+    /// Re-signs an already encoded payload segment at `now_unix`: `payload` is the part of an
+    /// earlier `session_data` before its `:TS:SIG` (see [`payload_segment`]).
+    ///
+    /// Compression is deterministic, so when `payload` came from [`SessionCodec::encode`] of a
+    /// session, the result is byte for byte `encode(session, now_unix).session_data`, without
+    /// the JSON, zlib and base64 work: a host re-saving a session it has not changed
+    /// (`SESSION_SAVE_EVERY_REQUEST`) only pays for the HMAC.
+    pub fn sign_payload(&self, payload: &str, now_unix: i64) -> String {
+        let mut data = String::with_capacity(payload.len() + 64);
+        data.push_str(payload);
+        self.sign_into(&mut data, now_unix);
+        data
+    }
+
+    /// [`SessionCodec::encode`] that reuses `previous` when `session` serialises to the same JSON
+    /// as `previous.session_json`: the compressed payload is then taken from
+    /// `previous.session_data` and only signed anew at `now_unix` (see
+    /// [`SessionCodec::sign_payload`]).
+    ///
+    /// `previous` must come from [`SessionCodec::encode`] (of any codec, at any time: the
+    /// payload depends only on the JSON); then the output is byte for byte what
+    /// `encode(session, now_unix)` gives. Data written by another program may have been
+    /// compressed differently and must not be passed here.
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionCodec::encode`].
+    pub fn encode_reusing(
+        &self,
+        session: &SessionMap,
+        previous: &Encoded,
+        now_unix: i64,
+    ) -> Result<Encoded, EncodeError> {
+        let json = map_to_python_json(session)?;
+        if json == previous.session_json
+            && let Some(payload) = payload_segment(&previous.session_data)
+        {
+            return Ok(Encoded {
+                session_data: self.sign_payload(payload, now_unix),
+                session_json: json,
+            });
+        }
+        Ok(self.sign_json(json, now_unix))
+    }
+
     /// `signing.loads(session_data, salt, max_age)` judged at `now_unix`, requiring an object.
     ///
     /// # Errors
@@ -271,17 +316,22 @@ impl SessionCodec {
             }
             None => URL_SAFE_NO_PAD.encode_string(json.as_bytes(), &mut data),
         });
-        data.push(':');
-        b62_encode(now_unix, &mut data);
-        let mut mac = self.keys[0].clone();
-        mac.update(data.as_bytes());
-        let tag = mac.finalize().into_bytes();
-        data.push(':');
-        URL_SAFE_NO_PAD.encode_string(tag, &mut data);
+        self.sign_into(&mut data, now_unix);
         Encoded {
             session_data: data,
             session_json: json,
         }
+    }
+
+    /// Appends `:TS:SIG` to the payload segment in `data` (Django's `TimestampSigner.sign`).
+    fn sign_into(&self, data: &mut String, now_unix: i64) {
+        data.push(':');
+        b62_encode(now_unix, data);
+        let mut mac = self.keys[0].clone();
+        mac.update(data.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        data.push(':');
+        URL_SAFE_NO_PAD.encode_string(tag, data);
     }
 
     /// zlib-decompresses `input`, refusing output past the cap.
@@ -399,6 +449,14 @@ pub fn signed_timestamp(session_data: &str) -> Option<i64> {
     let (value, _signature) = session_data.rsplit_once(':')?;
     let (_payload, timestamp) = value.rsplit_once(':')?;
     b62_decode(timestamp)
+}
+
+/// The payload segment of `session_data` (everything before `:TS:SIG`), WITHOUT verifying the
+/// signature: what [`SessionCodec::sign_payload`] re-signs. `None` without that shape.
+pub fn payload_segment(session_data: &str) -> Option<&str> {
+    let (value, _signature) = session_data.rsplit_once(':')?;
+    let (payload, _timestamp) = value.rsplit_once(':')?;
+    Some(payload)
 }
 
 /// Django's `b62_encode`: most significant digit first, `-` for negatives.
@@ -557,6 +615,71 @@ mod tests {
             .join()
             .unwrap();
         assert_eq!(a, other_thread);
+    }
+
+    #[test]
+    fn sign_payload_of_an_encoded_payload_equals_a_fresh_encode() {
+        let c = codec();
+        let sessions = [
+            perf_payload(),
+            map(json!({"foo": "bar"})),
+            map(json!({})),
+            map(json!({"x": "y".repeat(5000), "n": [1.5, -2, null, true]})),
+        ];
+        for session in sessions {
+            let first = c.encode(&session, T).unwrap();
+            let payload = payload_segment(&first.session_data).unwrap();
+            for later in [T, T + 1, T + 86_400, -5, 0] {
+                assert_eq!(
+                    c.sign_payload(payload, later),
+                    c.encode(&session, later).unwrap().session_data,
+                    "{session:?} at {later}"
+                );
+            }
+        }
+        // And what it signs verifies like anything encode made.
+        let payload = payload_segment(VECTOR).unwrap();
+        assert_eq!(payload, "eyJmb28iOiJiYXIifQ");
+        assert_eq!(c.sign_payload(payload, T), VECTOR);
+        assert_eq!(
+            c.decode(&c.sign_payload(payload, T + 7), None, T).unwrap(),
+            map(json!({"foo": "bar"}))
+        );
+    }
+
+    #[test]
+    fn encode_reusing_equals_a_fresh_encode_whether_or_not_the_json_matches() {
+        let c = codec();
+        let previous = c.encode(&perf_payload(), T).unwrap();
+        let same = c
+            .encode_reusing(&perf_payload(), &previous, T + 60)
+            .unwrap();
+        assert_eq!(same, c.encode(&perf_payload(), T + 60).unwrap());
+        assert_ne!(same.session_data, previous.session_data, "new timestamp");
+        let mut changed = perf_payload();
+        changed.insert("theme".into(), json!("light"));
+        assert_eq!(
+            c.encode_reusing(&changed, &previous, T + 60).unwrap(),
+            c.encode(&changed, T + 60).unwrap()
+        );
+        // A previous encoding without the PAYLOAD:TS:SIG shape is not reused.
+        let broken = Encoded {
+            session_data: "garbage".into(),
+            session_json: previous.session_json.clone(),
+        };
+        assert_eq!(
+            c.encode_reusing(&perf_payload(), &broken, T).unwrap(),
+            previous
+        );
+    }
+
+    #[test]
+    fn payload_segment_needs_the_payload_ts_sig_shape() {
+        assert_eq!(payload_segment(".eJx:1uQowS:sig"), Some(".eJx"));
+        assert_eq!(payload_segment("::"), Some(""));
+        for bad in ["", "nocolon", "one:colon"] {
+            assert_eq!(payload_segment(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
