@@ -144,6 +144,20 @@ fn send(app: &Router, cookie: &str, runtime: &tokio::runtime::Runtime) -> Respon
         .expect("infallible")
 }
 
+/// An app whose handler reads the session and writes it back: one load and one save.
+fn read_and_write_app(engine: Engine) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|session: SessionHandle| async move {
+                let seed: Option<String> = session.get("seed").await.expect("get");
+                session.insert("seen", seed).await.expect("insert");
+                "ok"
+            }),
+        )
+        .layer(SessionLayer::new(engine).expect("layer"))
+}
+
 fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -157,16 +171,7 @@ fn current_thread() -> tokio::runtime::Runtime {
 fn engine_calls_never_run_on_the_executor_thread() {
     let (engine, probe) = probe_engine(&Settings::new("secret"));
     let key = stored_session(&engine, &probe);
-    let app = Router::new()
-        .route(
-            "/",
-            get(|session: SessionHandle| async move {
-                let seed: Option<String> = session.get("seed").await.expect("get");
-                session.insert("seen", seed).await.expect("insert");
-                "ok"
-            }),
-        )
-        .layer(SessionLayer::new(engine).expect("layer"));
+    let app = read_and_write_app(engine);
     let response = send(&app, &format!("sessionid={key}"), &current_thread());
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers().get_all(SET_COOKIE).iter().count(), 1);
@@ -194,16 +199,7 @@ fn non_blocking_stores_are_called_on_the_executor_thread() {
     let engine =
         Engine::from_store_for_tests(info, store, &Settings::new("secret")).expect("engine");
     let key = stored_session(&engine, &probe);
-    let app = Router::new()
-        .route(
-            "/",
-            get(|session: SessionHandle| async move {
-                let seed: Option<String> = session.get("seed").await.expect("get");
-                session.insert("seen", seed).await.expect("insert");
-                "ok"
-            }),
-        )
-        .layer(SessionLayer::new(engine).expect("layer"));
+    let app = read_and_write_app(engine);
     let response = send(&app, &format!("sessionid={key}"), &current_thread());
     assert_eq!(response.status(), StatusCode::OK);
     let executor = std::thread::current().id();
