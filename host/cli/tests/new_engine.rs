@@ -222,6 +222,78 @@ fn new_engine_loads_by_path_beside_a_bundled_engine_and_keeps_its_own_sessions()
     assert!(cache.session(None).exists(&cache_key).unwrap());
 }
 
+/// Every bundled engine and the generated one, loaded into this one process at once, each
+/// keeping its own sessions: a session saved in each reads back from it, and the generated
+/// engine never sees a key of another.
+#[test]
+fn every_bundled_engine_and_a_generated_one_work_side_by_side() {
+    let built = built();
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    fs::create_dir(&files).unwrap();
+    let sqlite = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+    let mut engines = Vec::new();
+    for name in [
+        "cache",
+        "db",
+        "file",
+        "cached_db",
+        "signed_cookies",
+        "account_db",
+        "template",
+    ] {
+        let mut settings = Settings::new(SECRET_KEY);
+        settings.session_engine = name.to_owned();
+        settings.session_db_url = Some(sqlite(&format!("{name}.sqlite3")));
+        settings.session_file_path = Some(files.clone());
+        let library = engine_library(name);
+        let engine = Engine::load(&library.to_string_lossy(), &settings)
+            .unwrap_or_else(|error| panic!("{name} loads: {error}"));
+        assert_eq!(engine.description().name, name);
+        engines.push(engine);
+    }
+    let acme = Engine::load(&built.library.to_string_lossy(), &Settings::new(SECRET_KEY))
+        .expect("acme loads");
+    engines.push(acme.clone());
+
+    let mut keys = Vec::new();
+    for engine in &engines {
+        let name = engine.description().name.clone();
+        let mut session = engine.session(None);
+        session.insert("written_in", &name).unwrap();
+        session.save().unwrap();
+        keys.push(session.session_key().expect("saved with a key").to_owned());
+    }
+    for (engine, key) in engines.iter().zip(&keys) {
+        let name = &engine.description().name;
+        let mut again = engine.session(Some(key));
+        assert_eq!(
+            again.get::<String>("written_in").unwrap().as_deref(),
+            Some(name.as_str()),
+            "{name} reads back its own session"
+        );
+    }
+    let acme_key = keys.last().expect("acme's key");
+    for (engine, key) in engines
+        .iter()
+        .zip(&keys)
+        .filter(|(e, _)| e.description().name != NAME)
+    {
+        let name = &engine.description().name;
+        let mut foreign = acme.session(Some(key));
+        assert!(
+            foreign.load().unwrap().is_empty(),
+            "acme sees {name}'s session"
+        );
+        if engine.description().key_format == sessionkit::KeyFormat::DjangoSessionKey {
+            assert!(
+                !engine.session(None).exists(acme_key).unwrap(),
+                "{name} sees acme's session"
+            );
+        }
+    }
+}
+
 #[test]
 fn engine_dropped_into_the_engine_path_is_listed_and_resolves_by_short_name() {
     let built = built();
