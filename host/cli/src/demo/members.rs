@@ -18,6 +18,29 @@ pub const ALICE_ID: i64 = 1;
 pub const ALICE_PASSWORD_HASH: &str =
     "pbkdf2_sha256$100000$Wx0vQfJ3mC8kT2nRzL5pYa$5Q6UH1Yq7N47ZZfFEkbVjP4OJyrDRSwEUw4K1jSHGiQ=";
 
+/// Django's `get_session_auth_hash()` for alice: `salted_hmac(key_salt, password_hash,
+/// secret=SECRET_KEY, algorithm="sha256").hexdigest()`. Stored in `_auth_user_hash` at login, so
+/// a Django site sharing the sessions keeps alice logged in (and drops her sessions when her
+/// password changes).
+pub fn session_auth_hash(secret_key: &str) -> String {
+    use hmac::{Mac, digest::KeyInit};
+    use sha2::Digest;
+
+    const KEY_SALT: &str = "django.contrib.auth.models.AbstractBaseUser.get_session_auth_hash";
+    let key = Sha256::new()
+        .chain_update(KEY_SALT)
+        .chain_update(secret_key)
+        .finalize();
+    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&key)
+        .expect("HMAC takes a key of any length");
+    mac.update(ALICE_PASSWORD_HASH.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
 /// A member found by [`authenticate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
@@ -74,6 +97,16 @@ pub fn check_password(password: &str, encoded: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_auth_hash_is_djangos() {
+        // Django 5.2: salted_hmac("django.contrib.auth.models.AbstractBaseUser.
+        // get_session_auth_hash", ALICE_PASSWORD_HASH, secret=…, algorithm="sha256").hexdigest()
+        assert_eq!(
+            session_auth_hash("demo-test-secret-key-not-for-production"),
+            "8b7c8a8438f4620591af14de1ff4032cdd27834533aa9b1f8a3f14c9f242e803"
+        );
+    }
 
     #[test]
     fn alice_logs_in_with_wonderland_only() {

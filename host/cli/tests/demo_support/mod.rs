@@ -78,6 +78,15 @@ impl Demo {
     ///
     /// If the binary cannot start or does not say where it listens.
     pub fn start(engine: &str) -> Demo {
+        Demo::start_with(engine, &[])
+    }
+
+    /// [`Demo::start`] with more settings as environment variables (they win over the engine's).
+    ///
+    /// # Panics
+    ///
+    /// As [`Demo::start`].
+    pub fn start_with(engine: &str, extra: &[(&str, &str)]) -> Demo {
         let dir = tempfile::tempdir().expect("a working directory for the demo");
         let mut command = Command::new(env!("CARGO_BIN_EXE_sessionkit"));
         command
@@ -99,6 +108,9 @@ impl Demo {
             } else {
                 (*value).to_owned()
             };
+            command.env(name, value);
+        }
+        for (name, value) in extra {
             command.env(name, value);
         }
         let mut child = command.spawn().expect("the sessionkit binary starts");
