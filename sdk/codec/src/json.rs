@@ -103,22 +103,25 @@ pub fn check_storable(value: &Value) -> Result<(), JsonError> {
     check_value(value, 0)
 }
 
-/// Serialises a Rust value into a storable [`Value`], refusing NaN and infinities.
+/// Serialises a Rust value into a storable [`Value`], refusing NaN, infinities and nesting
+/// deeper than [`MAX_DEPTH`].
 ///
-/// `serde_json::to_value(f64::NAN)` silently gives `null`; this first walks the value looking
-/// for non-finite floats, then converts it and applies [`check_storable`].
+/// `serde_json::to_value(f64::NAN)` silently gives `null`, and `to_value` of a very deep value
+/// overflows the stack; this first walks the value (bounded by the depth limit), then converts it
+/// and applies [`check_storable`].
 ///
 /// # Errors
 ///
 /// [`ToValueError::Unstorable`] for non-finite floats or too deep nesting,
 /// [`ToValueError::Serialize`] when the type's `Serialize` implementation fails.
 pub fn to_storable_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, ToValueError> {
-    value.serialize(finite::FiniteCheck).map_err(|e| match e {
-        finite::Found::NonFinite => ToValueError::Unstorable(JsonError::NonFiniteNumber),
-        finite::Found::Custom(msg) => {
-            ToValueError::Serialize(<serde_json::Error as serde::ser::Error>::custom(msg))
+    match value.serialize(crate::storable::Walker { depth: 0 }) {
+        // A failing `Serialize` impl fails `to_value` too, which reports it.
+        Ok(()) | Err(crate::storable::WalkError::Custom) => {}
+        Err(crate::storable::WalkError::Json(error)) => {
+            return Err(ToValueError::Unstorable(error));
         }
-    })?;
+    }
     let v = serde_json::to_value(value)?;
     check_storable(&v)?;
     Ok(v)
@@ -424,254 +427,6 @@ impl fmt::Write for StackBuf {
         self.buf[self.len..end].copy_from_slice(s.as_bytes());
         self.len = end;
         Ok(())
-    }
-}
-
-/// A serializer that only looks for non-finite floats (serde_json would turn them into `null`).
-mod finite {
-    use std::fmt::Display;
-
-    use serde::Serialize;
-    use serde::ser;
-
-    /// Why the walk stopped.
-    #[derive(Debug)]
-    pub(super) enum Found {
-        NonFinite,
-        Custom(String),
-    }
-
-    impl Display for Found {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            match self {
-                Found::NonFinite => f.write_str("non-finite float"),
-                Found::Custom(m) => f.write_str(m),
-            }
-        }
-    }
-
-    impl std::error::Error for Found {}
-
-    impl ser::Error for Found {
-        fn custom<T: Display>(msg: T) -> Self {
-            Found::Custom(msg.to_string())
-        }
-    }
-
-    /// Walks a value; every scalar is accepted except non-finite floats.
-    pub(super) struct FiniteCheck;
-
-    type R = Result<(), Found>;
-
-    impl ser::Serializer for FiniteCheck {
-        type Ok = ();
-        type Error = Found;
-        type SerializeSeq = Self;
-        type SerializeTuple = Self;
-        type SerializeTupleStruct = Self;
-        type SerializeTupleVariant = Self;
-        type SerializeMap = Self;
-        type SerializeStruct = Self;
-        type SerializeStructVariant = Self;
-
-        fn serialize_bool(self, _: bool) -> R {
-            Ok(())
-        }
-        fn serialize_i8(self, _: i8) -> R {
-            Ok(())
-        }
-        fn serialize_i16(self, _: i16) -> R {
-            Ok(())
-        }
-        fn serialize_i32(self, _: i32) -> R {
-            Ok(())
-        }
-        fn serialize_i64(self, _: i64) -> R {
-            Ok(())
-        }
-        fn serialize_i128(self, _: i128) -> R {
-            Ok(())
-        }
-        fn serialize_u8(self, _: u8) -> R {
-            Ok(())
-        }
-        fn serialize_u16(self, _: u16) -> R {
-            Ok(())
-        }
-        fn serialize_u32(self, _: u32) -> R {
-            Ok(())
-        }
-        fn serialize_u64(self, _: u64) -> R {
-            Ok(())
-        }
-        fn serialize_u128(self, _: u128) -> R {
-            Ok(())
-        }
-        fn serialize_f32(self, v: f32) -> R {
-            if v.is_finite() {
-                Ok(())
-            } else {
-                Err(Found::NonFinite)
-            }
-        }
-        fn serialize_f64(self, v: f64) -> R {
-            if v.is_finite() {
-                Ok(())
-            } else {
-                Err(Found::NonFinite)
-            }
-        }
-        fn serialize_char(self, _: char) -> R {
-            Ok(())
-        }
-        fn serialize_str(self, _: &str) -> R {
-            Ok(())
-        }
-        fn serialize_bytes(self, _: &[u8]) -> R {
-            Ok(())
-        }
-        fn serialize_none(self) -> R {
-            Ok(())
-        }
-        fn serialize_some<T: ?Sized + Serialize>(self, v: &T) -> R {
-            v.serialize(self)
-        }
-        fn serialize_unit(self) -> R {
-            Ok(())
-        }
-        fn serialize_unit_struct(self, _: &'static str) -> R {
-            Ok(())
-        }
-        fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> R {
-            Ok(())
-        }
-        fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, v: &T) -> R {
-            v.serialize(self)
-        }
-        fn serialize_newtype_variant<T: ?Sized + Serialize>(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            v: &T,
-        ) -> R {
-            v.serialize(self)
-        }
-        fn serialize_seq(self, _: Option<usize>) -> Result<Self, Found> {
-            Ok(self)
-        }
-        fn serialize_tuple(self, _: usize) -> Result<Self, Found> {
-            Ok(self)
-        }
-        fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, Found> {
-            Ok(self)
-        }
-        fn serialize_tuple_variant(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            _: usize,
-        ) -> Result<Self, Found> {
-            Ok(self)
-        }
-        fn serialize_map(self, _: Option<usize>) -> Result<Self, Found> {
-            Ok(self)
-        }
-        fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Found> {
-            Ok(self)
-        }
-        fn serialize_struct_variant(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            _: usize,
-        ) -> Result<Self, Found> {
-            Ok(self)
-        }
-    }
-
-    impl ser::SerializeSeq for FiniteCheck {
-        type Ok = ();
-        type Error = Found;
-        fn serialize_element<T: ?Sized + Serialize>(&mut self, v: &T) -> R {
-            v.serialize(FiniteCheck)
-        }
-        fn end(self) -> R {
-            Ok(())
-        }
-    }
-
-    impl ser::SerializeTuple for FiniteCheck {
-        type Ok = ();
-        type Error = Found;
-        fn serialize_element<T: ?Sized + Serialize>(&mut self, v: &T) -> R {
-            v.serialize(FiniteCheck)
-        }
-        fn end(self) -> R {
-            Ok(())
-        }
-    }
-
-    impl ser::SerializeTupleStruct for FiniteCheck {
-        type Ok = ();
-        type Error = Found;
-        fn serialize_field<T: ?Sized + Serialize>(&mut self, v: &T) -> R {
-            v.serialize(FiniteCheck)
-        }
-        fn end(self) -> R {
-            Ok(())
-        }
-    }
-
-    impl ser::SerializeTupleVariant for FiniteCheck {
-        type Ok = ();
-        type Error = Found;
-        fn serialize_field<T: ?Sized + Serialize>(&mut self, v: &T) -> R {
-            v.serialize(FiniteCheck)
-        }
-        fn end(self) -> R {
-            Ok(())
-        }
-    }
-
-    impl ser::SerializeMap for FiniteCheck {
-        type Ok = ();
-        type Error = Found;
-        fn serialize_key<T: ?Sized + Serialize>(&mut self, k: &T) -> R {
-            // Keys are checked too: serde_json writes a float key as a string, but a NaN key
-            // is still nonsense.
-            k.serialize(FiniteCheck)
-        }
-        fn serialize_value<T: ?Sized + Serialize>(&mut self, v: &T) -> R {
-            v.serialize(FiniteCheck)
-        }
-        fn end(self) -> R {
-            Ok(())
-        }
-    }
-
-    impl ser::SerializeStruct for FiniteCheck {
-        type Ok = ();
-        type Error = Found;
-        fn serialize_field<T: ?Sized + Serialize>(&mut self, _: &'static str, v: &T) -> R {
-            v.serialize(FiniteCheck)
-        }
-        fn end(self) -> R {
-            Ok(())
-        }
-    }
-
-    impl ser::SerializeStructVariant for FiniteCheck {
-        type Ok = ();
-        type Error = Found;
-        fn serialize_field<T: ?Sized + Serialize>(&mut self, _: &'static str, v: &T) -> R {
-            v.serialize(FiniteCheck)
-        }
-        fn end(self) -> R {
-            Ok(())
-        }
     }
 }
 

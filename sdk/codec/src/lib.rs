@@ -4,6 +4,7 @@ pub mod expiry;
 pub mod json;
 pub mod key;
 pub mod signing;
+mod storable;
 pub mod time;
 
 pub use expiry::{Clock, EXPIRY_KEY, ManualClock, SystemClock};
