@@ -121,7 +121,7 @@ const PROBE_INFO: EngineInfo = EngineInfo {
 fn probe_engine(settings: &Settings) -> (Engine, Arc<Probe>) {
     let probe = Arc::new(Probe::default());
     let store = FfiAdapter::new("probe", ProbeStore(probe.clone())).into_box();
-    let engine = Engine::from_store_for_tests(PROBE_INFO, store, settings).expect("engine");
+    let engine = Engine::from_store(PROBE_INFO, store, settings).expect("engine");
     (engine, probe)
 }
 
@@ -196,8 +196,7 @@ fn non_blocking_stores_are_called_on_the_executor_thread() {
         capabilities: Capabilities::SERVER_SIDE_INVALIDATION | Capabilities::NON_BLOCKING,
         ..PROBE_INFO
     };
-    let engine =
-        Engine::from_store_for_tests(info, store, &Settings::new("secret")).expect("engine");
+    let engine = Engine::from_store(info, store, &Settings::new("secret")).expect("engine");
     let key = stored_session(&engine, &probe);
     let app = read_and_write_app(engine);
     let response = send(&app, &format!("sessionid={key}"), &current_thread());
