@@ -118,7 +118,8 @@ impl Engine {
     /// # Examples
     ///
     /// ```
-    /// use sessionkit::{Engine, Settings, sdk::FfiAdapter, testing::MemoryStore};
+    /// use sessionkit::{Engine, Settings, testing::MemoryStore};
+    /// use sessionkit_sdk::store::FfiAdapter;
     ///
     /// let store = FfiAdapter::new("memory", MemoryStore::new()).into_box();
     /// let engine = Engine::from_store(MemoryStore::INFO, store, &Settings::new("a secret"))?;

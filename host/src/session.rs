@@ -12,9 +12,9 @@
 //! the engine only through the lazy first load: in async code call
 //! [`Session::ensure_loaded_async`] once, and they work on the loaded data from then on.
 //!
-//! Each engine-reaching operation is written once, as a private `async fn` taking a [`Run`]:
-//! the `_async` twin awaits it with [`Run::Offload`]; the sync method runs it with
-//! [`Run::Inline`], whose engine calls complete in place, so it finishes on its first poll.
+//! Each engine-reaching operation is written once, as a private `async fn` taking a `Run`:
+//! the `_async` twin awaits it with `Run::Offload`; the sync method runs it with
+//! `Run::Inline`, whose engine calls complete in place, so it finishes on its first poll.
 
 use std::{
     fmt,
