@@ -292,16 +292,14 @@ impl Engine {
             settings.secret_key.as_bytes(),
             &fallbacks,
         );
-        // What the opened store adds to what its engine declared (e.g. `non_blocking` for an
-        // in-process cache): the host's view is the union.
-        let mut description = description;
-        description.capabilities = description.capabilities | store.capabilities();
         let store = Store::new(
             description.name.clone(),
             description.key_format,
             description.capabilities,
             store,
         );
+        let mut description = description;
+        description.capabilities = store.capabilities();
         let mode = Mode::of(description.key_format);
         let shared = Shared {
             description,

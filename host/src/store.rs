@@ -32,20 +32,28 @@ pub struct Store {
 }
 
 impl Store {
-    /// Guards `inner`, the store `engine` opened, whose keys have `key_format` and whose
-    /// optional methods are those `capabilities` allow.
+    /// Guards `inner`, the store `engine` opened, whose keys have `key_format` and which the
+    /// engine declared `declared` capabilities for.
     pub(crate) fn new(
         engine: String,
         key_format: KeyFormat,
-        capabilities: Capabilities,
+        declared: Capabilities,
         inner: StoreBox,
     ) -> Self {
+        // What the opened store adds to what its engine declared (e.g. `non_blocking` for an
+        // in-process cache): the host's view is the union.
+        let capabilities = declared | inner.capabilities();
         Self {
             engine,
             key_format,
             capabilities,
             inner,
         }
+    }
+
+    /// What the engine can do: what it declared, with what the opened store adds.
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
     }
 
     /// The engine's short name.
