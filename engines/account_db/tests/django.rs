@@ -15,7 +15,7 @@ use sessionkit_codec::{
     signing::SessionCodec,
     time::{from_datetime, isoformat, parse_isoformat, to_datetime},
 };
-use sessionkit_engine_account_db::{AccountDbEngine, AccountDbStore, SALT};
+use sessionkit_engine_account_db::{AccountDbEngine, AccountDbStore, INFO};
 use sessionkit_sdk::{Engine, SessionRecord, SessionStore, SessionWrite, Timestamp};
 use sessionkit_testkit::run_django;
 
@@ -117,7 +117,7 @@ fn sqlite_schema(db: &Path) -> Vec<String> {
 }
 
 fn codec() -> SessionCodec {
-    SessionCodec::new(SALT, SECRET_KEY.as_bytes(), &[])
+    SessionCodec::new(INFO.salt.as_str(), SECRET_KEY.as_bytes(), &[])
 }
 
 /// `session_data` decoded as Django's `SessionStore` would.

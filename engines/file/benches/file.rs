@@ -56,7 +56,7 @@ fn setup(extra_sessions: usize) -> Setup {
         .unwrap_or_else(std::env::temp_dir);
     let dir = tempfile::tempdir_in(base).expect("bench dir");
     let path = dir.path().to_path_buf();
-    let store = FileStore::open(FileConfig::new(&path, SECRET)).expect("open store");
+    let store = FileStore::open(&FileConfig::new(&path, SECRET)).expect("open store");
     let codec = SessionCodec::new(SESSION_STORE_SALT, SECRET.as_bytes(), &[]);
     let now = Utc::now();
     let encoded = codec.encode(&session(), now.timestamp()).expect("encode");

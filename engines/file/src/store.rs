@@ -143,20 +143,8 @@ impl FileStore {
     /// # Errors
     ///
     /// [`ErrorKind::Config`] naming `SESSION_FILE_PATH` (or the setting at fault).
-    pub fn open(config: FileConfig) -> Result<Self, StoreError> {
-        Self::open_inner(config).map_err(to_store_error)
-    }
-
-    /// Opens the store from the host's settings JSON (see [`FileConfig::from_settings_json`]).
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Config`] naming the setting at fault.
-    pub fn from_settings_json(settings_json: &str) -> Result<Self, StoreError> {
-        FileConfig::from_settings_json(settings_json)
-            .map_err(FileError::from)
-            .and_then(Self::open_inner)
-            .map_err(to_store_error)
+    pub fn open(config: &FileConfig) -> Result<Self, StoreError> {
+        Self::open_inner(config.clone()).map_err(to_store_error)
     }
 
     fn open_inner(config: FileConfig) -> Result<Self, FileError> {
@@ -714,6 +702,13 @@ impl std::fmt::Debug for FileStore {
 }
 
 /// The one mapping from the store's failures to the contract's error.
+/// A settings error as the contract reports it: `Config`, naming the setting at fault.
+impl From<ConfigError> for StoreError {
+    fn from(error: ConfigError) -> Self {
+        to_store_error(FileError::from(error))
+    }
+}
+
 fn to_store_error(error: FileError) -> StoreError {
     let kind = match &error {
         FileError::Config(_) => ErrorKind::Config,
@@ -846,7 +841,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, FileStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::open(FileConfig::new(dir.path(), SECRET)).unwrap();
+        let store = FileStore::open(&FileConfig::new(dir.path(), SECRET)).unwrap();
         (dir, store)
     }
 

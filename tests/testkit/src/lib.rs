@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use sessionkit_codec::redact_url;
+
 /// The Django versions the interop tests run against (the reference version is 5.2).
 pub const DJANGO_REQUIREMENT: &str = "django>=5.2,<6";
 
@@ -171,8 +173,12 @@ pub fn redis_url() -> Option<String> {
 /// When the server cannot be reached or the database cannot be created.
 pub fn fresh_postgres_database(base_url: &str) -> String {
     let name = format!("sk_{}", random_lowercase(16));
-    let mut client = postgres::Client::connect(base_url, postgres::NoTls)
-        .unwrap_or_else(|e| panic!("cannot connect to PostgreSQL at {}: {e}", redact(base_url)));
+    let mut client = postgres::Client::connect(base_url, postgres::NoTls).unwrap_or_else(|e| {
+        panic!(
+            "cannot connect to PostgreSQL at {}: {e}",
+            redact_url(base_url)
+        )
+    });
     // The name is generated from [a-z0-9] only, so it needs no quoting.
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
@@ -186,7 +192,7 @@ pub fn drop_postgres_database(base_url: &str, database_url: &str) {
     let Some(name) = database_name(database_url).filter(|n| n.starts_with("sk_")) else {
         eprintln!(
             "not dropping {}: not a database made by the testkit",
-            redact(database_url)
+            redact_url(database_url)
         );
         return;
     };
@@ -291,27 +297,6 @@ fn database_name(url: &str) -> Option<&str> {
     let authority_start = before_query.find("://")? + 3;
     let path_start = before_query[authority_start..].find('/')? + authority_start;
     Some(&before_query[path_start + 1..]).filter(|n| !n.is_empty())
-}
-
-/// A URL with any password replaced, for messages.
-fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => match rest[..at].find(':') {
-            Some(colon) => format!(
-                "{}{}:***{}",
-                &url[..scheme_end],
-                &rest[..colon],
-                &rest[at..]
-            ),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
 }
 
 fn prepare_django_venv() -> Result<PathBuf, String> {
@@ -448,12 +433,6 @@ mod tests {
         );
         assert_eq!(database_name("postgres://h/sk_abc?x=1"), Some("sk_abc"));
         assert_eq!(database_name("postgres://h"), None);
-    }
-
-    #[test]
-    fn passwords_are_redacted_in_messages() {
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 
     #[test]

@@ -88,7 +88,7 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = adjust(FileConfig::new(dir.path(), SECRET));
         let cookie_age = config.cookie_age();
-        let store = FileStore::open(config).expect("open store");
+        let store = FileStore::open(&config).expect("open store");
         Self {
             dir,
             store,

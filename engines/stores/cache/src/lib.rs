@@ -37,7 +37,7 @@ pub fn connect(config: &CacheConfig) -> Result<DynBackend, ConfigError> {
             let backend = RedisBackend::open(url, config.redis).map_err(|reason| {
                 ConfigError::BadRedisUrl {
                     alias: config.alias.clone(),
-                    location: config::redact_url(url),
+                    location: sessionkit_codec::redact_url(url),
                     reason,
                 }
             })?;
