@@ -71,14 +71,14 @@ mod tests {
     fn each_open_gets_its_own_empty_store() {
         let first = TemplateEngine::open("{}").unwrap();
         let second = TemplateEngine::open("{}").unwrap();
-        let write = sessionkit_sdk::SessionWrite {
-            record: sessionkit_sdk::SessionRecord {
-                session_key: "openseparatelykey000001".into(),
-                session_data: "d".into(),
-                expire_date: sessionkit_sdk::Timestamp::from_micros(i64::MAX),
-            },
-            session_json: "{}".into(),
-        };
+        let write = sessionkit_sdk::SessionWrite::new(
+            sessionkit_sdk::SessionRecord::new(
+                "openseparatelykey000001",
+                "d",
+                sessionkit_sdk::Timestamp::from_micros(i64::MAX),
+            ),
+            "{}",
+        );
         sessionkit_sdk::SessionStore::create(&first, write).unwrap();
         assert!(second.is_empty());
     }

@@ -193,11 +193,8 @@ mod tests {
             let now = Timestamp::now();
             let mut records = self.records.lock().unwrap();
             if self.bug == Bug::LoadCreates && !records.contains_key(key) {
-                let record = SessionRecord {
-                    session_key: key.into(),
-                    session_data: "".into(),
-                    expire_date: Timestamp::from_secs(now.as_secs() + 3600),
-                };
+                let record =
+                    SessionRecord::new(key, "", Timestamp::from_secs(now.as_secs() + 3600));
                 records.insert(key.to_owned(), record);
             }
             let live =

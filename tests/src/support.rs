@@ -113,14 +113,7 @@ pub(crate) fn expired_write(
 
 /// A record with exactly these fields (for tampered or hand-made `session_data`).
 pub(crate) fn raw_write(key: &str, data: &str, json: &str, expire: Timestamp) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: key.into(),
-            session_data: data.into(),
-            expire_date: expire,
-        },
-        session_json: json.into(),
-    }
+    SessionWrite::new(SessionRecord::new(key, data, expire), json)
 }
 
 /// A live record under `key` whose `session_data` is exactly `data` (possibly garbage).

@@ -32,14 +32,14 @@ fn key(tag: &str) -> String {
 
 /// A record that stays live for an hour.
 fn write(session_key: &str) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: session_key.into(),
-            session_data: "opaque-signed-data".into(),
-            expire_date: Timestamp::from_micros(Timestamp::now().micros + 3_600_000_000),
-        },
-        session_json: "{}".into(),
-    }
+    SessionWrite::new(
+        SessionRecord::new(
+            session_key,
+            "opaque-signed-data",
+            Timestamp::from_micros(Timestamp::now().micros + 3_600_000_000),
+        ),
+        "{}",
+    )
 }
 
 fn settings() -> Settings {

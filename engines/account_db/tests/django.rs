@@ -157,14 +157,10 @@ fn create(store: &AccountDbStore, key: &str, data: Value, expire: Timestamp) {
         .encode(&map, Timestamp::now().as_secs())
         .expect("encodable");
     store
-        .create(SessionWrite {
-            record: SessionRecord {
-                session_key: key.into(),
-                session_data: encoded.session_data.into(),
-                expire_date: expire,
-            },
-            session_json: encoded.session_json.into(),
-        })
+        .create(SessionWrite::new(
+            SessionRecord::new(key, encoded.session_data, expire),
+            encoded.session_json,
+        ))
         .expect("created");
 }
 

@@ -61,14 +61,10 @@ fn setup(extra_sessions: usize) -> Setup {
     let now = Utc::now();
     let encoded = codec.encode(&session(), now.timestamp()).expect("encode");
     let expire = expiry::expiry_date(now, None, COOKIE_AGE);
-    let write = SessionWrite {
-        record: SessionRecord {
-            session_key: key(0).into(),
-            session_data: encoded.session_data.into(),
-            expire_date: from_datetime(expire),
-        },
-        session_json: encoded.session_json.into(),
-    };
+    let write = SessionWrite::new(
+        SessionRecord::new(key(0), encoded.session_data, from_datetime(expire)),
+        encoded.session_json,
+    );
     for n in 1..=extra_sessions {
         fs::write(
             path.join(format!("sessionid{}", key(n as u64))),

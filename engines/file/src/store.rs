@@ -243,11 +243,9 @@ impl FileStore {
         };
         let now = self.clock.now();
         match self.expiry_of(&data, snapshot.mtime, now) {
-            expire if expire > now => Ok(Some(SessionRecord {
-                session_key: key.into(),
-                session_data: data.into(),
-                expire_date: from_datetime(expire),
-            })),
+            expire if expire > now => {
+                Ok(Some(SessionRecord::new(key, data, from_datetime(expire))))
+            }
             _ => {
                 // Expired: Django deletes the file on load. (It then creates a new session; a
                 // load here never creates anything.)
@@ -857,14 +855,10 @@ mod tests {
         let now = Utc::now();
         let encoded = store.codec.encode(&map, now.timestamp()).unwrap();
         let expire = expiry::expiry_date(now, None, store.config.cookie_age());
-        SessionWrite {
-            record: SessionRecord {
-                session_key: key.into(),
-                session_data: encoded.session_data.into(),
-                expire_date: from_datetime(expire),
-            },
-            session_json: encoded.session_json.into(),
-        }
+        SessionWrite::new(
+            SessionRecord::new(key, encoded.session_data, from_datetime(expire)),
+            encoded.session_json,
+        )
     }
 
     #[test]

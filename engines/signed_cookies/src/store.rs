@@ -112,14 +112,7 @@ mod tests {
     }
 
     fn write(data: &str) -> SessionWrite {
-        SessionWrite {
-            record: SessionRecord {
-                session_key: "".into(),
-                session_data: data.into(),
-                expire_date: Timestamp::now(),
-            },
-            session_json: "{}".into(),
-        }
+        SessionWrite::new(SessionRecord::new("", data, Timestamp::now()), "{}")
     }
 
     fn signed(value: serde_json::Value, at: i64) -> String {

@@ -59,14 +59,14 @@ fn setup(url: String) -> Setup {
 }
 
 fn write(key: &str, data: &str) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: key.into(),
-            session_data: data.into(),
-            expire_date: Timestamp::from_micros(Timestamp::now().micros + TTL_SECS * 1_000_000),
-        },
-        session_json: "{}".into(),
-    }
+    SessionWrite::new(
+        SessionRecord::new(
+            key,
+            data,
+            Timestamp::from_micros(Timestamp::now().micros + TTL_SECS * 1_000_000),
+        ),
+        "{}",
+    )
 }
 
 fn key(i: u64) -> String {

@@ -78,14 +78,14 @@ mod tests {
     }
 
     fn write(key: &str) -> SessionWrite {
-        SessionWrite {
-            record: SessionRecord {
-                session_key: key.into(),
-                session_data: "data".into(),
-                expire_date: Timestamp::from_micros(Timestamp::now().micros + 3_600_000_000),
-            },
-            session_json: "{}".into(),
-        }
+        SessionWrite::new(
+            SessionRecord::new(
+                key,
+                "data",
+                Timestamp::from_micros(Timestamp::now().micros + 3_600_000_000),
+            ),
+            "{}",
+        )
     }
 
     #[test]

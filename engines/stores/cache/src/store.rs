@@ -217,11 +217,11 @@ fn decode_record(value: &[u8]) -> StoreResult<SessionRecord> {
             format!("the cache entry is not a session record: {error}"),
         )
     })?;
-    Ok(SessionRecord {
-        session_key: RString::from(cached.session_key.into_owned()),
-        session_data: RString::from(cached.session_data.into_owned()),
-        expire_date: Timestamp::from_micros(cached.expire_date),
-    })
+    Ok(SessionRecord::new(
+        RString::from(cached.session_key.into_owned()),
+        RString::from(cached.session_data.into_owned()),
+        Timestamp::from_micros(cached.expire_date),
+    ))
 }
 
 #[cfg(test)]

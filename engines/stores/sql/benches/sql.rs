@@ -79,14 +79,7 @@ fn chrono(ts: Timestamp) -> DateTime<Utc> {
 }
 
 fn write(key: String, data: String, expire: Timestamp) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: key.into(),
-            session_data: data.into(),
-            expire_date: expire,
-        },
-        session_json: "{}".into(),
-    }
+    SessionWrite::new(SessionRecord::new(key, data, expire), "{}")
 }
 
 fn sqlite_raw(path: &Path, synchronous: &str) -> rusqlite::Connection {

@@ -472,14 +472,7 @@ fn write(key: &str, data: &str, expire: Timestamp) -> SessionWrite {
 }
 
 fn write_json(key: &str, data: &str, expire: Timestamp, json: &str) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: key.into(),
-            session_data: data.into(),
-            expire_date: expire,
-        },
-        session_json: json.into(),
-    }
+    SessionWrite::new(SessionRecord::new(key, data, expire), json)
 }
 
 fn kind<T: std::fmt::Debug>(result: Result<T, StoreError>) -> ErrorKind {
