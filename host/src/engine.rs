@@ -220,7 +220,7 @@ impl Engine {
     pub fn encode(&self, session: &SessionMap) -> Result<Encoded, Error> {
         self.shared
             .codec
-            .encode(session, self.clock.now().timestamp())
+            .encode(session, self.clock.now_utc().timestamp())
             .map_err(Error::Encode)
     }
 
@@ -353,7 +353,7 @@ impl Engine {
             if !self.is_valid_key(key) {
                 return Ok(Fetched::Rejected);
             }
-            let now = self.clock.now().timestamp();
+            let now = self.clock.now_utc().timestamp();
             let max_age = Some(self.shared.settings.session_cookie_age);
             return Ok(match self.shared.codec.decode(key, max_age, now) {
                 Ok(map) => Fetched::Found(Decoded::from_decode(map)),
@@ -393,7 +393,7 @@ impl Engine {
         let decode = || {
             self.shared
                 .codec
-                .decode(session_data, None, self.clock.now().timestamp())
+                .decode(session_data, None, self.clock.now_utc().timestamp())
                 .map(Decoded::from_decode)
         };
         let Some(memo) = &self.memo else {
@@ -420,7 +420,7 @@ impl Engine {
         data: &Arc<SessionMap>,
         origin: Option<&Decoded>,
     ) -> Result<PendingWrite, Error> {
-        let now = self.clock.now();
+        let now = self.clock.now_utc();
         let now_unix = now.timestamp();
         let expire = expiry_date(
             now,

@@ -289,7 +289,7 @@ impl Session {
             Expiry::BrowserClose => Value::from(0),
             Expiry::At(at) => Value::String(isoformat(clamp_to_python(at))),
             Expiry::In(after) => {
-                let now = self.engine.clock().now();
+                let now = self.engine.clock().now_utc();
                 let at = now
                     .checked_add_signed(after)
                     .unwrap_or(if after < Duration::zero() {
@@ -324,7 +324,7 @@ impl Session {
         modification: Option<DateTime<Utc>>,
         expiry: Option<&Value>,
     ) -> Result<i64, Error> {
-        let modification = modification.unwrap_or_else(|| self.engine.clock().now());
+        let modification = modification.unwrap_or_else(|| self.engine.clock().now_utc());
         let stored;
         let expiry = match expiry {
             Some(expiry) => Some(expiry),
@@ -360,7 +360,7 @@ impl Session {
         modification: Option<DateTime<Utc>>,
         expiry: Option<&Value>,
     ) -> Result<DateTime<Utc>, Error> {
-        let modification = modification.unwrap_or_else(|| self.engine.clock().now());
+        let modification = modification.unwrap_or_else(|| self.engine.clock().now_utc());
         let stored;
         let expiry = match expiry {
             Some(expiry) => Some(expiry),

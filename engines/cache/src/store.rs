@@ -3,7 +3,9 @@
 //! The contract's rules live in [`sessionkit_cache::CacheStore`]; native cache errors are mapped to
 //! `StoreError` in one function there (`sessionkit_cache::store::map_error`).
 
-use sessionkit_cache::{CACHE_SESSION_PREFIX, DynBackend, open_store};
+use std::sync::Arc;
+
+use sessionkit_cache::{CACHE_SESSION_PREFIX, DynBackend, SystemClock, open_store};
 use sessionkit_sdk::StoreError;
 
 use crate::config::CacheConfig;
@@ -22,5 +24,9 @@ pub type CacheStore = sessionkit_cache::CacheStore<DynBackend>;
 /// used (an unparsable Redis URL). A Redis server is not contacted here: connections open on
 /// first use, so a server that is down fails the calls (`Unavailable`), not the open.
 pub fn open(config: &CacheConfig) -> Result<CacheStore, StoreError> {
-    Ok(open_store(&config.cache, CACHE_SESSION_PREFIX)?)
+    Ok(open_store(
+        &config.cache,
+        CACHE_SESSION_PREFIX,
+        Arc::new(SystemClock),
+    )?)
 }

@@ -241,7 +241,7 @@ impl FileStore {
             // A placeholder or an unreadable file is no session; clear_expired ages it out.
             return Ok(None);
         };
-        let now = self.clock.now();
+        let now = self.clock.now_utc();
         match self.expiry_of(&data, snapshot.mtime, now) {
             expire if expire > now => {
                 Ok(Some(SessionRecord::new(key, data, from_datetime(expire))))
@@ -318,7 +318,7 @@ impl FileStore {
     }
 
     fn clear_expired_inner(&self) -> Result<u64, FileError> {
-        let now = self.clock.now();
+        let now = self.clock.now_utc();
         let directory = self.config.directory();
         let entries = fs::read_dir(directory).map_err(|e| self.io("clear_expired", "", e))?;
         let (mut removed, mut failures) = (0_u64, 0_u64);
@@ -409,7 +409,7 @@ impl FileStore {
         let session = match from_json {
             Ok(session) => session,
             Err(_) => {
-                let now = self.clock.now().timestamp();
+                let now = self.clock.now_utc().timestamp();
                 self.codec
                     .decode(&write.record.session_data, None, now)
                     .ok()?

@@ -208,7 +208,7 @@ impl SessionMiddleware {
             .get_expiry_age_async()
             .await
             .map_err(SessionError::Load)?;
-        let now = self.inner.engine.clock().now();
+        let now = self.inner.engine.clock().now_utc();
         Ok(CookieLifetime::MaxAge {
             seconds,
             expires: cookies::expires_after(now, seconds),

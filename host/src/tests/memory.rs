@@ -11,7 +11,7 @@ use std::{
 
 use abi_stable::std_types::RStr;
 use chrono::{TimeZone, Utc};
-use sessionkit_codec::{SESSION_STORE_SALT, SIGNED_COOKIES_SALT, time::from_datetime};
+use sessionkit_codec::{SESSION_STORE_SALT, SIGNED_COOKIES_SALT};
 use sessionkit_sdk::{
     Capabilities, EngineInfo, ErrorKind, KeyFormat, SessionRecord, SessionStore, SessionWrite,
     StoreError, StoreResult, store::FfiAdapter,
@@ -121,7 +121,7 @@ impl Probe {
     }
 
     fn now(&self) -> sessionkit_sdk::Timestamp {
-        from_datetime(self.inner.clock.now())
+        self.inner.clock.now()
     }
 }
 

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod clock;
 pub mod expiry;
 pub mod json;
 pub mod key;
@@ -8,7 +9,8 @@ pub mod signing;
 mod storable;
 pub mod time;
 
-pub use expiry::{Clock, EXPIRY_KEY, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use expiry::EXPIRY_KEY;
 pub use json::JsonError;
 pub use redact::redact_url;
 pub use signing::{DecodeError, EncodeError, Encoded, SessionCodec};

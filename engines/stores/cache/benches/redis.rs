@@ -19,7 +19,9 @@ use std::{
 };
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sessionkit_cache::{CACHE_SESSION_PREFIX, CacheStore, KeyFunction, RedisBackend, RedisOptions};
+use sessionkit_cache::{
+    CACHE_SESSION_PREFIX, CacheStore, KeyFunction, RedisBackend, RedisOptions, SystemClock,
+};
 use sessionkit_sdk::{SessionRecord, SessionStore, SessionWrite, Timestamp};
 
 const TTL_SECS: i64 = 600;
@@ -44,6 +46,7 @@ fn setup(url: String) -> Setup {
         backend.clone(),
         KeyFunction::new(prefix.clone(), 1),
         CACHE_SESSION_PREFIX,
+        Arc::new(SystemClock),
     );
     let bare = redis::Client::open(url.as_str())
         .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))

@@ -12,7 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sessionkit_cache::{CACHE_SESSION_PREFIX, CacheStore, KeyFunction, RedisBackend, RedisOptions};
+use sessionkit_cache::{
+    CACHE_SESSION_PREFIX, CacheStore, KeyFunction, RedisBackend, RedisOptions, SystemClock,
+};
 use sessionkit_sdk::{SessionRecord, SessionWrite, Timestamp};
 
 /// A session write for `key` expiring `secs` seconds from now.
@@ -38,6 +40,7 @@ pub fn store_on(
         backend.clone(),
         KeyFunction::new(key_prefix, 1),
         CACHE_SESSION_PREFIX,
+        Arc::new(SystemClock),
     );
     (store, backend)
 }
