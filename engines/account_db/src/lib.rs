@@ -45,3 +45,17 @@ impl sessionkit_sdk::Engine for AccountDbEngine {
 
 // The library's one exported symbol: the root module the host loads.
 sessionkit_sdk::export_engine!(AccountDbEngine);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readme_lists_exactly_the_declared_capabilities() {
+        sessionkit_testkit::check_readme_capabilities(
+            include_str!("../README.md"),
+            CAPABILITIES.names(),
+        )
+        .unwrap();
+    }
+}

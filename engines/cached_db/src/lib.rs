@@ -54,6 +54,15 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn readme_lists_exactly_the_declared_capabilities() {
+        sessionkit_testkit::check_readme_capabilities(
+            include_str!("../README.md"),
+            CAPABILITIES.names(),
+        )
+        .unwrap();
+    }
+
     fn settings(dir: &std::path::Path, location: &str) -> String {
         json!({
             "SECRET_KEY": "x",

@@ -299,6 +299,85 @@ fn database_name(url: &str) -> Option<&str> {
     Some(&before_query[path_start + 1..]).filter(|n| !n.is_empty())
 }
 
+/// What an engine README's `## Capabilities` table says, read by each engine's test that the
+/// README and the code agree.
+///
+/// The table's rows name capabilities in backticks in the first cell (several per row allowed).
+/// The second cell decides what the row says: starting with `no` or `not declared`, the engine
+/// does not declare it; starting with `added by an opened store`, the store adds it at open
+/// (`SessionStore::capabilities`); anything else (`yes`, or a plain reason), it is declared.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReadmeCapabilities {
+    /// The capabilities the README says the engine declares, sorted.
+    pub declared: Vec<String>,
+    /// The capabilities the README says an opened store may add, sorted.
+    pub added_by_store: Vec<String>,
+}
+
+/// Reads the `## Capabilities` table of an engine README (see [`ReadmeCapabilities`]).
+///
+/// # Errors
+///
+/// When the README has no `## Capabilities` section or its table names no capability.
+pub fn readme_capabilities(readme: &str) -> Result<ReadmeCapabilities, String> {
+    let section = readme
+        .split("\n## ")
+        .find(|section| section.starts_with("Capabilities"))
+        .ok_or("the README has no `## Capabilities` section")?;
+    let mut found = ReadmeCapabilities::default();
+    for row in section.lines().filter(|line| line.starts_with("| `")) {
+        let mut cells = row.trim_matches('|').split('|').map(str::trim);
+        let (Some(names), Some(says)) = (cells.next(), cells.next()) else {
+            continue;
+        };
+        let says = says.to_ascii_lowercase();
+        let list = if says.starts_with("no") {
+            continue;
+        } else if says.starts_with("added by an opened store") {
+            &mut found.added_by_store
+        } else {
+            &mut found.declared
+        };
+        list.extend(names.split('`').skip(1).step_by(2).map(str::to_owned));
+    }
+    if found.declared.is_empty() && found.added_by_store.is_empty() {
+        return Err("the `## Capabilities` table names no capability".to_owned());
+    }
+    found.declared.sort();
+    found.added_by_store.sort();
+    Ok(found)
+}
+
+/// Checks that an engine README's capability table ([`readme_capabilities`]) lists exactly the
+/// engine's `declared` capabilities (`CAPABILITIES.names()`), and that a store-added one is not
+/// also declared.
+///
+/// # Errors
+///
+/// A message naming both lists when they differ, or why the table could not be read.
+pub fn check_readme_capabilities<'a>(
+    readme: &str,
+    declared: impl IntoIterator<Item = &'a str>,
+) -> Result<(), String> {
+    let found = readme_capabilities(readme)?;
+    let mut declared: Vec<String> = declared.into_iter().map(str::to_owned).collect();
+    declared.sort();
+    if found.declared != declared {
+        return Err(format!(
+            "the README declares {:?}, the code {declared:?}",
+            found.declared
+        ));
+    }
+    if let Some(both) = found
+        .added_by_store
+        .iter()
+        .find(|name| declared.contains(name))
+    {
+        return Err(format!("`{both}` is both declared and added by the store"));
+    }
+    Ok(())
+}
+
 fn prepare_django_venv() -> Result<PathBuf, String> {
     let venv = match std::env::var_os(DJANGO_VENV_ENV) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
