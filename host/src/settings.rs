@@ -769,7 +769,7 @@ fn check_serializer(name: &str) -> Result<(), SettingsError> {
     }
 }
 
-/// Characters that would split or inject into a `Set-Cookie` header (security §5 row 24).
+/// Characters that would split or inject into a `Set-Cookie` header (header injection, CWE-113).
 fn forbidden_in_cookie(c: char) -> bool {
     c == ';' || c == ',' || c.is_control()
 }

@@ -299,8 +299,8 @@ pub(crate) mod django {
 mod tests {
     use super::django;
 
-    /// The suite's own signer reproduces Django's worked example (django-sessions.md §2.2,
-    /// vector `db-simple`), so the wire cases check against Django, not against themselves.
+    /// The suite's own signer reproduces Django's worked example (the `db-simple`
+    /// vector of `sdk/codec/tests/django_vectors.rs`, made by `django.core.signing.dumps`), so the wire cases check against Django, not against themselves.
     #[test]
     fn own_signer_reproduces_djangos_worked_example() {
         let signed = django::sign(

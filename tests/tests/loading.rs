@@ -2,8 +2,8 @@
 //! host's real loader and real plugin libraries (the engines and the `tests/fixtures/*`
 //! cdylibs, built by cargo before this binary because they are dev-dependencies).
 //!
-//! security.md §6.9: P1 (two engines in one process keep their identity) and P2/P4 (each bad
-//! plugin gives its own error in one line; a panicking plugin never takes the host down).
+//! Two engines in one process keep their identity; each bad plugin gives its own error in one
+//! line; a panicking plugin never takes the host down.
 
 use std::{
     os::unix::fs::PermissionsExt,

@@ -6,7 +6,7 @@
 //!   readdir + read + unlink-by-mtime floor.
 //!
 //! The directory is under the system temp dir (override with `SESSIONKIT_BENCH_DIR`), holding
-//! 1,000 other sessions, as in perf-anchors.md. Run briefly with
+//! 1,000 other sessions, so lookups are not measured on an empty directory. Run briefly with
 //! `cargo bench -p sessionkit-engine-file --bench file -- --warm-up-time 1 --measurement-time 3`.
 
 use std::{
@@ -31,7 +31,7 @@ const SECRET: &str = "bench-secret-key-bench-secret-key-bench-secret-key";
 const COOKIE_AGE: i64 = 1_209_600;
 
 fn session() -> SessionMap {
-    // An authenticated Django session (~260 bytes signed, like perf-anchors' payload).
+    // An authenticated Django session (~260 bytes signed).
     json!({
         "_auth_user_id": "1",
         "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",

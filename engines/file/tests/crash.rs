@@ -1,4 +1,4 @@
-//! Crash consistency (security.md §6.3): kill -9 in the middle of saves, and the order of the
+//! Crash consistency: kill -9 in the middle of saves, and the order of the
 //! durability system calls of one save, checked with strace.
 //!
 //! The child processes are this test binary itself, re-run with an environment variable that

@@ -8,7 +8,7 @@
 //! `redis/load paired` runs the store's load and a raw `GET` alternately in one loop, timing each
 //! on its own, so both see the same machine load. Raw commands run twice: on the store's own pooled connection (`RedisBackend::with_connection`,
 //! the pool holds exactly one), and on a bare `redis::Connection` (no pool at all). Values are a
-//! 264-byte `session_data`, as in perf-anchors.md. Keys live under a random `KEY_PREFIX`, with
+//! 264-byte `session_data` (an authenticated Django session's size). Keys live under a random `KEY_PREFIX`, with
 //! short TTLs, and are deleted afterwards. Run briefly with
 //! `cargo bench -p sessionkit-cache --bench redis -- --warm-up-time 1 --measurement-time 3`.
 
