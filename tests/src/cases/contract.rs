@@ -744,11 +744,12 @@ mod tests {
                         in_behavior = doc.trim() == "# Behavior";
                     } else if in_behavior && let Some(first) = doc.strip_prefix("- ") {
                         bullets.push((method.to_owned(), first.to_owned()));
-                    } else if in_behavior && doc.starts_with("  ") {
-                        if let Some((_, text)) = bullets.last_mut() {
-                            text.push(' ');
-                            text.push_str(doc.trim());
-                        }
+                    } else if in_behavior
+                        && doc.starts_with("  ")
+                        && let Some((_, text)) = bullets.last_mut()
+                    {
+                        text.push(' ');
+                        text.push_str(doc.trim());
                     }
                 }
             }
