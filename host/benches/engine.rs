@@ -4,7 +4,7 @@
 //! that already holds 1,000 other sessions:
 //!
 //! - `plugin`: the engine loaded from `libsessionkit_engine_cache.so` (what applications run);
-//! - `static`: the same `CacheEngineStore`, linked into this binary and wrapped in the SDK's
+//! - `static`: the same `CacheStore`, linked into this binary and wrapped in the SDK's
 //!   `FfiAdapter` (same trait object, no dynamic library): plugin / static is the cost of the
 //!   plugin boundary;
 //! - `direct`: the store called as plain Rust (`SessionStore::load` + the codec), no `Engine`,
@@ -47,7 +47,7 @@ use sessionkit_codec::{
     signing::{SessionCodec, payload_segment},
     time::from_datetime,
 };
-use sessionkit_engine_cache::{CacheEngine, CacheEngineStore};
+use sessionkit_engine_cache::{CacheEngine, CacheStore};
 use sessionkit_sdk::{
     Engine as _, SessionRecord, SessionStore, SessionWrite, abi_stable::std_types::RString,
     store::FfiAdapter,
@@ -143,7 +143,7 @@ fn theme(n: usize) -> String {
 }
 
 struct Direct {
-    store: CacheEngineStore,
+    store: CacheStore,
     codec: SessionCodec,
     key: String,
 }

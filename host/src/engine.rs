@@ -211,7 +211,7 @@ impl Engine {
     pub fn encode(&self, session: &SessionMap) -> Result<Encoded, Error> {
         self.shared
             .codec
-            .encode(session, self.clock.now().timestamp())
+            .encode(session, self.clock.now_utc().timestamp())
             .map_err(Error::Encode)
     }
 
@@ -349,7 +349,7 @@ impl Engine {
         let decode = || {
             self.shared
                 .codec
-                .decode(session_data, None, self.clock.now().timestamp())
+                .decode(session_data, None, self.clock.now_utc().timestamp())
                 .map(Decoded::from_decode)
         };
         let Some(memo) = &self.memo else {
@@ -376,7 +376,7 @@ impl Engine {
         data: &Arc<SessionMap>,
         origin: Option<&Decoded>,
     ) -> Result<PendingWrite, Error> {
-        let now = self.clock.now();
+        let now = self.clock.now_utc();
         let now_unix = now.timestamp();
         let expire = expiry_date(
             now,

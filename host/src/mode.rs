@@ -68,7 +68,7 @@ impl Mode {
                     return Ok(Fetched::Rejected);
                 }
                 let max_age = Some(engine.settings().session_cookie_age);
-                let now = engine.clock().now().timestamp();
+                let now = engine.clock().now_utc().timestamp();
                 Ok(match engine.codec().decode(key, max_age, now) {
                     Ok(map) => Fetched::Found(Decoded::from_decode(map)),
                     Err(error) => {

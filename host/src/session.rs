@@ -578,7 +578,7 @@ impl Session {
             Expiry::BrowserClose => Value::from(0),
             Expiry::At(at) => Value::String(isoformat(clamp_to_python(at))),
             Expiry::In(after) => {
-                let now = self.engine.clock().now();
+                let now = self.engine.clock().now_utc();
                 let at = now
                     .checked_add_signed(after)
                     .unwrap_or(if after < Duration::zero() {
@@ -637,7 +637,7 @@ impl Session {
         modification: Option<DateTime<Utc>>,
         expiry: Option<&Value>,
     ) -> Result<i64, Error> {
-        let modification = modification.unwrap_or_else(|| self.engine.clock().now());
+        let modification = modification.unwrap_or_else(|| self.engine.clock().now_utc());
         let stored = self.stored_expiry(expiry)?;
         Ok(expiry_age(
             modification,
@@ -683,7 +683,7 @@ impl Session {
         modification: Option<DateTime<Utc>>,
         expiry: Option<&Value>,
     ) -> Result<DateTime<Utc>, Error> {
-        let modification = modification.unwrap_or_else(|| self.engine.clock().now());
+        let modification = modification.unwrap_or_else(|| self.engine.clock().now_utc());
         let stored = self.stored_expiry(expiry)?;
         Ok(expiry_date(
             modification,

@@ -11,6 +11,7 @@ use std::{
 };
 
 use serde_json::{Map, Value};
+use sessionkit_codec::redact_url;
 
 /// The `SESSION_SERIALIZER` values sessionkit accepts: Django's JSON serializer under its two
 /// dotted names, and the short `json`. Pickle was removed from Django in 5.0 and never exists
@@ -425,7 +426,8 @@ impl Settings {
             "DATABASE_URL",
             optional_string(self.database_url.as_deref()),
         );
-        put("CACHES", caches_with_defaults(&self.caches));
+        // Passed through untouched: `sessionkit-cache` alone owns Django's per-alias defaults.
+        put("CACHES", self.caches.clone());
         for (name, value) in &self.extra {
             map.entry(name.clone()).or_insert_with(|| value.clone());
         }
@@ -588,32 +590,6 @@ pub fn is_env_setting(name: &str) -> bool {
     KNOWN_SETTINGS.contains(&name) || name.starts_with("SESSION_")
 }
 
-/// `url` with the password of its user-info (and any `password=` parameter) replaced, for
-/// logs and `Debug`.
-pub fn redact_url(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let start = scheme_end + 3;
-        let end = out[start..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |at| start + at);
-        if let Some(at) = out[start..end].rfind('@')
-            && let Some(colon) = out[start..start + at].find(':')
-        {
-            out.replace_range(start + colon + 1..start + at, "<redacted>");
-        }
-    }
-    let lower = out.to_ascii_lowercase();
-    if let Some(at) = lower.find("password=") {
-        let value_start = at + "password=".len();
-        let value_end = out[value_start..]
-            .find(['&', ' ', ';'])
-            .map_or(out.len(), |end| value_start + end);
-        out.replace_range(value_start..value_end, "<redacted>");
-    }
-    out
-}
-
 fn redact_value(name: Option<&str>, value: &Value) -> Value {
     let secret_name = name.is_some_and(|name| {
         let upper = name.to_ascii_uppercase();
@@ -638,40 +614,6 @@ fn redact_value(name: Option<&str>, value: &Value) -> Value {
 
 fn default_caches() -> Value {
     serde_json::json!({"default": {"LOCATION": "locmem://"}})
-}
-
-/// `caches` with Django's per-alias defaults filled in where a key is missing.
-fn caches_with_defaults(caches: &Value) -> Value {
-    let Value::Object(aliases) = caches else {
-        return caches.clone();
-    };
-    let filled = aliases
-        .iter()
-        .map(|(alias, config)| {
-            let mut config = match config {
-                Value::Object(config) => config.clone(),
-                _ => Map::new(),
-            };
-            let defaults = [
-                ("LOCATION", Value::String("locmem://".to_owned())),
-                ("KEY_PREFIX", Value::String(String::new())),
-                ("VERSION", Value::from(1)),
-                ("TIMEOUT", Value::from(300)),
-            ];
-            for (key, value) in defaults {
-                config.entry(key).or_insert(value);
-            }
-            let options = config
-                .entry("OPTIONS")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(options) = options {
-                options.entry("MAX_ENTRIES").or_insert(Value::from(300));
-                options.entry("CULL_FREQUENCY").or_insert(Value::from(3));
-            }
-            (alias.clone(), Value::Object(config))
-        })
-        .collect();
-    Value::Object(filled)
 }
 
 fn optional_string(value: Option<&str>) -> Value {
@@ -827,7 +769,7 @@ fn check_serializer(name: &str) -> Result<(), SettingsError> {
     }
 }
 
-/// Characters that would split or inject into a `Set-Cookie` header (security §5 row 24).
+/// Characters that would split or inject into a `Set-Cookie` header (header injection, CWE-113).
 fn forbidden_in_cookie(c: char) -> bool {
     c == ';' || c == ',' || c.is_control()
 }
@@ -1177,7 +1119,7 @@ mod tests {
     }
 
     #[test]
-    fn engine_settings_json_has_every_setting_and_filled_cache_defaults() {
+    fn engine_settings_json_has_every_setting_and_passes_caches_through() {
         let mut s = Settings::new("k");
         s.set("SESSION_DB_TABLE", json!("t")).unwrap();
         let json: Value = serde_json::from_str(&s.engine_settings_json()).unwrap();
@@ -1191,8 +1133,7 @@ mod tests {
         assert_eq!(json["SESSION_DB_TABLE"], json!("t"));
         assert_eq!(
             json["CACHES"],
-            json!({"default": {"LOCATION": "locmem://", "KEY_PREFIX": "", "VERSION": 1, "TIMEOUT": 300,
-                               "OPTIONS": {"MAX_ENTRIES": 300, "CULL_FREQUENCY": 3}}})
+            json!({"default": {"LOCATION": "locmem://"}})
         );
         s.session_cookie_samesite = SameSite::Disabled;
         let json: Value = serde_json::from_str(&s.engine_settings_json()).unwrap();
@@ -1200,21 +1141,13 @@ mod tests {
     }
 
     #[test]
-    fn cache_defaults_never_override_what_was_configured() {
+    fn caches_reach_engines_exactly_as_configured() {
+        // The cache crate fills Django's defaults; the host adds none of its own.
+        let configured = json!({"default": {"LOCATION": "redis://h", "TIMEOUT": null, "OPTIONS": {"MAX_ENTRIES": 5}}});
         let mut s = Settings::new("k");
-        s.set("CACHES", json!({"default": {"LOCATION": "redis://h", "TIMEOUT": null, "OPTIONS": {"MAX_ENTRIES": 5}}}))
-            .unwrap();
+        s.set("CACHES", configured.clone()).unwrap();
         let json: Value = serde_json::from_str(&s.engine_settings_json()).unwrap();
-        assert_eq!(json["CACHES"]["default"]["LOCATION"], json!("redis://h"));
-        assert_eq!(json["CACHES"]["default"]["TIMEOUT"], Value::Null);
-        assert_eq!(
-            json["CACHES"]["default"]["OPTIONS"]["MAX_ENTRIES"],
-            json!(5)
-        );
-        assert_eq!(
-            json["CACHES"]["default"]["OPTIONS"]["CULL_FREQUENCY"],
-            json!(3)
-        );
+        assert_eq!(json["CACHES"], configured);
     }
 
     #[test]
@@ -1238,16 +1171,6 @@ mod tests {
         ] {
             assert!(!text.contains(secret), "{secret} leaked in {text}");
         }
-        assert!(text.contains("postgres://user:<redacted>@db/app"), "{text}");
-    }
-
-    #[test]
-    fn redact_url_handles_key_value_connection_strings() {
-        assert_eq!(
-            redact_url("host=db password=pw user=u"),
-            "host=db password=<redacted> user=u"
-        );
-        assert_eq!(redact_url("sqlite://x.sqlite3"), "sqlite://x.sqlite3");
-        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        assert!(text.contains("postgres://user:***@db/app"), "{text}");
     }
 }

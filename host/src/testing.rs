@@ -15,7 +15,6 @@ use abi_stable::std_types::RStr;
 use sessionkit_codec::{
     SESSION_STORE_SALT,
     expiry::{Clock, SystemClock},
-    time::from_datetime,
 };
 use sessionkit_sdk::{
     Capabilities, EngineInfo, KeyFormat, SessionRecord, SessionStore, SessionWrite, StoreError,
@@ -114,7 +113,7 @@ impl MemoryStore {
     }
 
     fn now(&self) -> Timestamp {
-        from_datetime(self.clock.now())
+        self.clock.now()
     }
 }
 

@@ -1,11 +1,9 @@
 #![doc = include_str!("../README.md")]
 
-use sessionkit_sdk::{
-    Capabilities, EngineInfo, KeyFormat, StoreError, abi_stable::std_types::RStr,
-};
-
 pub mod config;
 pub mod store;
+
+use sessionkit_sdk::{Capabilities, EngineInfo, KeyFormat, StoreError};
 
 pub use config::TemplateConfig;
 pub use store::TemplateStore;
@@ -14,8 +12,21 @@ pub use store::TemplateStore;
 /// (`sessionkit-engine-<name>` builds `libsessionkit_engine_<name>.so`): the host checks that a
 /// library found by its short name reports that same name.
 pub const ENGINE_NAME: &str = "template";
-/// The salt the host signs `session_data` with: Django's, as for every server-side engine.
-pub const SALT: &str = "django.contrib.sessions.SessionStore";
+/// What every store of the engine can do: `delete` revokes a session; expired sessions wait for
+/// `clear_expired`. In memory: not persistent, not shared between processes. (An in-memory store
+/// could also declare `NON_BLOCKING`; a store that does I/O must not, so the template leaves it
+/// out.)
+pub const CAPABILITIES: Capabilities =
+    Capabilities::SERVER_SIDE_INVALIDATION.union(Capabilities::CLEAR_EXPIRED);
+/// What the engine says about itself before it is opened: name, version, the salt the host signs
+/// `session_data` with (Django's, as for every server-side engine), capabilities and key format.
+pub const INFO: EngineInfo = EngineInfo::new(
+    ENGINE_NAME,
+    env!("CARGO_PKG_VERSION"),
+    EngineInfo::SESSION_STORE_SALT,
+    CAPABILITIES,
+    KeyFormat::DjangoSessionKey,
+);
 
 /// The template engine: its description and its constructor.
 pub struct TemplateEngine;
@@ -24,22 +35,11 @@ impl sessionkit_sdk::Engine for TemplateEngine {
     type Store = TemplateStore;
 
     fn info() -> EngineInfo {
-        EngineInfo {
-            name: RStr::from_str(ENGINE_NAME),
-            version: RStr::from_str(env!("CARGO_PKG_VERSION")),
-            salt: RStr::from_str(SALT),
-            // delete revokes a session; expired sessions wait for clear_expired. In memory:
-            // not persistent, not shared between processes. (An in-memory store could also
-            // declare NON_BLOCKING; a store that does I/O must not, so the template leaves it out.)
-            capabilities: Capabilities::SERVER_SIDE_INVALIDATION | Capabilities::CLEAR_EXPIRED,
-            key_format: KeyFormat::DjangoSessionKey,
-        }
+        INFO
     }
 
     fn open(settings_json: &str) -> Result<Self::Store, StoreError> {
-        Ok(TemplateStore::new(&TemplateConfig::from_settings_json(
-            settings_json,
-        )?))
+        TemplateStore::open(&TemplateConfig::from_settings_json(settings_json)?)
     }
 }
 
@@ -71,14 +71,14 @@ mod tests {
     fn each_open_gets_its_own_empty_store() {
         let first = TemplateEngine::open("{}").unwrap();
         let second = TemplateEngine::open("{}").unwrap();
-        let write = sessionkit_sdk::SessionWrite {
-            record: sessionkit_sdk::SessionRecord {
-                session_key: "openseparatelykey000001".into(),
-                session_data: "d".into(),
-                expire_date: sessionkit_sdk::Timestamp::from_micros(i64::MAX),
-            },
-            session_json: "{}".into(),
-        };
+        let write = sessionkit_sdk::SessionWrite::new(
+            sessionkit_sdk::SessionRecord::new(
+                "openseparatelykey000001",
+                "d",
+                sessionkit_sdk::Timestamp::from_micros(i64::MAX),
+            ),
+            "{}",
+        );
         sessionkit_sdk::SessionStore::create(&first, write).unwrap();
         assert!(second.is_empty());
     }

@@ -51,12 +51,17 @@ fn map_error(error: MemoryError) -> StoreError {
 }
 
 impl TemplateStore {
-    /// An empty store configured by `config`.
-    pub fn new(config: &TemplateConfig) -> Self {
-        Self {
+    /// An empty store configured by `config`. A store that connects to a server or opens a
+    /// file does it here and returns its failure as a `Config` or `Unavailable` error.
+    ///
+    /// # Errors
+    ///
+    /// None for the in-memory store.
+    pub fn open(config: &TemplateConfig) -> Result<Self, StoreError> {
+        Ok(Self {
             sessions: RwLock::new(HashMap::new()),
             max_sessions: config.max_sessions,
-        }
+        })
     }
 
     /// How many sessions are stored, expired ones included.
@@ -158,7 +163,7 @@ mod tests {
     const KEY: &str = "sessionkeyofthestoretests0000001";
 
     fn store() -> TemplateStore {
-        TemplateStore::new(&TemplateConfig::default())
+        TemplateStore::open(&TemplateConfig::default()).unwrap()
     }
 
     fn write(key: &str, data: &str, expire_date: Timestamp) -> SessionWrite {
@@ -304,7 +309,7 @@ mod tests {
 
     #[test]
     fn a_full_store_makes_room_from_expired_sessions_then_refuses_with_unavailable() {
-        let store = TemplateStore::new(&TemplateConfig { max_sessions: 2 });
+        let store = TemplateStore::open(&TemplateConfig { max_sessions: 2 }).unwrap();
         store
             .create(write("fullkey000000001", "d", an_hour_ago()))
             .unwrap();

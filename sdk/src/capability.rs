@@ -114,3 +114,31 @@ pub struct EngineInfo {
     /// Which keys it accepts.
     pub key_format: KeyFormat,
 }
+
+impl EngineInfo {
+    /// The salt of every server-side engine (db, cache, cached_db, file and custom stores):
+    /// Django derives it from the class name `SessionStore`, which all of them share
+    /// (`django/contrib/sessions/backends/base.py`, `SessionBase.key_salt`).
+    pub const SESSION_STORE_SALT: &'static str = "django.contrib.sessions.SessionStore";
+
+    /// The salt of signed-cookie sessions (`django/contrib/sessions/backends/signed_cookies.py`).
+    pub const SIGNED_COOKIES_SALT: &'static str = "django.contrib.sessions.backends.signed_cookies";
+
+    /// An engine's description from its five parts, usable in a `const`, so every engine's
+    /// `INFO` is built the same way.
+    pub const fn new(
+        name: &'static str,
+        version: &'static str,
+        salt: &'static str,
+        capabilities: Capabilities,
+        key_format: KeyFormat,
+    ) -> Self {
+        Self {
+            name: RStr::from_str(name),
+            version: RStr::from_str(version),
+            salt: RStr::from_str(salt),
+            capabilities,
+            key_format,
+        }
+    }
+}

@@ -71,3 +71,29 @@ pub struct SessionWrite {
     /// The session dictionary as compact JSON (a JSON object), before compression and signing.
     pub session_json: RString,
 }
+
+impl SessionRecord {
+    /// A record from its three columns, so callers (tests, stores rebuilding a row) need not
+    /// spell out the FFI string types.
+    pub fn new(
+        session_key: impl Into<RString>,
+        session_data: impl Into<RString>,
+        expire_date: Timestamp,
+    ) -> Self {
+        Self {
+            session_key: session_key.into(),
+            session_data: session_data.into(),
+            expire_date,
+        }
+    }
+}
+
+impl SessionWrite {
+    /// A write of `record` whose session dictionary is `session_json` (a JSON object).
+    pub fn new(record: SessionRecord, session_json: impl Into<RString>) -> Self {
+        Self {
+            record,
+            session_json: session_json.into(),
+        }
+    }
+}

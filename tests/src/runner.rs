@@ -192,11 +192,11 @@ mod tests {
             match self.bug {
                 Bug::LoadCreates if self.records.record(key).is_none() => {
                     let now = Timestamp::now();
-                    self.records.put(SessionRecord {
-                        session_key: key.into(),
-                        session_data: "".into(),
-                        expire_date: Timestamp::from_secs(now.as_secs() + 3600),
-                    });
+                    self.records.put(SessionRecord::new(
+                        key,
+                        "",
+                        Timestamp::from_secs(now.as_secs() + 3600),
+                    ));
                     self.records.load(key)
                 }
                 Bug::LoadIgnoresExpiry => Ok(self.records.record(key)),

@@ -113,14 +113,7 @@ pub(crate) fn expired_write(
 
 /// A record with exactly these fields (for tampered or hand-made `session_data`).
 pub(crate) fn raw_write(key: &str, data: &str, json: &str, expire: Timestamp) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: key.into(),
-            session_data: data.into(),
-            expire_date: expire,
-        },
-        session_json: json.into(),
-    }
+    SessionWrite::new(SessionRecord::new(key, data, expire), json)
 }
 
 /// A live record under `key` whose `session_data` is exactly `data` (possibly garbage).
@@ -306,8 +299,8 @@ pub(crate) mod django {
 mod tests {
     use super::django;
 
-    /// The suite's own signer reproduces Django's worked example (django-sessions.md §2.2,
-    /// vector `db-simple`), so the wire cases check against Django, not against themselves.
+    /// The suite's own signer reproduces Django's worked example (the `db-simple`
+    /// vector of `sdk/codec/tests/django_vectors.rs`, made by `django.core.signing.dumps`), so the wire cases check against Django, not against themselves.
     #[test]
     fn own_signer_reproduces_djangos_worked_example() {
         let signed = django::sign(

@@ -2,8 +2,8 @@
 //! host's real loader and real plugin libraries (the engines and the `tests/fixtures/*`
 //! cdylibs, built by cargo before this binary because they are dev-dependencies).
 //!
-//! security.md §6.9: P1 (two engines in one process keep their identity) and P2/P4 (each bad
-//! plugin gives its own error in one line; a panicking plugin never takes the host down).
+//! Two engines in one process keep their identity; each bad plugin gives its own error in one
+//! line; a panicking plugin never takes the host down.
 
 use std::{
     os::unix::fs::PermissionsExt,
@@ -32,14 +32,14 @@ fn key(tag: &str) -> String {
 
 /// A record that stays live for an hour.
 fn write(session_key: &str) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: session_key.into(),
-            session_data: "opaque-signed-data".into(),
-            expire_date: Timestamp::from_micros(Timestamp::now().micros + 3_600_000_000),
-        },
-        session_json: "{}".into(),
-    }
+    SessionWrite::new(
+        SessionRecord::new(
+            session_key,
+            "opaque-signed-data",
+            Timestamp::from_micros(Timestamp::now().micros + 3_600_000_000),
+        ),
+        "{}",
+    )
 }
 
 fn settings() -> Settings {

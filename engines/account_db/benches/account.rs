@@ -45,7 +45,7 @@ const SQLITE_INSERT: &str = r#"INSERT INTO "account_sessions" ("session_key", "s
 const PG_LIST: &str = r#"SELECT "session_key", "session_data", "expire_date" FROM "account_sessions" WHERE "account_id" = $1 AND "expire_date" > $2 ORDER BY "expire_date" DESC, "session_key""#;
 const PG_DELETE: &str = r#"DELETE FROM "account_sessions" WHERE "account_id" = $1"#;
 
-/// A 264-character stored session (perf-anchors.md's payload size).
+/// A 264-character stored session: the size of an authenticated Django session (`_auth_user_id`, `_auth_user_backend`, `_auth_user_hash`) as `signing.dumps` writes it.
 fn payload(n: i64) -> String {
     let mut data = "x".repeat(248);
     let _ = write!(data, "{n:016x}");

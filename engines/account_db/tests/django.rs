@@ -15,7 +15,7 @@ use sessionkit_codec::{
     signing::SessionCodec,
     time::{from_datetime, isoformat, parse_isoformat, to_datetime},
 };
-use sessionkit_engine_account_db::{AccountDbEngine, AccountDbStore, SALT};
+use sessionkit_engine_account_db::{AccountDbEngine, AccountDbStore, INFO};
 use sessionkit_sdk::{Engine, SessionRecord, SessionStore, SessionWrite, Timestamp};
 use sessionkit_testkit::run_django;
 
@@ -117,7 +117,7 @@ fn sqlite_schema(db: &Path) -> Vec<String> {
 }
 
 fn codec() -> SessionCodec {
-    SessionCodec::new(SALT, SECRET_KEY.as_bytes(), &[])
+    SessionCodec::new(INFO.salt.as_str(), SECRET_KEY.as_bytes(), &[])
 }
 
 /// `session_data` decoded as Django's `SessionStore` would.
@@ -157,14 +157,10 @@ fn create(store: &AccountDbStore, key: &str, data: Value, expire: Timestamp) {
         .encode(&map, Timestamp::now().as_secs())
         .expect("encodable");
     store
-        .create(SessionWrite {
-            record: SessionRecord {
-                session_key: key.into(),
-                session_data: encoded.session_data.into(),
-                expire_date: expire,
-            },
-            session_json: encoded.session_json.into(),
-        })
+        .create(SessionWrite::new(
+            SessionRecord::new(key, encoded.session_data, expire),
+            encoded.session_json,
+        ))
         .expect("created");
 }
 

@@ -22,14 +22,7 @@ use sessionkit_sql::{
 };
 
 fn write(key: &str, data: &str, expire: Timestamp, session_json: &str) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: key.into(),
-            session_data: data.into(),
-            expire_date: expire,
-        },
-        session_json: session_json.into(),
-    }
+    SessionWrite::new(SessionRecord::new(key, data, expire), session_json)
 }
 
 /// A session logged in as `account`, as auth stores it (the id as a string).

@@ -1,6 +1,5 @@
 //! The `cache` engine's settings: the cache alias named by `SESSION_CACHE_ALIAS` in `CACHES`.
 
-use sessionkit_cache::CacheConfig;
 use sessionkit_sdk::StoreError;
 
 /// The `cache` engine's typed settings.
@@ -8,12 +7,12 @@ use sessionkit_sdk::StoreError;
 /// Parsed by `sessionkit-cache` (shared with `cached_db`); see its README for every key.
 /// `Debug` shows no password (Redis URLs are redacted).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheEngineConfig {
+pub struct CacheConfig {
     /// The cache alias sessions are stored in.
-    pub cache: CacheConfig,
+    pub cache: sessionkit_cache::CacheConfig,
 }
 
-impl CacheEngineConfig {
+impl CacheConfig {
     /// Reads `SESSION_CACHE_ALIAS` and `CACHES` from the settings JSON the host passes to
     /// `open`; other keys are ignored.
     ///
@@ -23,7 +22,7 @@ impl CacheEngineConfig {
     /// alias that `CACHES` does not configure.
     pub fn from_settings_json(settings_json: &str) -> Result<Self, StoreError> {
         Ok(Self {
-            cache: CacheConfig::from_settings_json(settings_json)?,
+            cache: sessionkit_cache::CacheConfig::from_settings_json(settings_json)?,
         })
     }
 }
@@ -38,7 +37,7 @@ mod tests {
 
     #[test]
     fn default_settings_use_the_unnamed_locmem_cache() {
-        let config = CacheEngineConfig::from_settings_json("{}").unwrap();
+        let config = CacheConfig::from_settings_json("{}").unwrap();
         assert_eq!(
             config.cache.location,
             Location::LocMem {
@@ -50,14 +49,14 @@ mod tests {
     #[test]
     fn unknown_alias_is_a_config_error_naming_it() {
         let settings = json!({"SESSION_CACHE_ALIAS": "sessions", "CACHES": {"default": {}}});
-        let error = CacheEngineConfig::from_settings_json(&settings.to_string()).unwrap_err();
+        let error = CacheConfig::from_settings_json(&settings.to_string()).unwrap_err();
         assert_eq!(error.kind, ErrorKind::Config);
         assert!(error.message.contains("'sessions'"), "{error}");
     }
 
     #[test]
     fn bad_json_is_a_config_error() {
-        let error = CacheEngineConfig::from_settings_json("not json").unwrap_err();
+        let error = CacheConfig::from_settings_json("not json").unwrap_err();
         assert_eq!(error.kind, ErrorKind::Config);
     }
 }

@@ -1,45 +1,47 @@
 #![doc = include_str!("../README.md")]
 
-use sessionkit_sdk::{
-    Capabilities, EngineInfo, KeyFormat, StoreError, abi_stable::std_types::RStr,
-};
-
 pub mod config;
 pub mod store;
 
-pub use config::CacheEngineConfig;
-pub use store::CacheEngineStore;
+use sessionkit_sdk::{Capabilities, EngineInfo, KeyFormat, StoreError};
 
-/// The name `SESSION_ENGINE` uses for this engine.
+pub use config::CacheConfig;
+pub use store::CacheStore;
+
+/// The name `SESSION_ENGINE` uses for this engine (Django's `django.contrib.sessions.backends.cache`).
 pub const ENGINE_NAME: &str = "cache";
-/// The salt Django's server-side engines sign `session_data` with.
-pub const SALT: &str = "django.contrib.sessions.SessionStore";
+/// What every location offers. Capabilities are declared before `open` sees the settings, so
+/// they are the ones every location has: the in-process cache neither survives a restart nor is
+/// seen by other processes. An opened Redis store adds `PERSISTENT` and
+/// `SHARED_BETWEEN_PROCESSES` (see the README).
+pub const CAPABILITIES: Capabilities =
+    Capabilities::SERVER_SIDE_INVALIDATION.union(Capabilities::EXPIRES_BY_ITSELF);
+/// What the engine says about itself before it is opened: name, version, salt, capabilities and
+/// key format, read by the host through the ABI.
+pub const INFO: EngineInfo = EngineInfo::new(
+    ENGINE_NAME,
+    env!("CARGO_PKG_VERSION"),
+    EngineInfo::SESSION_STORE_SALT,
+    CAPABILITIES,
+    KeyFormat::DjangoSessionKey,
+);
 
 /// The `cache` engine: sessions in a cache, with Django's cache backend rules.
 pub struct CacheEngine;
 
 impl sessionkit_sdk::Engine for CacheEngine {
-    type Store = CacheEngineStore;
+    type Store = CacheStore;
 
     fn info() -> EngineInfo {
-        EngineInfo {
-            name: RStr::from_str(ENGINE_NAME),
-            version: RStr::from_str(env!("CARGO_PKG_VERSION")),
-            salt: RStr::from_str(SALT),
-            // Capabilities are declared before `open` sees the settings, so they are the ones
-            // every location has: the in-process cache neither survives a restart nor is seen by
-            // other processes. With Redis the sessions are also shared and as persistent as the
-            // server (README).
-            capabilities: Capabilities::SERVER_SIDE_INVALIDATION | Capabilities::EXPIRES_BY_ITSELF,
-            key_format: KeyFormat::DjangoSessionKey,
-        }
+        INFO
     }
 
     fn open(settings_json: &str) -> Result<Self::Store, StoreError> {
-        store::open(&CacheEngineConfig::from_settings_json(settings_json)?)
+        store::open(&CacheConfig::from_settings_json(settings_json)?)
     }
 }
 
+// The library's one exported symbol: the root module the host loads.
 sessionkit_sdk::export_engine!(CacheEngine);
 
 #[cfg(test)]
@@ -52,19 +54,28 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn readme_lists_exactly_the_declared_capabilities() {
+        sessionkit_testkit::check_readme_capabilities(
+            include_str!("../README.md"),
+            CAPABILITIES.names(),
+        )
+        .unwrap();
+    }
+
     fn settings(location: &str) -> String {
         json!({"SECRET_KEY": "x", "CACHES": {"default": {"LOCATION": location}}}).to_string()
     }
 
     fn write(key: &str) -> SessionWrite {
-        SessionWrite {
-            record: SessionRecord {
-                session_key: key.into(),
-                session_data: "data".into(),
-                expire_date: Timestamp::from_micros(Timestamp::now().micros + 3_600_000_000),
-            },
-            session_json: "{}".into(),
-        }
+        SessionWrite::new(
+            SessionRecord::new(
+                key,
+                "data",
+                Timestamp::from_micros(Timestamp::now().micros + 3_600_000_000),
+            ),
+            "{}",
+        )
     }
 
     #[test]

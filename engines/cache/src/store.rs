@@ -1,15 +1,20 @@
-//! The `cache` engine's store: `sessionkit-cache`'s [`CacheStore`] on the configured backend.
+//! The `cache` engine's store: `sessionkit-cache`'s [`sessionkit_cache::CacheStore`] on the configured backend.
 //!
-//! The contract's rules live in [`CacheStore`]; native cache errors are mapped to
+//! The contract's rules live in [`sessionkit_cache::CacheStore`]; native cache errors are mapped to
 //! `StoreError` in one function there (`sessionkit_cache::store::map_error`).
 
-use sessionkit_cache::{CACHE_SESSION_PREFIX, CacheStore, DynBackend, open_store};
+use std::sync::Arc;
+
+use sessionkit_cache::{CACHE_SESSION_PREFIX, DynBackend, SystemClock, open_store};
 use sessionkit_sdk::StoreError;
 
-use crate::config::CacheEngineConfig;
+use crate::config::CacheConfig;
 
-/// The store the `cache` engine opens.
-pub type CacheEngineStore = CacheStore<DynBackend>;
+/// The store the `cache` engine opens: the library's store over the backend chosen at run time.
+///
+/// A type alias of a generic type from another crate cannot have an inherent `open`, so this
+/// engine alone opens through the free function [`open`].
+pub type CacheStore = sessionkit_cache::CacheStore<DynBackend>;
 
 /// Opens the store on the configured cache alias, with Django's `cache` key prefix.
 ///
@@ -18,6 +23,10 @@ pub type CacheEngineStore = CacheStore<DynBackend>;
 /// [`ErrorKind::Config`](sessionkit_sdk::ErrorKind::Config) when the alias's location cannot be
 /// used (an unparsable Redis URL). A Redis server is not contacted here: connections open on
 /// first use, so a server that is down fails the calls (`Unavailable`), not the open.
-pub fn open(config: &CacheEngineConfig) -> Result<CacheEngineStore, StoreError> {
-    Ok(open_store(&config.cache, CACHE_SESSION_PREFIX)?)
+pub fn open(config: &CacheConfig) -> Result<CacheStore, StoreError> {
+    Ok(open_store(
+        &config.cache,
+        CACHE_SESSION_PREFIX,
+        Arc::new(SystemClock),
+    )?)
 }

@@ -10,14 +10,14 @@ use sessionkit_sdk::{
 };
 
 fn write(key: &str, data: &str) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: key.into(),
-            session_data: data.into(),
-            expire_date: Timestamp::from_micros(Timestamp::now().micros + 60_000_000),
-        },
-        session_json: "{}".into(),
-    }
+    SessionWrite::new(
+        SessionRecord::new(
+            key,
+            data,
+            Timestamp::from_micros(Timestamp::now().micros + 60_000_000),
+        ),
+        "{}",
+    )
 }
 
 #[test]

@@ -27,14 +27,14 @@ fn open(dir: &std::path::Path, location: &str, prefix: &str) -> CachedDbStore {
     let config = CachedDbConfig::from_settings_json(&settings.to_string()).expect("settings");
     let store = CachedDbStore::open(&config).expect("open");
     store
-        .create(SessionWrite {
-            record: SessionRecord {
-                session_key: KEY.into(),
-                session_data: "x".repeat(264).into(),
-                expire_date: Timestamp::from_micros(Timestamp::now().micros + 600_000_000),
-            },
-            session_json: "{}".into(),
-        })
+        .create(SessionWrite::new(
+            SessionRecord::new(
+                KEY,
+                "x".repeat(264),
+                Timestamp::from_micros(Timestamp::now().micros + 600_000_000),
+            ),
+            "{}",
+        ))
         .expect("seed");
     store
 }

@@ -1,25 +1,30 @@
 #![doc = include_str!("../README.md")]
 
-use sessionkit_sdk::{
-    Capabilities, EngineInfo, KeyFormat, StoreError, abi_stable::std_types::RStr,
-};
-
 pub mod config;
 pub mod store;
+
+use sessionkit_sdk::{Capabilities, EngineInfo, KeyFormat, StoreError};
 
 pub use config::CachedDbConfig;
 pub use store::{CachedDbStore, LOG_TARGET};
 
-/// The name `SESSION_ENGINE` uses for this engine.
+/// The name `SESSION_ENGINE` uses for this engine (Django's `django.contrib.sessions.backends.cached_db`).
 pub const ENGINE_NAME: &str = "cached_db";
-/// The salt Django's server-side engines sign `session_data` with.
-pub const SALT: &str = "django.contrib.sessions.SessionStore";
 /// What the engine offers: the database's durability and sharing, its `clear_expired`, and
 /// revocation by `delete`.
 pub const CAPABILITIES: Capabilities = Capabilities::SERVER_SIDE_INVALIDATION
     .union(Capabilities::CLEAR_EXPIRED)
     .union(Capabilities::PERSISTENT)
     .union(Capabilities::SHARED_BETWEEN_PROCESSES);
+/// What the engine says about itself before it is opened: name, version, salt, capabilities and
+/// key format, read by the host through the ABI.
+pub const INFO: EngineInfo = EngineInfo::new(
+    ENGINE_NAME,
+    env!("CARGO_PKG_VERSION"),
+    EngineInfo::SESSION_STORE_SALT,
+    CAPABILITIES,
+    KeyFormat::DjangoSessionKey,
+);
 
 /// The `cached_db` engine: Django's table, with a write-through cache in front.
 pub struct CachedDbEngine;
@@ -28,13 +33,7 @@ impl sessionkit_sdk::Engine for CachedDbEngine {
     type Store = CachedDbStore;
 
     fn info() -> EngineInfo {
-        EngineInfo {
-            name: RStr::from_str(ENGINE_NAME),
-            version: RStr::from_str(env!("CARGO_PKG_VERSION")),
-            salt: RStr::from_str(SALT),
-            capabilities: CAPABILITIES,
-            key_format: KeyFormat::DjangoSessionKey,
-        }
+        INFO
     }
 
     fn open(settings_json: &str) -> Result<Self::Store, StoreError> {
@@ -42,6 +41,7 @@ impl sessionkit_sdk::Engine for CachedDbEngine {
     }
 }
 
+// The library's one exported symbol: the root module the host loads.
 sessionkit_sdk::export_engine!(CachedDbEngine);
 
 #[cfg(test)]
@@ -54,6 +54,15 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn readme_lists_exactly_the_declared_capabilities() {
+        sessionkit_testkit::check_readme_capabilities(
+            include_str!("../README.md"),
+            CAPABILITIES.names(),
+        )
+        .unwrap();
+    }
+
     fn settings(dir: &std::path::Path, location: &str) -> String {
         json!({
             "SECRET_KEY": "x",
@@ -64,14 +73,14 @@ mod tests {
     }
 
     fn write(key: &str) -> SessionWrite {
-        SessionWrite {
-            record: SessionRecord {
-                session_key: key.into(),
-                session_data: "data".into(),
-                expire_date: Timestamp::from_micros(Timestamp::now().micros + 3_600_000_000),
-            },
-            session_json: "{}".into(),
-        }
+        SessionWrite::new(
+            SessionRecord::new(
+                key,
+                "data",
+                Timestamp::from_micros(Timestamp::now().micros + 3_600_000_000),
+            ),
+            "{}",
+        )
     }
 
     #[test]

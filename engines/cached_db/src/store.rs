@@ -4,10 +4,10 @@
 //! Native errors are mapped by those libraries (one function each); this module only decides
 //! which store is asked, in which order, and which failures are survivable.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use sessionkit_cache::{
-    CACHED_DB_SESSION_PREFIX, CacheBackend, CacheStore, DynBackend, open_store,
+    CACHED_DB_SESSION_PREFIX, CacheBackend, CacheStore, Clock, DynBackend, SystemClock, open_store,
 };
 use sessionkit_sdk::{
     Capabilities, ErrorKind, SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult,
@@ -58,8 +58,13 @@ impl CachedDbStore {
     /// `Config` for bad settings; as [`SqlStore::open`] for a database that cannot be reached.
     /// A Redis cache is not contacted here (its connections open on first use).
     pub fn open(config: &CachedDbConfig) -> Result<Self, StoreError> {
-        let db = SqlStore::open(&config.sql.url, config.store_options())?;
-        let cache = open_store(&config.cache, CACHED_DB_SESSION_PREFIX)?;
+        // Both halves judge time by one clock, given here at open.
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let db = SqlStore::open(
+            &config.sql.url,
+            config.store_options().with_clock(Arc::clone(&clock)),
+        )?;
+        let cache = open_store(&config.cache, CACHED_DB_SESSION_PREFIX, clock)?;
         Ok(Self::new(db, cache, config.cache.alias.clone()))
     }
 }

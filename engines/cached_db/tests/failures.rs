@@ -154,7 +154,12 @@ fn fixture() -> Fixture {
             inner: sql,
             fail: db.clone(),
         },
-        CacheStore::new(backend, KeyFunction::default(), CACHED_DB_SESSION_PREFIX),
+        CacheStore::new(
+            backend,
+            KeyFunction::default(),
+            CACHED_DB_SESSION_PREFIX,
+            Arc::new(SystemClock),
+        ),
         "default",
     );
     Fixture { store, cache, db }

@@ -1,24 +1,29 @@
 #![doc = include_str!("../README.md")]
 
-use sessionkit_sdk::{
-    Capabilities, EngineInfo, KeyFormat, StoreError, abi_stable::std_types::RStr,
-};
-
 pub mod config;
 pub mod store;
+
+use sessionkit_sdk::{Capabilities, EngineInfo, KeyFormat, StoreError};
 
 pub use config::DbConfig;
 pub use store::DbStore;
 
 /// The name `SESSION_ENGINE` uses for this engine (Django's `django.contrib.sessions.backends.db`).
 pub const ENGINE_NAME: &str = "db";
-/// The salt Django's server-side engines sign `session_data` with.
-pub const SALT: &str = "django.contrib.sessions.SessionStore";
 /// What the engine offers: real logout, `clearsessions` work, durable and shared storage.
 pub const CAPABILITIES: Capabilities = Capabilities::SERVER_SIDE_INVALIDATION
     .union(Capabilities::CLEAR_EXPIRED)
     .union(Capabilities::PERSISTENT)
     .union(Capabilities::SHARED_BETWEEN_PROCESSES);
+/// What the engine says about itself before it is opened: name, version, salt, capabilities and
+/// key format, read by the host through the ABI.
+pub const INFO: EngineInfo = EngineInfo::new(
+    ENGINE_NAME,
+    env!("CARGO_PKG_VERSION"),
+    EngineInfo::SESSION_STORE_SALT,
+    CAPABILITIES,
+    KeyFormat::DjangoSessionKey,
+);
 
 /// The `db` engine: sessions as rows of Django's `django_session` table.
 pub struct DbEngine;
@@ -27,13 +32,7 @@ impl sessionkit_sdk::Engine for DbEngine {
     type Store = DbStore;
 
     fn info() -> EngineInfo {
-        EngineInfo {
-            name: RStr::from_str(ENGINE_NAME),
-            version: RStr::from_str(env!("CARGO_PKG_VERSION")),
-            salt: RStr::from_str(SALT),
-            capabilities: CAPABILITIES,
-            key_format: KeyFormat::DjangoSessionKey,
-        }
+        INFO
     }
 
     fn open(settings_json: &str) -> Result<Self::Store, StoreError> {
@@ -41,4 +40,19 @@ impl sessionkit_sdk::Engine for DbEngine {
     }
 }
 
+// The library's one exported symbol: the root module the host loads.
 sessionkit_sdk::export_engine!(DbEngine);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readme_lists_exactly_the_declared_capabilities() {
+        sessionkit_testkit::check_readme_capabilities(
+            include_str!("../README.md"),
+            CAPABILITIES.names(),
+        )
+        .unwrap();
+    }
+}

@@ -12,14 +12,10 @@ use sessionkit_sdk::{
 use sessionkit_sql::testing::{TempPostgresDatabase, postgres_url, random_suffix};
 
 fn write(key: &str, data: &str, expire: Timestamp) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: key.into(),
-            session_data: data.into(),
-            expire_date: expire,
-        },
-        session_json: r#"{"_auth_user_id":"42"}"#.into(),
-    }
+    SessionWrite::new(
+        SessionRecord::new(key, data, expire),
+        r#"{"_auth_user_id":"42"}"#,
+    )
 }
 
 fn key() -> String {

@@ -6,7 +6,7 @@
 //!   readdir + read + unlink-by-mtime floor.
 //!
 //! The directory is under the system temp dir (override with `SESSIONKIT_BENCH_DIR`), holding
-//! 1,000 other sessions, as in perf-anchors.md. Run briefly with
+//! 1,000 other sessions, so lookups are not measured on an empty directory. Run briefly with
 //! `cargo bench -p sessionkit-engine-file --bench file -- --warm-up-time 1 --measurement-time 3`.
 
 use std::{
@@ -31,7 +31,7 @@ const SECRET: &str = "bench-secret-key-bench-secret-key-bench-secret-key";
 const COOKIE_AGE: i64 = 1_209_600;
 
 fn session() -> SessionMap {
-    // An authenticated Django session (~260 bytes signed, like perf-anchors' payload).
+    // An authenticated Django session (~260 bytes signed).
     json!({
         "_auth_user_id": "1",
         "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
@@ -56,19 +56,15 @@ fn setup(extra_sessions: usize) -> Setup {
         .unwrap_or_else(std::env::temp_dir);
     let dir = tempfile::tempdir_in(base).expect("bench dir");
     let path = dir.path().to_path_buf();
-    let store = FileStore::open(FileConfig::new(&path, SECRET)).expect("open store");
+    let store = FileStore::open(&FileConfig::new(&path, SECRET)).expect("open store");
     let codec = SessionCodec::new(SESSION_STORE_SALT, SECRET.as_bytes(), &[]);
     let now = Utc::now();
     let encoded = codec.encode(&session(), now.timestamp()).expect("encode");
     let expire = expiry::expiry_date(now, None, COOKIE_AGE);
-    let write = SessionWrite {
-        record: SessionRecord {
-            session_key: key(0).into(),
-            session_data: encoded.session_data.into(),
-            expire_date: from_datetime(expire),
-        },
-        session_json: encoded.session_json.into(),
-    };
+    let write = SessionWrite::new(
+        SessionRecord::new(key(0), encoded.session_data, from_datetime(expire)),
+        encoded.session_json,
+    );
     for n in 1..=extra_sessions {
         fs::write(
             path.join(format!("sessionid{}", key(n as u64))),

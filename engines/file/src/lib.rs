@@ -3,45 +3,60 @@
 pub mod config;
 pub mod store;
 
-use abi_stable::std_types::RStr;
-use sessionkit_codec::SESSION_STORE_SALT;
 use sessionkit_sdk::{Capabilities, EngineInfo, KeyFormat, StoreError};
 
-pub use crate::config::{ConfigError, FileConfig};
-pub use crate::store::{FileStore, InvalidKey, MAX_FILE_BYTES, STALE_TEMP_AGE};
+pub use config::{ConfigError, FileConfig};
 /// The contract [`FileStore`] implements, re-exported so embedders can call it without naming
 /// the SDK crate.
 pub use sessionkit_sdk::SessionStore;
+pub use store::{FileStore, InvalidKey, MAX_FILE_BYTES, STALE_TEMP_AGE};
 
 /// The name `SESSION_ENGINE` uses for this engine (and the `file` in the library's file name).
 pub const ENGINE_NAME: &str = "file";
-
 /// What the file engine can do: real logout, stored expiry to sweep, survives restarts, and
 /// several processes may share the directory.
 pub const CAPABILITIES: Capabilities = Capabilities::SERVER_SIDE_INVALIDATION
     .union(Capabilities::CLEAR_EXPIRED)
     .union(Capabilities::PERSISTENT)
     .union(Capabilities::SHARED_BETWEEN_PROCESSES);
+/// What the engine says about itself before it is opened: name, version, salt, capabilities and
+/// key format, read by the host through the ABI.
+pub const INFO: EngineInfo = EngineInfo::new(
+    ENGINE_NAME,
+    env!("CARGO_PKG_VERSION"),
+    EngineInfo::SESSION_STORE_SALT,
+    CAPABILITIES,
+    KeyFormat::DjangoSessionKey,
+);
 
-/// The `file` engine as the SDK sees it: its description and its constructor.
+/// The `file` engine: one file per session in `SESSION_FILE_PATH`, as Django's `file` backend.
 pub struct FileEngine;
 
 impl sessionkit_sdk::Engine for FileEngine {
     type Store = FileStore;
 
     fn info() -> EngineInfo {
-        EngineInfo {
-            name: RStr::from_str(ENGINE_NAME),
-            version: RStr::from_str(env!("CARGO_PKG_VERSION")),
-            salt: RStr::from_str(SESSION_STORE_SALT),
-            capabilities: CAPABILITIES,
-            key_format: KeyFormat::DjangoSessionKey,
-        }
+        INFO
     }
 
-    fn open(settings_json: &str) -> Result<FileStore, StoreError> {
-        FileStore::from_settings_json(settings_json)
+    fn open(settings_json: &str) -> Result<Self::Store, StoreError> {
+        FileStore::open(&FileConfig::from_settings_json(settings_json)?)
     }
 }
 
+// The library's one exported symbol: the root module the host loads.
 sessionkit_sdk::export_engine!(FileEngine);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readme_lists_exactly_the_declared_capabilities() {
+        sessionkit_testkit::check_readme_capabilities(
+            include_str!("../README.md"),
+            CAPABILITIES.names(),
+        )
+        .unwrap();
+    }
+}

@@ -143,20 +143,8 @@ impl FileStore {
     /// # Errors
     ///
     /// [`ErrorKind::Config`] naming `SESSION_FILE_PATH` (or the setting at fault).
-    pub fn open(config: FileConfig) -> Result<Self, StoreError> {
-        Self::open_inner(config).map_err(to_store_error)
-    }
-
-    /// Opens the store from the host's settings JSON (see [`FileConfig::from_settings_json`]).
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Config`] naming the setting at fault.
-    pub fn from_settings_json(settings_json: &str) -> Result<Self, StoreError> {
-        FileConfig::from_settings_json(settings_json)
-            .map_err(FileError::from)
-            .and_then(Self::open_inner)
-            .map_err(to_store_error)
+    pub fn open(config: &FileConfig) -> Result<Self, StoreError> {
+        Self::open_inner(config.clone()).map_err(to_store_error)
     }
 
     fn open_inner(config: FileConfig) -> Result<Self, FileError> {
@@ -253,13 +241,11 @@ impl FileStore {
             // A placeholder or an unreadable file is no session; clear_expired ages it out.
             return Ok(None);
         };
-        let now = self.clock.now();
+        let now = self.clock.now_utc();
         match self.expiry_of(&data, snapshot.mtime, now) {
-            expire if expire > now => Ok(Some(SessionRecord {
-                session_key: key.into(),
-                session_data: data.into(),
-                expire_date: from_datetime(expire),
-            })),
+            expire if expire > now => {
+                Ok(Some(SessionRecord::new(key, data, from_datetime(expire))))
+            }
             _ => {
                 // Expired: Django deletes the file on load. (It then creates a new session; a
                 // load here never creates anything.)
@@ -332,7 +318,7 @@ impl FileStore {
     }
 
     fn clear_expired_inner(&self) -> Result<u64, FileError> {
-        let now = self.clock.now();
+        let now = self.clock.now_utc();
         let directory = self.config.directory();
         let entries = fs::read_dir(directory).map_err(|e| self.io("clear_expired", "", e))?;
         let (mut removed, mut failures) = (0_u64, 0_u64);
@@ -423,7 +409,7 @@ impl FileStore {
         let session = match from_json {
             Ok(session) => session,
             Err(_) => {
-                let now = self.clock.now().timestamp();
+                let now = self.clock.now_utc().timestamp();
                 self.codec
                     .decode(&write.record.session_data, None, now)
                     .ok()?
@@ -714,6 +700,13 @@ impl std::fmt::Debug for FileStore {
 }
 
 /// The one mapping from the store's failures to the contract's error.
+/// A settings error as the contract reports it: `Config`, naming the setting at fault.
+impl From<ConfigError> for StoreError {
+    fn from(error: ConfigError) -> Self {
+        to_store_error(FileError::from(error))
+    }
+}
+
 fn to_store_error(error: FileError) -> StoreError {
     let kind = match &error {
         FileError::Config(_) => ErrorKind::Config,
@@ -846,7 +839,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, FileStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::open(FileConfig::new(dir.path(), SECRET)).unwrap();
+        let store = FileStore::open(&FileConfig::new(dir.path(), SECRET)).unwrap();
         (dir, store)
     }
 
@@ -862,14 +855,10 @@ mod tests {
         let now = Utc::now();
         let encoded = store.codec.encode(&map, now.timestamp()).unwrap();
         let expire = expiry::expiry_date(now, None, store.config.cookie_age());
-        SessionWrite {
-            record: SessionRecord {
-                session_key: key.into(),
-                session_data: encoded.session_data.into(),
-                expire_date: from_datetime(expire),
-            },
-            session_json: encoded.session_json.into(),
-        }
+        SessionWrite::new(
+            SessionRecord::new(key, encoded.session_data, from_datetime(expire)),
+            encoded.session_json,
+        )
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Crash consistency (security.md §6.3): kill -9 in the middle of saves, and the order of the
+//! Crash consistency: kill -9 in the middle of saves, and the order of the
 //! durability system calls of one save, checked with strace.
 //!
 //! The child processes are this test binary itself, re-run with an environment variable that
@@ -42,7 +42,7 @@ fn child_process_work() {
         return;
     };
     let fixture_dir = Path::new(&dir);
-    let store = FileStore::open(FileConfig::new(fixture_dir, SECRET)).unwrap();
+    let store = FileStore::open(&FileConfig::new(fixture_dir, SECRET)).unwrap();
     let writer = Writer::new(sessionkit_engine_file::config::DEFAULT_COOKIE_AGE);
     match work.as_str() {
         "save-loop" => {
@@ -116,7 +116,7 @@ fn kill_9_during_saves_loses_no_acknowledged_write_and_tears_nothing() {
         acked_per_kill.push(acked);
 
         // The store reopens, and every session file decodes (or is an empty placeholder).
-        let store = FileStore::open(FileConfig::new(fixture.dir.path(), SECRET)).unwrap();
+        let store = FileStore::open(&FileConfig::new(fixture.dir.path(), SECRET)).unwrap();
         let record = store
             .load(&key(1))
             .unwrap()
@@ -143,7 +143,7 @@ fn kill_9_during_saves_loses_no_acknowledged_write_and_tears_nothing() {
             fixture.entries()
         );
         // An hour later the sweep removes the orphan (and no session).
-        let later = FileStore::open(FileConfig::new(fixture.dir.path(), SECRET))
+        let later = FileStore::open(&FileConfig::new(fixture.dir.path(), SECRET))
             .unwrap()
             .with_clock(Arc::new(ManualClock::new(Utc::now() + TimeDelta::hours(2))));
         assert_eq!(later.clear_expired().unwrap(), 0);

@@ -151,6 +151,6 @@ print(json.dumps(out))
     );
 
     // Reopening here sees the same files.
-    let again = FileStore::open(FileConfig::new(fixture.dir.path(), SECRET)).unwrap();
+    let again = FileStore::open(&FileConfig::new(fixture.dir.path(), SECRET)).unwrap();
     assert!(again.load(&key(1)).unwrap().is_some());
 }

@@ -66,7 +66,7 @@ fn open_through_the_engine_uses_session_file_path() {
 fn missing_directory_is_a_config_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-dir");
-    let error = FileStore::open(FileConfig::new(&missing, SECRET)).unwrap_err();
+    let error = FileStore::open(&FileConfig::new(&missing, SECRET)).unwrap_err();
     assert_eq!(error.kind, ErrorKind::Config);
     assert!(error.message.contains("SESSION_FILE_PATH"), "{error}");
     assert!(
@@ -85,7 +85,7 @@ fn a_file_as_directory_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("plain-file");
     fs::write(&file, b"x").unwrap();
-    let error = FileStore::open(FileConfig::new(&file, SECRET)).unwrap_err();
+    let error = FileStore::open(&FileConfig::new(&file, SECRET)).unwrap_err();
     assert_eq!(error.kind, ErrorKind::Config);
     assert!(error.message.contains("not a directory"), "{error}");
 }
@@ -96,12 +96,12 @@ fn a_world_writable_directory_without_sticky_bit_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
-    let error = FileStore::open(FileConfig::new(dir.path(), SECRET)).unwrap_err();
+    let error = FileStore::open(&FileConfig::new(dir.path(), SECRET)).unwrap_err();
     assert_eq!(error.kind, ErrorKind::Config);
     assert!(error.message.contains("sticky"), "{error}");
     // /tmp's mode (1777) is accepted: the sticky bit stops others replacing our files.
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).unwrap();
-    FileStore::open(FileConfig::new(dir.path(), SECRET)).unwrap();
+    FileStore::open(&FileConfig::new(dir.path(), SECRET)).unwrap();
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn hostile_keys_touch_no_file_inside_or_outside_the_directory() {
     // A file just outside the directory that a traversal would hit.
     let victim = outer.path().join("victim");
     fs::write(&victim, b"keep me").unwrap();
-    let store = FileStore::open(FileConfig::new(&inner, SECRET)).unwrap();
+    let store = FileStore::open(&FileConfig::new(&inner, SECRET)).unwrap();
     let fixture = Fixture::new();
     let data = fixture.encode(json!({"a": 1}));
 
@@ -656,7 +656,7 @@ fn extreme_expire_dates_from_the_host_never_panic() {
 fn a_manual_clock_judges_expiry() {
     let fixture = Fixture::new();
     let clock = ManualClock::new(Utc::now());
-    let store = FileStore::open(FileConfig::new(fixture.dir.path(), SECRET))
+    let store = FileStore::open(&FileConfig::new(fixture.dir.path(), SECRET))
         .unwrap()
         .with_clock(Arc::new(clock.clone()));
     store
@@ -1036,7 +1036,7 @@ fn concurrent_creates_of_one_key_let_exactly_one_win() {
 fn two_stores_on_one_directory_see_each_other() {
     // Two processes' worth of state: separate locks, same files.
     let fixture = Fixture::new();
-    let other = FileStore::open(FileConfig::new(fixture.dir.path(), SECRET)).unwrap();
+    let other = FileStore::open(&FileConfig::new(fixture.dir.path(), SECRET)).unwrap();
     fixture
         .store
         .create(fixture.write(&key(1), json!({"a": 1})))

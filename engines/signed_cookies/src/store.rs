@@ -14,14 +14,21 @@ use crate::SignedCookiesConfig;
 
 /// The signed-cookie store: stateless, the browser holds every session.
 #[derive(Debug, Clone)]
-pub struct SignedCookieStore {
+pub struct SignedCookiesStore {
     config: SignedCookiesConfig,
 }
 
-impl SignedCookieStore {
-    /// A store with `config`.
-    pub fn new(config: SignedCookiesConfig) -> Self {
-        Self { config }
+impl SignedCookiesStore {
+    /// A store with `config`. Nothing is opened (the store holds no state), so this never fails;
+    /// it returns a `Result` to keep every engine's `open` the same shape.
+    ///
+    /// # Errors
+    ///
+    /// None today.
+    pub fn open(config: &SignedCookiesConfig) -> Result<Self, StoreError> {
+        Ok(Self {
+            config: config.clone(),
+        })
     }
 
     /// The signed payload as the key, or an error if a browser would drop the cookie (Django
@@ -41,7 +48,7 @@ impl SignedCookieStore {
     }
 }
 
-impl SessionStore for SignedCookieStore {
+impl SessionStore for SignedCookiesStore {
     /// Always `false`: nothing is stored server-side, so every key is free (Django does the same).
     fn exists(&self, _key: &str) -> StoreResult<bool> {
         Ok(false)
@@ -96,22 +103,16 @@ mod tests {
 
     use super::*;
 
-    fn store() -> SignedCookieStore {
-        SignedCookieStore::new(SignedCookiesConfig {
+    fn store() -> SignedCookiesStore {
+        SignedCookiesStore::open(&SignedCookiesConfig {
             cookie_age: 60,
             cookie_name: "sessionid".to_owned(),
         })
+        .expect("opening a signed-cookie store cannot fail")
     }
 
     fn write(data: &str) -> SessionWrite {
-        SessionWrite {
-            record: SessionRecord {
-                session_key: "".into(),
-                session_data: data.into(),
-                expire_date: Timestamp::now(),
-            },
-            session_json: "{}".into(),
-        }
+        SessionWrite::new(SessionRecord::new("", data, Timestamp::now()), "{}")
     }
 
     fn signed(value: serde_json::Value, at: i64) -> String {

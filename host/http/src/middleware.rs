@@ -208,7 +208,7 @@ impl SessionMiddleware {
             return Ok(CookieLifetime::BrowserSession);
         }
         let seconds = session.get_expiry_age().map_err(SessionError::Load)?;
-        let now = self.inner.engine.clock().now();
+        let now = self.inner.engine.clock().now_utc();
         Ok(CookieLifetime::MaxAge {
             seconds,
             expires: cookies::expires_after(now, seconds),

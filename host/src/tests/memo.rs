@@ -35,7 +35,7 @@ fn perf_payload() -> SessionMap {
 
 /// Stores `data` under `KEY` directly, as another program (Django) would have.
 fn put(engine: &Engine, probe: &Probe, data: &str) {
-    let expire = engine.clock().now() + Duration::days(1);
+    let expire = engine.clock().now_utc() + Duration::days(1);
     probe.put(SessionRecord {
         session_key: KEY.into(),
         session_data: data.into(),
@@ -48,7 +48,7 @@ fn stored_data(probe: &Probe, key: &str) -> String {
 }
 
 fn now_unix(engine: &Engine) -> i64 {
-    engine.clock().now().timestamp()
+    engine.clock().now_utc().timestamp()
 }
 
 #[test]

@@ -244,7 +244,7 @@ fn expired_sessions_load_empty_and_lose_their_key() {
 #[test]
 fn save_stores_expire_date_from_the_cookie_age_or_the_custom_expiry() {
     let (engine, probe) = memory_engine();
-    let now = probe.clock().now();
+    let now = probe.clock().now_utc();
     let mut s = engine.session(None);
     s.insert("a", 1).unwrap();
     s.save().unwrap();
@@ -271,7 +271,7 @@ fn save_stores_expire_date_from_the_cookie_age_or_the_custom_expiry() {
 #[test]
 fn set_expiry_stores_what_django_stores() {
     let (engine, probe) = memory_engine();
-    let now = probe.clock().now();
+    let now = probe.clock().now_utc();
     let mut s = engine.session(None);
     s.set_expiry(Expiry::Seconds(300)).unwrap();
     assert_eq!(s.get_value("_session_expiry").unwrap(), Some(json!(300)));
@@ -326,7 +326,7 @@ fn set_expiry_far_outside_pythons_range_is_clamped_not_a_panic() {
 #[test]
 fn expiry_age_and_date_follow_the_stored_expiry() {
     let (engine, probe) = memory_engine();
-    let now = probe.clock().now();
+    let now = probe.clock().now_utc();
     let mut s = engine.session(None);
     assert_eq!(s.get_expiry_age().unwrap(), 1_209_600);
     assert_eq!(
@@ -516,12 +516,12 @@ fn a_record_that_does_not_verify_loads_empty_keeps_its_key_and_warns() {
     let mut data = SessionMap::new();
     data.insert("a".to_owned(), json!(1));
     let forged = other
-        .encode(&data, probe.clock().now().timestamp())
+        .encode(&data, probe.clock().now_utc().timestamp())
         .unwrap();
     probe.put(SessionRecord {
         session_key: key.as_str().into(),
         session_data: forged.session_data.as_str().into(),
-        expire_date: from_datetime(probe.clock().now() + Duration::days(1)),
+        expire_date: from_datetime(probe.clock().now_utc() + Duration::days(1)),
     });
     let mut s = engine.session(Some(&key));
     let (value, logged) = capture(|| s.get_value("a").unwrap());
@@ -550,7 +550,7 @@ fn sessions_signed_with_a_fallback_key_still_load() {
     probe.put(SessionRecord {
         session_key: key.as_str().into(),
         session_data: data.session_data.as_str().into(),
-        expire_date: from_datetime(probe.clock().now() + Duration::days(1)),
+        expire_date: from_datetime(probe.clock().now_utc() + Duration::days(1)),
     });
     assert_eq!(engine.session(Some(&key)).get::<i64>("a").unwrap(), Some(1));
     let (decoded, logged) = capture(|| engine.decode("garbage"));

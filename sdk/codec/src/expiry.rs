@@ -1,4 +1,4 @@
-//! Session expiry: an injectable clock and Django's `get_expiry_age` / `get_expiry_date` /
+//! Session expiry: Django's `get_expiry_age` / `get_expiry_date` /
 //! `get_expire_at_browser_close` over the stored `_session_expiry` value.
 //!
 //! `_session_expiry` is stored inside the session as JSON and may be absent, a number of
@@ -6,77 +6,15 @@
 //! `datetime.isoformat()` text. The functions take the stored value as-is so they can judge
 //! data written by Django.
 
-use std::fmt::Debug;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::time::{from_datetime, parse_isoformat, to_datetime};
 
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+
 /// The session key under which Django stores a custom expiry.
 pub const EXPIRY_KEY: &str = "_session_expiry";
-
-/// A source of "now", so expiry can be tested without sleeping and judged consistently.
-pub trait Clock: Send + Sync + Debug {
-    /// The current time in UTC.
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The system's wall clock (what production uses).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// A clock that only moves when told to, for tests; clones share the same time.
-#[derive(Debug, Clone)]
-pub struct ManualClock {
-    micros: Arc<AtomicI64>,
-}
-
-impl ManualClock {
-    /// A clock stopped at `start`.
-    pub fn new(start: DateTime<Utc>) -> Self {
-        Self {
-            micros: Arc::new(AtomicI64::new(from_datetime(start).micros)),
-        }
-    }
-
-    /// Moves the clock to `now` (backwards too, to test clock jumps).
-    pub fn set(&self, now: DateTime<Utc>) {
-        self.micros
-            .store(from_datetime(now).micros, Ordering::SeqCst);
-    }
-
-    /// Moves the clock by `by` (negative moves it back); saturates at the ends of the range.
-    pub fn advance(&self, by: TimeDelta) {
-        let delta = by.num_microseconds().unwrap_or(if by < TimeDelta::zero() {
-            i64::MIN
-        } else {
-            i64::MAX
-        });
-        // fetch_update's closure always returns Some, so this cannot fail.
-        let _ = self
-            .micros
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| {
-                Some(m.saturating_add(delta))
-            });
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        to_datetime(sessionkit_sdk::Timestamp::from_micros(
-            self.micros.load(Ordering::SeqCst),
-        ))
-    }
-}
 
 /// How a stored `_session_expiry` value is read (Django's rules, with unusable values mapped to
 /// "absent" instead of an exception).
@@ -181,7 +119,7 @@ pub fn expires_at_browser_close(
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{TimeDelta, TimeZone};
     use serde_json::json;
 
     use super::*;
@@ -302,27 +240,5 @@ mod tests {
             Some(&json!("2030-01-01T00:00:00+00:00")),
             true
         ));
-    }
-
-    #[test]
-    fn manual_clock_moves_only_when_told_and_clones_share_it() {
-        let clock = ManualClock::new(t0());
-        let other = clock.clone();
-        assert_eq!(clock.now(), t0());
-        clock.advance(TimeDelta::seconds(10));
-        assert_eq!(other.now(), t0() + TimeDelta::seconds(10));
-        other.set(t0() - TimeDelta::days(1));
-        assert_eq!(clock.now(), t0() - TimeDelta::days(1));
-        clock.advance(TimeDelta::MAX);
-        assert_eq!(
-            clock.now(),
-            to_datetime(sessionkit_sdk::Timestamp::from_micros(i64::MAX))
-        );
-    }
-
-    #[test]
-    fn system_clock_reads_the_wall_clock() {
-        use chrono::Datelike;
-        assert!(SystemClock.now().year() >= 2025);
     }
 }

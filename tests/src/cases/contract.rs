@@ -4,15 +4,15 @@
 use std::collections::BTreeSet;
 
 use serde_json::json;
-use sessionkit::{Capabilities, Engine, ErrorKind, KeyFormat};
-use sessionkit_sdk::SessionWrite;
+use sessionkit::{Capabilities, Engine, EngineLibrary, ErrorKind, KeyFormat, loader::load_library};
+use sessionkit_sdk::{SessionWrite, StoreBox, abi_stable::std_types::RStr};
 
 use super::reason;
 use crate::{
     Case, Failure, Group,
     support::{
-        CaseResult, expect_kind, expired_write, is_unsupported, live_write, new_account_id,
-        new_key, same_to_store_precision, write_for,
+        CaseResult, expect_kind, expired_write, is_unsupported, live_raw_write, live_write,
+        new_account_id, new_key, same_to_store_precision, write_for,
     },
 };
 
@@ -57,6 +57,15 @@ pub(super) fn cases() -> Vec<Case> {
         case!(G, clear_expired_returns_zero_without_the_capability)
             .excludes(Capabilities::CLEAR_EXPIRED, reason::KEEPS_EXPIRED)
             .exclusive(),
+        // capabilities
+        case!(
+            G,
+            capabilities_answer_the_same_for_the_whole_life_of_the_store
+        ),
+        case!(
+            G,
+            capabilities_the_host_sees_are_the_union_of_declared_and_added
+        ),
         // sessions_of_account
         case!(
             G,
@@ -176,7 +185,9 @@ fn load_of_expired_record_gives_none(t: &crate::Target) -> CaseResult {
 }
 
 /// `load`: "A stored record comes back with the same `session_key`, `session_data` and
-/// `expire_date` (to the microsecond where the store keeps microseconds, else the second)."
+/// `expire_date` (to the microsecond where the store keeps microseconds, else the second). A
+/// `KeyFormat::SignedPayload` engine stores no expire_date: it returns the payload's signing time
+/// plus `SESSION_COOKIE_AGE`."
 fn load_returns_the_stored_record_unchanged(t: &crate::Target) -> CaseResult {
     let engine = t.engine()?;
     let store = engine.store();
@@ -454,6 +465,87 @@ fn clear_expired_returns_zero_without_the_capability(t: &crate::Target) -> CaseR
     Ok(())
 }
 
+/// The engine's library and a store of it opened with the engine's own settings, so a case can ask
+/// the store itself (the host caches its answer at open). `None` for an engine built in-process
+/// (`Engine::from_store_for_tests`), which has no library to reopen.
+fn raw_store(engine: &Engine) -> Result<Option<(EngineLibrary, StoreBox)>, Failure> {
+    let path = &engine.description().path;
+    if path.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let library = load_library(path).map_err(|error| Failure::new(error.to_string()))?;
+    let store = library
+        .open(&engine.settings().engine_settings_json())
+        .map_err(|error| Failure::new(error.to_string()))?;
+    Ok(Some((library, store)))
+}
+
+/// `capabilities`: "Answers the same for the whole life of the store." Asked of the store itself
+/// before and after a round of every contract call. An in-process engine has no library to
+/// reopen, so there two fresh opens must agree instead.
+fn capabilities_answer_the_same_for_the_whole_life_of_the_store(t: &crate::Target) -> CaseResult {
+    let engine = t.engine()?;
+    let Some((_library, store)) = raw_store(&engine)? else {
+        ensure_eq!(
+            t.engine()?.capabilities(),
+            engine.capabilities(),
+            "capabilities of two opens of the same settings"
+        );
+        return Ok(());
+    };
+    let before = store.capabilities();
+    let key = new_key();
+    // The results are other cases' business; this one only needs every call made.
+    let created = store.create(live_raw_write(&key, "data")).into_result();
+    let stored = created.map(|key| key.into_string()).unwrap_or(key);
+    let _ = store.exists(RStr::from_str(&stored));
+    let _ = store.load(RStr::from_str(&stored));
+    let _ = store.save(live_raw_write(&stored, "more"));
+    let _ = store.clear_expired();
+    let _ = store.delete(RStr::from_str(&stored));
+    let _ = store.sessions_of_account(new_account_id());
+    ensure_eq!(
+        store.capabilities(),
+        before,
+        "capabilities after create, exists, load, save, clear_expired and delete"
+    );
+    ensure_eq!(
+        store.capabilities(),
+        before,
+        "capabilities asked twice in a row"
+    );
+    Ok(())
+}
+
+/// `capabilities`: "The host's view of the store is the union of both sets; a store cannot take
+/// away a declared capability." The declared set is the library's `EngineInfo`; the added set is
+/// the opened store's answer. An in-process engine has no library to read them from apart, so
+/// there the host's view must hold at least what every open reports.
+fn capabilities_the_host_sees_are_the_union_of_declared_and_added(t: &crate::Target) -> CaseResult {
+    let engine = t.engine()?;
+    let Some((library, store)) = raw_store(&engine)? else {
+        let other = t.engine()?.capabilities();
+        ensure!(
+            engine.capabilities().contains(other),
+            "the host's view {:?} lacks part of another open's {other:?}",
+            engine.capabilities()
+        );
+        return Ok(());
+    };
+    let declared = library.info.capabilities;
+    let added = store.capabilities();
+    ensure_eq!(
+        engine.capabilities(),
+        declared | added,
+        "the host's view against declared {declared:?} | added {added:?}"
+    );
+    ensure!(
+        engine.capabilities().contains(declared),
+        "the host's view lost a declared capability"
+    );
+    Ok(())
+}
+
 /// `sessions_of_account`: "Without the capability, fails with `Unsupported`."
 fn sessions_of_account_without_the_capability_fails_with_unsupported(
     t: &crate::Target,
@@ -619,4 +711,141 @@ fn delete_sessions_of_account_leaves_other_accounts_untouched(t: &crate::Target)
     );
     ensure!(anonymous_loads, "a session without an account was deleted");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The build checks that every `# Behavior` bullet of the contract has a case: each bullet
+    //! must be quoted, whole, in the doc of a case (`` `method`: "bullet" ``) in `src/cases/`.
+    //! Bullets added to `sdk/src/store.rs` later are enforced without touching this test.
+
+    use std::{fs, path::Path};
+
+    /// The contract, read at compile time so a new bullet rebuilds this test.
+    const CONTRACT: &str = include_str!("../../../sdk/src/store.rs");
+
+    /// Each `# Behavior` bullet of the contract with the method it belongs to.
+    fn behavior_bullets(source: &str) -> Vec<(String, String)> {
+        let mut bullets = Vec::new();
+        let mut docs: Vec<String> = Vec::new();
+        for line in source.lines() {
+            let trimmed = line.trim_start();
+            if let Some(doc) = trimmed.strip_prefix("///") {
+                docs.push(doc.strip_prefix(' ').unwrap_or(doc).to_owned());
+                continue;
+            }
+            if let Some(method) = trimmed
+                .strip_prefix("fn ")
+                .and_then(|rest| rest.split('(').next())
+            {
+                let mut in_behavior = false;
+                for doc in &docs {
+                    if doc.starts_with('#') {
+                        in_behavior = doc.trim() == "# Behavior";
+                    } else if in_behavior && let Some(first) = doc.strip_prefix("- ") {
+                        bullets.push((method.to_owned(), first.to_owned()));
+                    } else if in_behavior
+                        && doc.starts_with("  ")
+                        && let Some((_, text)) = bullets.last_mut()
+                    {
+                        text.push(' ');
+                        text.push_str(doc.trim());
+                    }
+                }
+            }
+            docs.clear();
+        }
+        bullets
+    }
+
+    /// `text` as it reads, not as it links: rustdoc links reduced to their text, paths to their
+    /// last segment, quotes unified and whitespace collapsed.
+    fn normalize(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(open) = rest.find('[') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            match after.find(']') {
+                Some(close) => {
+                    out.push_str(&after[..close]);
+                    rest = &after[close + 1..];
+                    if rest.starts_with('(')
+                        && let Some(end) = rest.find(')')
+                    {
+                        rest = &rest[end + 1..];
+                    }
+                }
+                None => {
+                    out.push('[');
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        let out = out.replace("ErrorKind::", "").replace('"', "'");
+        out.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// Every doc comment block (consecutive `///` lines) of the case files, normalized.
+    fn case_docs() -> Vec<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cases");
+        let mut blocks = Vec::new();
+        for entry in fs::read_dir(&dir).expect("src/cases is readable") {
+            let path = entry.expect("a directory entry").path();
+            if path.extension().is_none_or(|ext| ext != "rs") {
+                continue;
+            }
+            let source = fs::read_to_string(&path).expect("a case file is readable");
+            let mut block = String::new();
+            for line in source.lines() {
+                match line.trim_start().strip_prefix("///") {
+                    Some(doc) => {
+                        block.push(' ');
+                        block.push_str(doc);
+                    }
+                    None if !block.is_empty() => {
+                        blocks.push(normalize(&std::mem::take(&mut block)))
+                    }
+                    None => {}
+                }
+            }
+        }
+        blocks
+    }
+
+    #[test]
+    fn the_contract_has_behavior_bullets_to_check() {
+        let bullets = behavior_bullets(CONTRACT);
+        assert!(
+            bullets.len() >= 24,
+            "found only {} bullets; did the doc layout of sdk/src/store.rs change? {bullets:#?}",
+            bullets.len()
+        );
+        assert!(
+            bullets.iter().any(|(method, text)| method == "load"
+                && text.starts_with("An unknown key gives `None`"))
+        );
+    }
+
+    #[test]
+    fn every_behavior_bullet_of_the_contract_is_quoted_by_a_case() {
+        let docs = case_docs();
+        let missing: Vec<String> = behavior_bullets(CONTRACT)
+            .into_iter()
+            .filter(|(method, text)| {
+                let quote = normalize(&format!("`{method}`: '{text}'"));
+                // A case may end its quote inside the closing quote mark: "... text."
+                let open_quote = quote.trim_end_matches('\'');
+                !docs.iter().any(|doc| doc.contains(open_quote))
+            })
+            .map(|(method, text)| format!("{method}: {text}"))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "no case quotes these contract bullets (add a case whose doc is \
+             `method`: \"bullet\"):\n{}",
+            missing.join("\n")
+        );
+    }
 }

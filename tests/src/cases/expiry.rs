@@ -70,7 +70,7 @@ pub(crate) fn cookie_age(engine: &Engine) -> i64 {
 
 /// The host clock's now (the `ManualClock` of a clocked engine).
 pub(crate) fn now(engine: &Engine) -> DateTime<Utc> {
-    engine.clock().now()
+    engine.clock().now_utc()
 }
 
 /// Django `test_default_expiry`: the expiry age is `SESSION_COOKIE_AGE`, also after

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use sessionkit_codec::redact_url;
+
 /// The Django versions the interop tests run against (the reference version is 5.2).
 pub const DJANGO_REQUIREMENT: &str = "django>=5.2,<6";
 
@@ -171,8 +173,12 @@ pub fn redis_url() -> Option<String> {
 /// When the server cannot be reached or the database cannot be created.
 pub fn fresh_postgres_database(base_url: &str) -> String {
     let name = format!("sk_{}", random_lowercase(16));
-    let mut client = postgres::Client::connect(base_url, postgres::NoTls)
-        .unwrap_or_else(|e| panic!("cannot connect to PostgreSQL at {}: {e}", redact(base_url)));
+    let mut client = postgres::Client::connect(base_url, postgres::NoTls).unwrap_or_else(|e| {
+        panic!(
+            "cannot connect to PostgreSQL at {}: {e}",
+            redact_url(base_url)
+        )
+    });
     // The name is generated from [a-z0-9] only, so it needs no quoting.
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
@@ -186,7 +192,7 @@ pub fn drop_postgres_database(base_url: &str, database_url: &str) {
     let Some(name) = database_name(database_url).filter(|n| n.starts_with("sk_")) else {
         eprintln!(
             "not dropping {}: not a database made by the testkit",
-            redact(database_url)
+            redact_url(database_url)
         );
         return;
     };
@@ -293,25 +299,83 @@ fn database_name(url: &str) -> Option<&str> {
     Some(&before_query[path_start + 1..]).filter(|n| !n.is_empty())
 }
 
-/// A URL with any password replaced, for messages.
-fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => match rest[..at].find(':') {
-            Some(colon) => format!(
-                "{}{}:***{}",
-                &url[..scheme_end],
-                &rest[..colon],
-                &rest[at..]
-            ),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
+/// What an engine README's `## Capabilities` table says, read by each engine's test that the
+/// README and the code agree.
+///
+/// The table's rows name capabilities in backticks in the first cell (several per row allowed).
+/// The second cell decides what the row says: starting with `no` or `not declared`, the engine
+/// does not declare it; starting with `added by an opened store`, the store adds it at open
+/// (`SessionStore::capabilities`); anything else (`yes`, or a plain reason), it is declared.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReadmeCapabilities {
+    /// The capabilities the README says the engine declares, sorted.
+    pub declared: Vec<String>,
+    /// The capabilities the README says an opened store may add, sorted.
+    pub added_by_store: Vec<String>,
+}
+
+/// Reads the `## Capabilities` table of an engine README (see [`ReadmeCapabilities`]).
+///
+/// # Errors
+///
+/// When the README has no `## Capabilities` section or its table names no capability.
+pub fn readme_capabilities(readme: &str) -> Result<ReadmeCapabilities, String> {
+    let section = readme
+        .split("\n## ")
+        .find(|section| section.starts_with("Capabilities"))
+        .ok_or("the README has no `## Capabilities` section")?;
+    let mut found = ReadmeCapabilities::default();
+    for row in section.lines().filter(|line| line.starts_with("| `")) {
+        let mut cells = row.trim_matches('|').split('|').map(str::trim);
+        let (Some(names), Some(says)) = (cells.next(), cells.next()) else {
+            continue;
+        };
+        let says = says.to_ascii_lowercase();
+        let list = if says.starts_with("no") {
+            continue;
+        } else if says.starts_with("added by an opened store") {
+            &mut found.added_by_store
+        } else {
+            &mut found.declared
+        };
+        list.extend(names.split('`').skip(1).step_by(2).map(str::to_owned));
     }
+    if found.declared.is_empty() && found.added_by_store.is_empty() {
+        return Err("the `## Capabilities` table names no capability".to_owned());
+    }
+    found.declared.sort();
+    found.added_by_store.sort();
+    Ok(found)
+}
+
+/// Checks that an engine README's capability table ([`readme_capabilities`]) lists exactly the
+/// engine's `declared` capabilities (`CAPABILITIES.names()`), and that a store-added one is not
+/// also declared.
+///
+/// # Errors
+///
+/// A message naming both lists when they differ, or why the table could not be read.
+pub fn check_readme_capabilities<'a>(
+    readme: &str,
+    declared: impl IntoIterator<Item = &'a str>,
+) -> Result<(), String> {
+    let found = readme_capabilities(readme)?;
+    let mut declared: Vec<String> = declared.into_iter().map(str::to_owned).collect();
+    declared.sort();
+    if found.declared != declared {
+        return Err(format!(
+            "the README declares {:?}, the code {declared:?}",
+            found.declared
+        ));
+    }
+    if let Some(both) = found
+        .added_by_store
+        .iter()
+        .find(|name| declared.contains(name))
+    {
+        return Err(format!("`{both}` is both declared and added by the store"));
+    }
+    Ok(())
 }
 
 fn prepare_django_venv() -> Result<PathBuf, String> {
@@ -448,12 +512,6 @@ mod tests {
         );
         assert_eq!(database_name("postgres://h/sk_abc?x=1"), Some("sk_abc"));
         assert_eq!(database_name("postgres://h"), None);
-    }
-
-    #[test]
-    fn passwords_are_redacted_in_messages() {
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 
     #[test]

@@ -15,14 +15,14 @@ use sessionkit_sdk::{SessionRecord, SessionWrite, Timestamp};
 
 /// A session write for `key` expiring `secs` seconds from now.
 pub fn write(key: &str, data: &str, secs: i64) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: key.into(),
-            session_data: data.into(),
-            expire_date: Timestamp::from_micros(Timestamp::now().micros + secs * 1_000_000),
-        },
-        session_json: "{}".into(),
-    }
+    SessionWrite::new(
+        SessionRecord::new(
+            key,
+            data,
+            Timestamp::from_micros(Timestamp::now().micros + secs * 1_000_000),
+        ),
+        "{}",
+    )
 }
 
 /// One cache/database pairing.

@@ -88,7 +88,7 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = adjust(FileConfig::new(dir.path(), SECRET));
         let cookie_age = config.cookie_age();
-        let store = FileStore::open(config).expect("open store");
+        let store = FileStore::open(&config).expect("open store");
         Self {
             dir,
             store,
@@ -154,14 +154,14 @@ impl Fixture {
 
 /// A record write with explicit parts.
 pub fn write_of(key: &str, data: &str, json: &str, expire_micros: i64) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: key.into(),
-            session_data: data.into(),
-            expire_date: sessionkit_sdk::Timestamp::from_micros(expire_micros),
-        },
-        session_json: json.into(),
-    }
+    SessionWrite::new(
+        SessionRecord::new(
+            key,
+            data,
+            sessionkit_sdk::Timestamp::from_micros(expire_micros),
+        ),
+        json,
+    )
 }
 
 /// A valid 32-character key, distinct per `n`.

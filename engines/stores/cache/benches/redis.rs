@@ -8,7 +8,7 @@
 //! `redis/load paired` runs the store's load and a raw `GET` alternately in one loop, timing each
 //! on its own, so both see the same machine load. Raw commands run twice: on the store's own pooled connection (`RedisBackend::with_connection`,
 //! the pool holds exactly one), and on a bare `redis::Connection` (no pool at all). Values are a
-//! 264-byte `session_data`, as in perf-anchors.md. Keys live under a random `KEY_PREFIX`, with
+//! 264-byte `session_data` (an authenticated Django session's size). Keys live under a random `KEY_PREFIX`, with
 //! short TTLs, and are deleted afterwards. Run briefly with
 //! `cargo bench -p sessionkit-cache --bench redis -- --warm-up-time 1 --measurement-time 3`.
 
@@ -19,7 +19,9 @@ use std::{
 };
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sessionkit_cache::{CACHE_SESSION_PREFIX, CacheStore, KeyFunction, RedisBackend, RedisOptions};
+use sessionkit_cache::{
+    CACHE_SESSION_PREFIX, CacheStore, KeyFunction, RedisBackend, RedisOptions, SystemClock,
+};
 use sessionkit_sdk::{SessionRecord, SessionStore, SessionWrite, Timestamp};
 
 const TTL_SECS: i64 = 600;
@@ -44,6 +46,7 @@ fn setup(url: String) -> Setup {
         backend.clone(),
         KeyFunction::new(prefix.clone(), 1),
         CACHE_SESSION_PREFIX,
+        Arc::new(SystemClock),
     );
     let bare = redis::Client::open(url.as_str())
         .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
@@ -59,14 +62,14 @@ fn setup(url: String) -> Setup {
 }
 
 fn write(key: &str, data: &str) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: key.into(),
-            session_data: data.into(),
-            expire_date: Timestamp::from_micros(Timestamp::now().micros + TTL_SECS * 1_000_000),
-        },
-        session_json: "{}".into(),
-    }
+    SessionWrite::new(
+        SessionRecord::new(
+            key,
+            data,
+            Timestamp::from_micros(Timestamp::now().micros + TTL_SECS * 1_000_000),
+        ),
+        "{}",
+    )
 }
 
 fn key(i: u64) -> String {

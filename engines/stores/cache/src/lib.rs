@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 pub mod backend;
-pub mod clock;
 pub mod config;
 pub mod key;
 pub mod locmem;
@@ -11,11 +10,12 @@ pub mod redis_backend;
 pub mod store;
 
 pub use backend::{CacheBackend, CacheError, DynBackend};
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{CacheConfig, ConfigError, Location};
 pub use key::KeyFunction;
 pub use locmem::{LocMemBackend, LocMemOptions};
 pub use redis_backend::{RedisBackend, RedisOptions};
+/// The clock every store and backend of this crate reads time from (the codec's one `Clock`).
+pub use sessionkit_codec::clock::{self, Clock, ManualClock, SystemClock};
 pub use store::{CACHE_SESSION_PREFIX, CACHED_DB_SESSION_PREFIX, CacheStore};
 
 /// Opens the backend a cache alias configures.
@@ -28,16 +28,18 @@ pub use store::{CACHE_SESSION_PREFIX, CACHED_DB_SESSION_PREFIX, CacheStore};
 /// # Errors
 ///
 /// [`ConfigError::BadRedisUrl`] for a Redis location the client cannot parse.
-pub fn connect(config: &CacheConfig) -> Result<DynBackend, ConfigError> {
+pub fn connect(config: &CacheConfig, clock: Arc<dyn Clock>) -> Result<DynBackend, ConfigError> {
     match &config.location {
-        Location::LocMem { name } => Ok(Arc::new(LocMemBackend::shared(name, config.locmem))),
+        Location::LocMem { name } => {
+            Ok(Arc::new(LocMemBackend::shared(name, config.locmem, clock)))
+        }
         Location::Redis { urls } => {
             // The parser never yields an empty list; the first URL is the primary.
             let url = urls.first().map(String::as_str).unwrap_or_default();
             let backend = RedisBackend::open(url, config.redis).map_err(|reason| {
                 ConfigError::BadRedisUrl {
                     alias: config.alias.clone(),
-                    location: config::redact_url(url),
+                    location: sessionkit_codec::redact_url(url),
                     reason,
                 }
             })?;
@@ -47,7 +49,7 @@ pub fn connect(config: &CacheConfig) -> Result<DynBackend, ConfigError> {
 }
 
 /// Opens a session store on the cache alias `config`, under `session_prefix`
-/// ([`CACHE_SESSION_PREFIX`] or [`CACHED_DB_SESSION_PREFIX`]).
+/// ([`CACHE_SESSION_PREFIX`] or [`CACHED_DB_SESSION_PREFIX`]), judging expiry by `clock`.
 ///
 /// # Errors
 ///
@@ -55,11 +57,13 @@ pub fn connect(config: &CacheConfig) -> Result<DynBackend, ConfigError> {
 pub fn open_store(
     config: &CacheConfig,
     session_prefix: &str,
+    clock: Arc<dyn Clock>,
 ) -> Result<CacheStore<DynBackend>, ConfigError> {
     Ok(CacheStore::new(
-        connect(config)?,
+        connect(config, Arc::clone(&clock))?,
         config.key_function.clone(),
         session_prefix,
+        clock,
     ))
 }
 
@@ -69,6 +73,7 @@ mod tests {
     use sessionkit_sdk::{SessionRecord, SessionStore, SessionWrite, Timestamp};
 
     use super::*;
+    use crate::clock::SystemClock;
 
     fn config(location: &str) -> CacheConfig {
         CacheConfig::from_settings_json(
@@ -78,28 +83,48 @@ mod tests {
     }
 
     fn write(key: &str) -> SessionWrite {
-        SessionWrite {
-            record: SessionRecord {
-                session_key: key.into(),
-                session_data: "data".into(),
-                expire_date: Timestamp::from_micros(Timestamp::now().micros + 3_600_000_000),
-            },
-            session_json: "{}".into(),
-        }
+        SessionWrite::new(
+            SessionRecord::new(
+                key,
+                "data",
+                Timestamp::from_micros(Timestamp::now().micros + 3_600_000_000),
+            ),
+            "{}",
+        )
     }
 
     #[test]
     fn stores_opened_on_one_locmem_location_share_sessions() {
-        let first = open_store(&config("locmem://lib-test-shared"), CACHE_SESSION_PREFIX).unwrap();
-        let second = open_store(&config("locmem://lib-test-shared"), CACHE_SESSION_PREFIX).unwrap();
+        let first = open_store(
+            &config("locmem://lib-test-shared"),
+            CACHE_SESSION_PREFIX,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let second = open_store(
+            &config("locmem://lib-test-shared"),
+            CACHE_SESSION_PREFIX,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
         first.create(write("sharedsessionkey0001")).unwrap();
         assert!(second.load("sharedsessionkey0001").unwrap().is_some());
     }
 
     #[test]
     fn stores_opened_on_different_locmem_locations_are_separate() {
-        let first = open_store(&config("locmem://lib-test-a"), CACHE_SESSION_PREFIX).unwrap();
-        let second = open_store(&config("locmem://lib-test-b"), CACHE_SESSION_PREFIX).unwrap();
+        let first = open_store(
+            &config("locmem://lib-test-a"),
+            CACHE_SESSION_PREFIX,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let second = open_store(
+            &config("locmem://lib-test-b"),
+            CACHE_SESSION_PREFIX,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
         first.create(write("separatesessionkey01")).unwrap();
         assert!(second.load("separatesessionkey01").unwrap().is_none());
     }
@@ -107,7 +132,12 @@ mod tests {
     #[test]
     fn redis_location_opens_a_redis_backend_without_connecting() {
         // Nothing listens on port 1: opening still works, the first call fails.
-        let store = open_store(&config("redis://127.0.0.1:1/0"), CACHE_SESSION_PREFIX).unwrap();
+        let store = open_store(
+            &config("redis://127.0.0.1:1/0"),
+            CACHE_SESSION_PREFIX,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
         let error = store.load("redislocationkey0001").unwrap_err();
         assert_eq!(error.kind, sessionkit_sdk::ErrorKind::Unavailable);
         assert!(error.message.contains("redis://127.0.0.1:1/0"), "{error}");
@@ -116,17 +146,30 @@ mod tests {
     #[test]
     fn stores_report_their_backends_capabilities() {
         use sessionkit_sdk::Capabilities;
-        let locmem = open_store(&config("locmem://lib-test-caps"), CACHE_SESSION_PREFIX).unwrap();
+        let locmem = open_store(
+            &config("locmem://lib-test-caps"),
+            CACHE_SESSION_PREFIX,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
         assert_eq!(locmem.capabilities(), Capabilities::NON_BLOCKING);
-        let redis = open_store(&config("redis://127.0.0.1:1/0"), CACHE_SESSION_PREFIX).unwrap();
+        let redis = open_store(
+            &config("redis://127.0.0.1:1/0"),
+            CACHE_SESSION_PREFIX,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
         assert_eq!(redis.capabilities(), Capabilities::SHARED_BETWEEN_PROCESSES);
     }
 
     #[test]
     fn unusable_redis_url_is_a_config_error_without_the_password() {
-        let error = connect(&config("redis://:hunter2@host:notaport/0"))
-            .err()
-            .expect("bad port");
+        let error = connect(
+            &config("redis://:hunter2@host:notaport/0"),
+            Arc::new(SystemClock),
+        )
+        .err()
+        .expect("bad port");
         assert!(matches!(error, ConfigError::BadRedisUrl { .. }), "{error}");
         let store_error = sessionkit_sdk::StoreError::from(error);
         assert_eq!(store_error.kind, sessionkit_sdk::ErrorKind::Config);

@@ -13,7 +13,7 @@ use sessionkit_sdk::Capabilities;
 
 use crate::{
     backend::{CacheBackend, CacheError},
-    clock::{Clock, SystemClock},
+    clock::Clock,
 };
 
 /// Django's default `OPTIONS["MAX_ENTRIES"]`.
@@ -66,13 +66,16 @@ impl LocMemBackend {
     /// The cache for `LOCATION` name `name`, sharing its entries with every other backend opened
     /// with the same name in this library copy (Django's per-name `_caches` dict). The entries
     /// outlive the handles, as Django's module-level dicts do.
-    pub fn shared(name: &str, options: LocMemOptions) -> Self {
+    ///
+    /// TTL deadlines are read from `clock`'s monotonic reading: opens that share a name should
+    /// share a clock.
+    pub fn shared(name: &str, options: LocMemOptions, clock: Arc<dyn Clock>) -> Self {
         let entries = REGISTRY.lock().entry(name.to_owned()).or_default().clone();
         Self {
             name: Some(Arc::from(name)),
             entries,
             options,
-            clock: Arc::new(SystemClock),
+            clock,
         }
     }
 
@@ -309,12 +312,15 @@ mod tests {
     use sessionkit_sdk::Timestamp;
 
     use super::*;
-    use crate::clock::ManualClock;
+    use chrono::TimeDelta;
+    use sessionkit_codec::time::to_datetime;
+
+    use crate::clock::{ManualClock, SystemClock};
 
     const HOUR: Duration = Duration::from_secs(3600);
 
     fn private(max_entries: usize, cull_frequency: usize) -> (LocMemBackend, ManualClock) {
-        let clock = ManualClock::new(Timestamp::from_secs(1_750_000_000));
+        let clock = ManualClock::at(Timestamp::from_secs(1_750_000_000));
         let backend = LocMemBackend::private(
             LocMemOptions {
                 max_entries,
@@ -367,9 +373,9 @@ mod tests {
     fn entry_expires_when_its_ttl_passes() {
         let (cache, clock) = private(300, 3);
         cache.set("a", b"one", Duration::from_secs(10)).unwrap();
-        clock.advance(Duration::from_secs(9));
+        clock.advance(TimeDelta::seconds(9));
         assert!(cache.contains("a").unwrap());
-        clock.advance(Duration::from_secs(1));
+        clock.advance(TimeDelta::seconds(1));
         assert!(!cache.contains("a").unwrap());
         assert_eq!(cache.get("a").unwrap(), None);
     }
@@ -378,7 +384,7 @@ mod tests {
     fn expired_entry_is_removed_when_read() {
         let (cache, clock) = private(300, 3);
         cache.set("a", b"one", Duration::from_secs(1)).unwrap();
-        clock.advance(Duration::from_secs(2));
+        clock.advance(TimeDelta::seconds(2));
         assert_eq!(cache.len(), 1);
         assert_eq!(cache.get("a").unwrap(), None);
         assert_eq!(cache.len(), 0);
@@ -388,7 +394,7 @@ mod tests {
     fn expiry_follows_the_monotonic_clock_not_the_wall_clock() {
         let (cache, clock) = private(300, 3);
         cache.set("a", b"one", Duration::from_secs(10)).unwrap();
-        clock.set_wall(Timestamp::from_secs(2_000_000_000));
+        clock.set(to_datetime(Timestamp::from_secs(2_000_000_000)));
         assert!(cache.contains("a").unwrap());
     }
 
@@ -414,7 +420,7 @@ mod tests {
     fn add_takes_an_expired_key() {
         let (cache, clock) = private(300, 3);
         cache.set("a", b"old", Duration::from_secs(1)).unwrap();
-        clock.advance(Duration::from_secs(1));
+        clock.advance(TimeDelta::seconds(1));
         assert!(cache.add("a", b"new", HOUR).unwrap());
         assert_eq!(cache.get("a").unwrap().as_deref(), Some(&b"new"[..]));
     }
@@ -433,7 +439,7 @@ mod tests {
         assert!(!cache.set_if_present("gone", b"v", HOUR).unwrap());
         assert!(!cache.contains("gone").unwrap());
         cache.set("old", b"v", Duration::from_secs(1)).unwrap();
-        clock.advance(Duration::from_secs(5));
+        clock.advance(TimeDelta::seconds(5));
         assert!(!cache.set_if_present("old", b"v2", HOUR).unwrap());
         assert_eq!(cache.get("old").unwrap(), None);
     }
@@ -504,7 +510,7 @@ mod tests {
     fn expired_entries_count_toward_max_entries() {
         let (cache, clock) = private(3, 3);
         fill(&cache, 0..3);
-        clock.advance(HOUR * 2);
+        clock.advance(TimeDelta::from_std(HOUR * 2).expect("two hours fit a TimeDelta"));
         cache.set("k3", b"v", HOUR).unwrap();
         // 3 // 3 = 1 culled (k0); the expired k1 and k2 stay until read.
         assert_eq!(cache.len(), 3);
@@ -519,8 +525,16 @@ mod tests {
 
     #[test]
     fn shared_caches_with_one_name_see_the_same_entries() {
-        let first = LocMemBackend::shared("locmem-test-shared", LocMemOptions::default());
-        let second = LocMemBackend::shared("locmem-test-shared", LocMemOptions::default());
+        let first = LocMemBackend::shared(
+            "locmem-test-shared",
+            LocMemOptions::default(),
+            Arc::new(SystemClock),
+        );
+        let second = LocMemBackend::shared(
+            "locmem-test-shared",
+            LocMemOptions::default(),
+            Arc::new(SystemClock),
+        );
         first.set("a", b"v", HOUR).unwrap();
         assert_eq!(second.get("a").unwrap().as_deref(), Some(&b"v"[..]));
         assert_eq!(second.name(), Some("locmem-test-shared"));
@@ -528,18 +542,34 @@ mod tests {
 
     #[test]
     fn shared_caches_with_different_names_are_separate() {
-        let first = LocMemBackend::shared("locmem-test-left", LocMemOptions::default());
-        let second = LocMemBackend::shared("locmem-test-right", LocMemOptions::default());
+        let first = LocMemBackend::shared(
+            "locmem-test-left",
+            LocMemOptions::default(),
+            Arc::new(SystemClock),
+        );
+        let second = LocMemBackend::shared(
+            "locmem-test-right",
+            LocMemOptions::default(),
+            Arc::new(SystemClock),
+        );
         first.set("a", b"v", HOUR).unwrap();
         assert_eq!(second.get("a").unwrap(), None);
     }
 
     #[test]
     fn shared_entries_outlive_their_handles() {
-        LocMemBackend::shared("locmem-test-outlive", LocMemOptions::default())
-            .set("a", b"v", HOUR)
-            .unwrap();
-        let later = LocMemBackend::shared("locmem-test-outlive", LocMemOptions::default());
+        LocMemBackend::shared(
+            "locmem-test-outlive",
+            LocMemOptions::default(),
+            Arc::new(SystemClock),
+        )
+        .set("a", b"v", HOUR)
+        .unwrap();
+        let later = LocMemBackend::shared(
+            "locmem-test-outlive",
+            LocMemOptions::default(),
+            Arc::new(SystemClock),
+        );
         assert!(later.contains("a").unwrap());
     }
 

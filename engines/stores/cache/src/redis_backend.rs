@@ -7,10 +7,9 @@ use parking_lot::{Condvar, Mutex};
 use redis::{Client, Connection, ConnectionLike, RedisError, Value};
 use sessionkit_sdk::Capabilities;
 
-use crate::{
-    backend::{CacheBackend, CacheError},
-    config::redact_url,
-};
+use sessionkit_codec::redact_url;
+
+use crate::backend::{CacheBackend, CacheError};
 
 /// Default time to open a connection (TCP connect, TLS, `AUTH`/`SELECT`).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -10,7 +10,7 @@ use sessionkit_sdk::{
 
 use crate::{
     backend::{CacheBackend, CacheError},
-    clock::{Clock, SystemClock},
+    clock::Clock,
     key::KeyFunction,
 };
 
@@ -41,20 +41,20 @@ pub struct CacheStore<B> {
 
 impl<B: CacheBackend> CacheStore<B> {
     /// A store over `backend`, laying keys out with `key_function` and `session_prefix`
-    /// ([`CACHE_SESSION_PREFIX`] for the `cache` engine), judging expiry by the system clock.
-    pub fn new(backend: B, key_function: KeyFunction, session_prefix: impl Into<String>) -> Self {
+    /// ([`CACHE_SESSION_PREFIX`] for the `cache` engine), judging expiry by `clock` (the
+    /// system clock in production; tests move time with a `ManualClock`).
+    pub fn new(
+        backend: B,
+        key_function: KeyFunction,
+        session_prefix: impl Into<String>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             backend,
             key_function,
             session_prefix: session_prefix.into(),
-            clock: Arc::new(SystemClock),
+            clock,
         }
-    }
-
-    /// The same store judging expiry by `clock` (tests move time with a `ManualClock`).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
     }
 
     /// The physical cache key of `session_key`, as Django's cache framework writes it.
@@ -217,20 +217,23 @@ fn decode_record(value: &[u8]) -> StoreResult<SessionRecord> {
             format!("the cache entry is not a session record: {error}"),
         )
     })?;
-    Ok(SessionRecord {
-        session_key: RString::from(cached.session_key.into_owned()),
-        session_data: RString::from(cached.session_data.into_owned()),
-        expire_date: Timestamp::from_micros(cached.expire_date),
-    })
+    Ok(SessionRecord::new(
+        RString::from(cached.session_key.into_owned()),
+        RString::from(cached.session_data.into_owned()),
+        Timestamp::from_micros(cached.expire_date),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use sessionkit_sdk::ErrorKind;
 
+    use chrono::TimeDelta;
+    use sessionkit_codec::time::to_datetime;
+
     use super::*;
     use crate::{
-        clock::ManualClock,
+        clock::{ManualClock, SystemClock},
         locmem::{LocMemBackend, LocMemOptions},
     };
 
@@ -244,10 +247,14 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let clock = ManualClock::new(Timestamp::from_secs(START));
+        let clock = ManualClock::at(Timestamp::from_secs(START));
         let backend = LocMemBackend::private(LocMemOptions::default(), Arc::new(clock.clone()));
-        let store = CacheStore::new(backend, KeyFunction::default(), CACHE_SESSION_PREFIX)
-            .with_clock(Arc::new(clock.clone()));
+        let store = CacheStore::new(
+            backend,
+            KeyFunction::default(),
+            CACHE_SESSION_PREFIX,
+            Arc::new(clock.clone()),
+        );
         Fixture { store, clock }
     }
 
@@ -283,6 +290,7 @@ mod tests {
             backend,
             KeyFunction::new("site", 2),
             CACHED_DB_SESSION_PREFIX,
+            Arc::new(SystemClock),
         );
         assert_eq!(
             store.cache_key("k"),
@@ -341,7 +349,7 @@ mod tests {
     fn create_of_a_key_whose_entry_expired_succeeds() {
         let f = fixture();
         f.store.create(write(KEY, "first", in_secs(10))).unwrap();
-        f.clock.advance(Duration::from_secs(10));
+        f.clock.advance(TimeDelta::seconds(10));
         f.store.create(write(KEY, "second", in_secs(100))).unwrap();
         assert_eq!(
             f.store.load(KEY).unwrap().unwrap().session_data.as_str(),
@@ -385,7 +393,7 @@ mod tests {
     fn save_after_the_entry_expired_does_not_resurrect_the_session() {
         let f = fixture();
         f.store.create(write(KEY, "data", in_secs(10))).unwrap();
-        f.clock.advance(Duration::from_secs(11));
+        f.clock.advance(TimeDelta::seconds(11));
         let error = f.store.save(write(KEY, "stale", in_secs(100))).unwrap_err();
         assert_eq!(error.kind, ErrorKind::NotFound);
         assert!(!f.store.exists(KEY).unwrap());
@@ -404,7 +412,7 @@ mod tests {
         let f = fixture();
         f.store.create(write(KEY, "data", in_secs(10))).unwrap();
         // Only the wall clock moves: the cache's own TTL has not run out, the record has.
-        f.clock.set_wall(in_secs(10));
+        f.clock.set(to_datetime(in_secs(10)));
         assert_eq!(f.store.load(KEY).unwrap(), None);
     }
 
@@ -412,9 +420,9 @@ mod tests {
     fn entry_ttl_is_the_time_left_until_expire_date() {
         let f = fixture();
         f.store.create(write(KEY, "data", in_secs(100))).unwrap();
-        f.clock.advance(Duration::from_secs(99));
+        f.clock.advance(TimeDelta::seconds(99));
         assert!(f.store.exists(KEY).unwrap());
-        f.clock.advance(Duration::from_secs(1));
+        f.clock.advance(TimeDelta::seconds(1));
         assert!(!f.store.exists(KEY).unwrap());
         assert!(
             f.store
@@ -567,7 +575,7 @@ mod tests {
 
     #[test]
     fn stores_with_different_prefixes_on_one_backend_are_separate() {
-        let clock = ManualClock::new(Timestamp::from_secs(START));
+        let clock = ManualClock::at(Timestamp::from_secs(START));
         let backend = Arc::new(LocMemBackend::private(
             LocMemOptions::default(),
             Arc::new(clock.clone()),
@@ -576,17 +584,20 @@ mod tests {
             backend.clone(),
             KeyFunction::default(),
             CACHE_SESSION_PREFIX,
-        )
-        .with_clock(Arc::new(clock.clone()));
+            Arc::new(clock.clone()),
+        );
         let cached_db = CacheStore::new(
             backend.clone(),
             KeyFunction::default(),
             CACHED_DB_SESSION_PREFIX,
-        )
-        .with_clock(Arc::new(clock.clone()));
-        let other_site =
-            CacheStore::new(backend, KeyFunction::new("other", 1), CACHE_SESSION_PREFIX)
-                .with_clock(Arc::new(clock));
+            Arc::new(clock.clone()),
+        );
+        let other_site = CacheStore::new(
+            backend,
+            KeyFunction::new("other", 1),
+            CACHE_SESSION_PREFIX,
+            Arc::new(clock),
+        );
         cache.create(write(KEY, "data", in_secs(60))).unwrap();
         assert!(cache.exists(KEY).unwrap());
         assert!(!cached_db.exists(KEY).unwrap());
@@ -623,6 +634,7 @@ mod tests {
             Failing(|| CacheError::Unavailable("connection refused".into())),
             KeyFunction::default(),
             CACHE_SESSION_PREFIX,
+            Arc::new(SystemClock),
         );
         let results = [
             ("exists", down.exists(KEY).map(|_| ())),
@@ -649,6 +661,7 @@ mod tests {
             Failing(|| CacheError::Backend("OOM command not allowed".into())),
             KeyFunction::default(),
             CACHE_SESSION_PREFIX,
+            Arc::new(SystemClock),
         );
         assert_eq!(broken.load(KEY).unwrap_err().kind, ErrorKind::Other);
         assert_eq!(

@@ -13,7 +13,7 @@ use std::{
 use serde_json::json;
 use sessionkit_cache::{
     CACHE_SESSION_PREFIX, CacheBackend, CacheConfig, Location, RedisBackend, RedisOptions,
-    open_store,
+    SystemClock, open_store,
 };
 use sessionkit_sdk::{ErrorKind, SessionStore, Timestamp};
 
@@ -308,7 +308,7 @@ fn caches_location_and_session_cache_alias_select_redis() {
     let config = CacheConfig::from_settings_json(&settings.to_string()).unwrap();
     assert!(matches!(config.location, Location::Redis { .. }));
     assert_eq!(config.redis.max_connections, 4);
-    let store = open_store(&config, CACHE_SESSION_PREFIX).unwrap();
+    let store = open_store(&config, CACHE_SESSION_PREFIX, Arc::new(SystemClock)).unwrap();
     store.create(write(KEY, "via settings", 60)).unwrap();
     let (_, backend) = shared.store();
     let physical = format!("{}:3:django.contrib.sessions.cache{KEY}", shared.prefix);

@@ -14,7 +14,8 @@ use std::{
 
 use serde_json::json;
 use sessionkit_cache::{
-    CACHE_SESSION_PREFIX, CacheBackend, CacheConfig, CacheError, RedisOptions, open_store,
+    CACHE_SESSION_PREFIX, CacheBackend, CacheConfig, CacheError, RedisOptions, SystemClock,
+    open_store,
 };
 use sessionkit_sdk::{ErrorKind, SessionStore, StoreError};
 
@@ -268,7 +269,7 @@ fn unix_socket_location_reaches_the_server() {
     };
     let settings = json!({"CACHES": {"default": {"LOCATION": server.unix_url()}}});
     let config = CacheConfig::from_settings_json(&settings.to_string()).unwrap();
-    let store = open_store(&config, CACHE_SESSION_PREFIX).unwrap();
+    let store = open_store(&config, CACHE_SESSION_PREFIX, Arc::new(SystemClock)).unwrap();
     store.create(write(&key(1), "over a socket", 60)).unwrap();
     // The same server over TCP sees it.
     let (tcp, _) = store_on(&server.url(), "", options());
@@ -288,7 +289,7 @@ fn tls_location_against_a_plain_server_fails_without_hanging() {
         "OPTIONS": {"socket_connect_timeout": 0.3, "socket_timeout": 0.3}
     }}});
     let config = CacheConfig::from_settings_json(&settings.to_string()).unwrap();
-    let store = Arc::new(open_store(&config, CACHE_SESSION_PREFIX).unwrap());
+    let store = Arc::new(open_store(&config, CACHE_SESSION_PREFIX, Arc::new(SystemClock)).unwrap());
     let result = within(WATCHDOG, move || store.load(&key(1)));
     let error = result.expect_err("a TLS handshake with a plain server cannot succeed");
     println!("rediss:// to a plain server: {error}");
@@ -310,7 +311,7 @@ fn wrong_password_is_a_clear_error_that_never_shows_the_password() {
     println!("wrong password: {error}");
     assert_eq!(error.kind, ErrorKind::Other, "{error}");
     assert!(!error.message.contains("wrong-secret"), "{error}");
-    assert!(error.message.contains("redis://***@127.0.0.1"), "{error}");
+    assert!(error.message.contains("redis://:***@127.0.0.1"), "{error}");
     assert_eq!(backend.idle_connections(), 0);
 
     let url = format!("redis://:right-secret@127.0.0.1:{}/0", server.port());

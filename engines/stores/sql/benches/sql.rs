@@ -39,7 +39,7 @@ const PG_INSERT: &str = r#"INSERT INTO "django_session" ("session_key", "session
 const PG_UPDATE: &str = r#"UPDATE "django_session" SET "session_data" = $2, "expire_date" = $3 WHERE "session_key" = $1"#;
 const PG_CLEAR: &str = r#"DELETE FROM "django_session" WHERE "session_key" IN (SELECT "session_key" FROM "django_session" WHERE "expire_date" < $1 LIMIT 1000)"#;
 
-/// A 264-character stored session, the size of perf-anchors.md's payload.
+/// A 264-character stored session: the size of an authenticated Django session (`_auth_user_id`, `_auth_user_backend`, `_auth_user_hash`) as `signing.dumps` writes it.
 fn payload(n: u64) -> String {
     let mut data = "x".repeat(248);
     let _ = write!(data, "{n:016x}");
@@ -79,14 +79,7 @@ fn chrono(ts: Timestamp) -> DateTime<Utc> {
 }
 
 fn write(key: String, data: String, expire: Timestamp) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: key.into(),
-            session_data: data.into(),
-            expire_date: expire,
-        },
-        session_json: "{}".into(),
-    }
+    SessionWrite::new(SessionRecord::new(key, data, expire), "{}")
 }
 
 fn sqlite_raw(path: &Path, synchronous: &str) -> rusqlite::Connection {
@@ -212,7 +205,7 @@ fn sqlite(c: &mut Criterion) {
         }
 
         if synchronous == "FULL" {
-            // 10k rows, 5k expired, WAL checkpointed before every timed run (perf-anchors §0).
+            // 10k rows, 5k expired, WAL checkpointed before every timed run (so every run starts from the same file state).
             let setup = |path: &Path| {
                 let mut conn = sqlite_raw(path, synchronous);
                 conn.execute("DELETE FROM django_session", [])

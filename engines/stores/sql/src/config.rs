@@ -1,7 +1,10 @@
 //! What a SQL store is opened with: the URL and table from the engine settings, and the
 //! options an engine chooses (the `account_id` column).
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
+use sessionkit_codec::{Clock, SystemClock};
 use sessionkit_sdk::StoreError;
 
 use crate::url::DatabaseUrl;
@@ -16,15 +19,18 @@ pub const DEFAULT_TABLE: &str = "django_session";
 /// The longest table name accepted: PostgreSQL's identifier limit (NAMEDATALEN − 1).
 pub const MAX_TABLE_NAME_LEN: usize = 63;
 
-/// How a [`SqlStore`](crate::SqlStore) lays out its table: which table, and whether it keeps
-/// Django's `account_id` example column (the `account_db` engine).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a [`SqlStore`](crate::SqlStore) is opened: which table, whether it keeps Django's
+/// `account_id` example column (the `account_db` engine), and the clock it judges expiry by.
+#[derive(Debug, Clone)]
 pub struct SqlStoreOptions {
     /// The table name (validated as an SQL identifier when the store opens).
     pub table: String,
     /// Keep an `account_id integer NULL` column, indexed and filled from `_auth_user_id` on
     /// every write, and answer `sessions_of_account` / `delete_sessions_of_account`.
     pub account_column: bool,
+    /// Where the store reads "now" to judge `expire_date` (the system clock unless a test or the
+    /// host hands it another); the store never reads the system clock itself.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl SqlStoreOptions {
@@ -33,7 +39,14 @@ impl SqlStoreOptions {
         Self {
             table: table.into(),
             account_column: false,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same options judging expiry by `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The same options with the `account_id` column switched on.
@@ -42,6 +55,15 @@ impl SqlStoreOptions {
         self
     }
 }
+
+/// Equal when the layout is: the clock is a source of time, not part of what is stored.
+impl PartialEq for SqlStoreOptions {
+    fn eq(&self, other: &Self) -> bool {
+        self.table == other.table && self.account_column == other.account_column
+    }
+}
+
+impl Eq for SqlStoreOptions {}
 
 impl Default for SqlStoreOptions {
     fn default() -> Self {

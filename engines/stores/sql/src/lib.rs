@@ -17,5 +17,5 @@ pub use config::{
     DEFAULT_DATABASE_URL, DEFAULT_TABLE, SqlSettings, SqlStoreOptions, validate_table_name,
 };
 pub use sqlite::BUSY_TIMEOUT as SQLITE_BUSY_TIMEOUT;
-pub use store::{Clock, SqlStore};
+pub use store::SqlStore;
 pub use url::{DatabaseUrl, PostgresUrl, SqliteLocation, SqliteUrl, Synchronous, UrlError};

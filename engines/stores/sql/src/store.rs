@@ -2,6 +2,7 @@
 
 use std::{fmt, sync::Arc};
 
+use sessionkit_codec::Clock;
 use sessionkit_sdk::{
     SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult, Timestamp,
 };
@@ -15,9 +16,6 @@ use crate::{
     url::DatabaseUrl,
 };
 
-/// Where a store reads the current time from (expiry is judged against it).
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
-
 /// Django's `django_session` table (or a custom table of the same shape) on SQLite or
 /// PostgreSQL, implementing [`SessionStore`] with Django's db-backend semantics.
 ///
@@ -27,7 +25,7 @@ pub struct SqlStore {
     backend: Backend,
     options: SqlStoreOptions,
     url: String,
-    clock: Clock,
+    clock: Arc<dyn Clock>,
 }
 
 enum Backend {
@@ -59,16 +57,10 @@ impl SqlStore {
         };
         Ok(Self {
             backend,
+            clock: Arc::clone(&options.clock),
             options,
             url: url.redacted(),
-            clock: Arc::new(Timestamp::now),
         })
-    }
-
-    /// The same store judging expiry by `clock` instead of the system clock (tests).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
     }
 
     /// The options the store was opened with.
@@ -85,7 +77,7 @@ impl SqlStore {
     }
 
     fn now(&self) -> Timestamp {
-        (self.clock)()
+        self.clock.now()
     }
 
     /// The account to store for a write, when the store keeps the column.

@@ -2,6 +2,8 @@
 
 use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
+use sessionkit_codec::redact_url;
+
 /// How long a PostgreSQL connection attempt may take when the URL sets no `connect_timeout`.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -295,37 +297,6 @@ fn percent_decode(path: &str) -> Result<String, UrlError> {
     String::from_utf8(out).map_err(|_| UrlError::PercentEncoding)
 }
 
-/// `url` with the password of its user-info part and any `password=` query value replaced by
-/// `***`, so configuration can be logged.
-pub fn redact_url(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let authority_start = scheme_end + 3;
-        let authority_end = out[authority_start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| authority_start + i);
-        if let Some(at) = out[authority_start..authority_end].rfind('@') {
-            let userinfo = &out[authority_start..authority_start + at];
-            if let Some(colon) = userinfo.find(':') {
-                let start = authority_start + colon + 1;
-                out.replace_range(start..authority_start + at, "***");
-            }
-        }
-    }
-    if let Some(query_start) = out.find('?') {
-        let (head, query) = out.split_at(query_start + 1);
-        let redacted: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
-                _ => pair.to_owned(),
-            })
-            .collect();
-        out = format!("{head}{}", redacted.join("&"));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,14 +428,5 @@ mod tests {
         let err = DatabaseUrl::parse("postgres://alice:hunter2@host:notaport/db").unwrap_err();
         assert!(matches!(err, UrlError::Postgres { .. }));
         assert!(!err.to_string().contains("hunter2"), "{err}");
-    }
-
-    #[test]
-    fn redact_url_leaves_urls_without_password_alone() {
-        assert_eq!(redact_url("postgres://bob@h/db"), "postgres://bob@h/db");
-        assert_eq!(
-            redact_url("postgres://h/db?sslmode=disable"),
-            "postgres://h/db?sslmode=disable"
-        );
     }
 }

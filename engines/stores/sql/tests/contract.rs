@@ -16,6 +16,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use libtest_mimic::{Arguments, Failed, Trial};
 use postgres::NoTls;
+use sessionkit_codec::ManualClock;
 use sessionkit_sdk::{ErrorKind, SessionRecord, SessionStore, SessionWrite, StoreError, Timestamp};
 use sessionkit_sql::{
     DatabaseUrl, SqlStore, SqlStoreOptions,
@@ -472,14 +473,7 @@ fn write(key: &str, data: &str, expire: Timestamp) -> SessionWrite {
 }
 
 fn write_json(key: &str, data: &str, expire: Timestamp, json: &str) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: key.into(),
-            session_data: data.into(),
-            expire_date: expire,
-        },
-        session_json: json.into(),
-    }
+    SessionWrite::new(SessionRecord::new(key, data, expire), json)
 }
 
 fn kind<T: std::fmt::Debug>(result: Result<T, StoreError>) -> ErrorKind {
@@ -544,7 +538,10 @@ fn load_of_expired_record_gives_none(ctx: &Ctx) {
 
 fn record_expiring_now_does_not_load_but_survives_clear(ctx: &Ctx) {
     let now = Timestamp::from_micros(secs_from_now(HOUR).micros + 500);
-    let store = ctx.open().with_clock(Arc::new(move || now));
+    let clock = ManualClock::at(now);
+    let store = ctx
+        .try_open(SqlStoreOptions::default().with_clock(Arc::new(clock)))
+        .expect("open store");
     let (at_now, just_before, just_after) = (new_key(), new_key(), new_key());
     store.create(write(&at_now, "d", now)).unwrap();
     store

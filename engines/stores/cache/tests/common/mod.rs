@@ -12,19 +12,21 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sessionkit_cache::{CACHE_SESSION_PREFIX, CacheStore, KeyFunction, RedisBackend, RedisOptions};
+use sessionkit_cache::{
+    CACHE_SESSION_PREFIX, CacheStore, KeyFunction, RedisBackend, RedisOptions, SystemClock,
+};
 use sessionkit_sdk::{SessionRecord, SessionWrite, Timestamp};
 
 /// A session write for `key` expiring `secs` seconds from now.
 pub fn write(key: &str, data: &str, secs: i64) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: key.into(),
-            session_data: data.into(),
-            expire_date: Timestamp::from_micros(Timestamp::now().micros + secs * 1_000_000),
-        },
-        session_json: "{}".into(),
-    }
+    SessionWrite::new(
+        SessionRecord::new(
+            key,
+            data,
+            Timestamp::from_micros(Timestamp::now().micros + secs * 1_000_000),
+        ),
+        "{}",
+    )
 }
 
 /// A store on a Redis server under `key_prefix`, with its backend for raw commands.
@@ -38,6 +40,7 @@ pub fn store_on(
         backend.clone(),
         KeyFunction::new(key_prefix, 1),
         CACHE_SESSION_PREFIX,
+        Arc::new(SystemClock),
     );
     (store, backend)
 }
