@@ -79,7 +79,7 @@ impl Default for RedisOptions {
 ///   [`CacheError::Backend`]. Messages name the server (password redacted), never a key.
 ///
 /// - A circuit breaker bounds what a hung server costs: the first call that times out (connect
-///   or command) opens it, and for the cool-down ([`DEFAULT_BREAKER_COOLDOWN`], see
+///   or command, or a wait for a connection that outlasts the pool timeout) opens it, and for the cool-down ([`DEFAULT_BREAKER_COOLDOWN`], see
 ///   [`with_breaker_cooldown`](Self::with_breaker_cooldown)) every call fails at once with
 ///   [`CacheError::Unavailable`] instead of waiting out its own timeout. After the cool-down
 ///   one call is let through as a probe while the others keep failing fast: if the server
@@ -92,6 +92,8 @@ impl Default for RedisOptions {
 /// makes the calls fail until it is back.
 pub struct RedisBackend {
     client: Client,
+    /// The database the URL selects; `SELECT`ed by [`connect`](Self::connect) itself.
+    db: i64,
     /// The URL with any password replaced, for messages.
     url: String,
     options: RedisOptions,
@@ -119,8 +121,22 @@ impl RedisBackend {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
         let client = Client::open(url).map_err(|error| error.to_string())?;
+        // redis-rs pipelines its handshake (AUTH or HELLO, SELECT, two CLIENT SETINFO) and waits
+        // out the read timeout once per reply, so a hung server cost up to 4 × the connect
+        // timeout. Keep its handshake to the one AUTH/HELLO, skip the informational SETINFO,
+        // and SELECT within what is left of the connect timeout (see `connect`).
+        let info = client.get_connection_info().clone();
+        let db = info.redis_settings().db();
+        let handshake = info
+            .redis_settings()
+            .clone()
+            .set_skip_set_lib_name()
+            .set_db(0);
+        let client =
+            Client::open(info.set_redis_settings(handshake)).map_err(|error| error.to_string())?;
         Ok(Self {
             client,
+            db,
             url: redact_url(url),
             options,
             idle: Mutex::new(Vec::new()),
@@ -192,12 +208,31 @@ impl RedisBackend {
             .breaker
             .admit(Instant::now())
             .map_err(|refusal| self.refused(refusal))?;
-        let result = self.run_admitted(&command, &ticket);
+        let slot = match self.acquire_slot() {
+            Ok(slot) => slot,
+            Err(error) => {
+                // Every connection stayed busy for the pool timeout: they are all stuck on a
+                // server that does not answer (its commands take microseconds), so this wait
+                // counts as a timeout and opens the breaker.
+                ticket.settle(Outcome::TimedOut, Instant::now());
+                return Err(error);
+            }
+        };
+        // Another call may have timed out while this one waited for a connection.
+        if !ticket.is_probe() && self.breaker.is_open() {
+            let refusal = self.breaker.refusal(Instant::now());
+            ticket.settle(Outcome::Skipped, Instant::now());
+            return Err(self.refused(refusal));
+        }
+        let result = self.run_on_slot(&command);
         let outcome = match &result {
             Ok(_) => Outcome::Answered,
             Err(failure) => failure.outcome,
         };
+        // Settled before the slot is given back, so a caller waiting for it sees the breaker
+        // this call opened.
         ticket.settle(outcome, Instant::now());
+        drop(slot);
         result.map_err(|failure| failure.error)
     }
 
@@ -217,18 +252,11 @@ impl RedisBackend {
         })
     }
 
-    /// The pool's rules around one command, once the breaker let the call through.
-    fn run_admitted<T>(
+    /// The pool's rules around one command, on a connection place the call holds.
+    fn run_on_slot<T>(
         &self,
         command: &impl Fn(&mut Connection) -> redis::RedisResult<T>,
-        ticket: &Ticket<'_>,
     ) -> Result<T, Failure> {
-        let _slot = self.acquire_slot().map_err(Failure::not_answered)?;
-        // Another call may have timed out while this one waited for a connection.
-        if !ticket.is_probe() && self.breaker.is_open() {
-            let refusal = self.breaker.refusal(Instant::now());
-            return Err(Failure::skipped(self.refused(refusal)));
-        }
         let pooled = self.idle.lock().pop();
         let reused = pooled.is_some();
         let mut connection = match pooled {
@@ -300,22 +328,29 @@ impl RedisBackend {
         Ok(Slot { backend: self })
     }
 
-    /// Opens a connection with the connect timeout, and sets the command timeouts on it.
+    /// Opens a connection within the connect timeout (TCP, TLS, `AUTH`, `SELECT`), and sets
+    /// the command timeouts on it.
     fn connect(&self) -> Result<Connection, Failure> {
-        let connection = self
+        let started = Instant::now();
+        let timed_out = || Failure {
+            error: CacheError::Unavailable(format!(
+                "cannot connect to Redis at {} within {:?}",
+                self.url, self.options.connect_timeout
+            )),
+            outcome: Outcome::TimedOut,
+        };
+        let mut connection = self
             .client
             .get_connection_with_timeout(self.options.connect_timeout)
             .map_err(|error| {
+                if is_timeout(&error) {
+                    return timed_out();
+                }
                 let outcome = Outcome::of(&error);
                 let error = if is_error_reply(&error)
                     || error.kind() == redis::ErrorKind::AuthenticationFailed
                 {
                     map_redis_error(&self.url, &self.options, error)
-                } else if is_timeout(&error) {
-                    CacheError::Unavailable(format!(
-                        "cannot connect to Redis at {} within {:?}",
-                        self.url, self.options.connect_timeout
-                    ))
                 } else {
                     CacheError::Unavailable(format!(
                         "cannot connect to Redis at {}: {error}",
@@ -324,6 +359,29 @@ impl RedisBackend {
                 };
                 Failure { error, outcome }
             })?;
+        if self.db != 0 {
+            let left = self
+                .options
+                .connect_timeout
+                .checked_sub(started.elapsed())
+                .filter(|left| !left.is_zero())
+                .ok_or_else(timed_out)?;
+            connection
+                .set_read_timeout(Some(left))
+                .and_then(|()| connection.set_write_timeout(Some(left)))
+                .and_then(|()| {
+                    redis::cmd("SELECT")
+                        .arg(self.db)
+                        .query::<()>(&mut connection)
+                })
+                .map_err(|error| {
+                    if is_timeout(&error) {
+                        timed_out()
+                    } else {
+                        self.failure(error)
+                    }
+                })?;
+        }
         let timeout = Some(self.options.socket_timeout);
         connection
             .set_read_timeout(timeout)
@@ -370,24 +428,6 @@ struct Failure {
     outcome: Outcome,
 }
 
-impl Failure {
-    /// A failure that says nothing about whether the server answers (a busy pool).
-    fn not_answered(error: CacheError) -> Self {
-        Self {
-            error,
-            outcome: Outcome::Failed,
-        }
-    }
-
-    /// A call given up before it reached the server (the breaker opened while it waited).
-    fn skipped(error: CacheError) -> Self {
-        Self {
-            error,
-            outcome: Outcome::Skipped,
-        }
-    }
-}
-
 /// What one call learned about the server, for the circuit breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -395,7 +435,7 @@ enum Outcome {
     Answered,
     /// Connecting or the command ran out of time: the server may be hung.
     TimedOut,
-    /// Any other failure (refused, reset, a busy pool): cheap, says nothing about a hang.
+    /// Any other failure (refused, reset): cheap, says nothing about a hang.
     Failed,
     /// The call never reached the server.
     Skipped,
@@ -787,6 +827,27 @@ mod tests {
         assert!(backend.breaker_open());
         let second = backend.get("k").unwrap_err().to_string();
         assert!(second.contains("circuit breaker"), "{second}");
+    }
+
+    #[test]
+    fn connecting_to_a_silent_server_waits_one_connect_timeout_not_one_per_handshake_reply() {
+        // With a password and a database, redis-rs's own handshake would pipeline AUTH, SELECT
+        // and two CLIENT SETINFO and wait the timeout once per reply (4 × 500 ms). The bound
+        // of 3 × the timeout is generous for a loaded machine and still catches that.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let _keep = std::thread::spawn(move || {
+            let held: Vec<_> = listener.incoming().take(2).collect();
+            std::thread::sleep(Duration::from_secs(30));
+            drop(held);
+        });
+        let url = format!("redis://:pw@127.0.0.1:{port}/3");
+        let backend = RedisBackend::open(&url, OPTIONS).unwrap();
+        let started = Instant::now();
+        let error = backend.ping().unwrap_err().to_string();
+        let took = started.elapsed();
+        assert!(error.contains("cannot connect to Redis"), "{error}");
+        assert!(took < OPTIONS.connect_timeout * 3, "took {took:?}");
     }
 
     #[test]
