@@ -79,7 +79,8 @@ impl Default for RedisOptions {
 ///   [`CacheError::Backend`]. Messages name the server (password redacted), never a key.
 ///
 /// - A circuit breaker bounds what a hung server costs: the first call that times out (connect
-///   or command, or a wait for a connection that outlasts the pool timeout) opens it, and for the cool-down ([`DEFAULT_BREAKER_COOLDOWN`], see
+///   or command, or a wait for a connection that outlasts the pool timeout) opens it, and for
+///   the cool-down ([`DEFAULT_BREAKER_COOLDOWN`], see
 ///   [`with_breaker_cooldown`](Self::with_breaker_cooldown)) every call fails at once with
 ///   [`CacheError::Unavailable`] instead of waiting out its own timeout. After the cool-down
 ///   one call is let through as a probe while the others keep failing fast: if the server

@@ -135,6 +135,8 @@ pub(crate) enum CallError {
     Pg(tokio_postgres::Error),
     /// The call's deadline passed first (the server is slow, blocked or silent).
     TimedOut,
+    /// The connection had already ended (the server closed it) with the request unanswered.
+    Closed,
     /// The connection's runtime could not be made (out of threads or file descriptors).
     Runtime(std::io::Error),
 }
@@ -166,14 +168,26 @@ impl Driver {
             poll_fn(|cx| {
                 // Move the connection's bytes first; notices and notifications are dropped, and
                 // a connection error ends the call (the request would only wait).
+                let mut closed = false;
                 loop {
                     match connection.poll_message(cx) {
                         Poll::Ready(Some(Ok(_))) => {}
-                        Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
-                        Poll::Ready(None) | Poll::Pending => break,
+                        Poll::Ready(Some(Err(error))) => {
+                            return Poll::Ready(Err(CallError::Pg(error)));
+                        }
+                        Poll::Ready(None) => {
+                            closed = true;
+                            break;
+                        }
+                        Poll::Pending => break,
                     }
                 }
-                request.as_mut().poll(cx)
+                match request.as_mut().poll(cx) {
+                    Poll::Ready(result) => Poll::Ready(result.map_err(CallError::Pg)),
+                    // Nothing will ever answer a request on a finished connection.
+                    Poll::Pending if closed => Poll::Ready(Err(CallError::Closed)),
+                    Poll::Pending => Poll::Pending,
+                }
             })
             .await
         };
@@ -182,7 +196,7 @@ impl Driver {
             .runtime
             .block_on(async { tokio::time::timeout_at(deadline, driven).await })
         {
-            Ok(result) => result.map_err(CallError::Pg),
+            Ok(result) => result,
             Err(_elapsed) => Err(CallError::TimedOut),
         }
     }
@@ -317,6 +331,9 @@ impl PgManager {
                 "PostgreSQL {context}: no answer within {:?} (the call bound; set call_timeout \
                  in the database URL to change it), connection closed",
                 self.url.call_timeout()
+            )),
+            CallError::Closed => StoreError::unavailable(format!(
+                "PostgreSQL {context}: the server closed the connection"
             )),
             CallError::Runtime(error) => StoreError::unavailable(format!(
                 "PostgreSQL {context}: cannot start the connection's I/O runtime: {error}"
