@@ -17,10 +17,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis_common::{PrivateRedis, within, write};
+use redis_common::{PrivateRedis, short_timeouts, within, write};
 use sessionkit_cache::{
     CACHED_DB_SESSION_PREFIX, CacheBackend, CacheError, CacheStore, KeyFunction, RedisBackend,
-    RedisOptions,
 };
 use sessionkit_engine_cached_db::CachedDbStore;
 use sessionkit_sdk::{SessionStore, SessionWrite};
@@ -90,12 +89,7 @@ fn a_hung_cache_costs_a_request_at_most_one_timeout_and_the_database_serves_it()
         SqlStoreOptions::new("django_session"),
     )
     .unwrap();
-    let options = RedisOptions {
-        connect_timeout: TIMEOUT,
-        socket_timeout: TIMEOUT,
-        max_connections: 4,
-        pool_timeout: TIMEOUT,
-    };
+    let options = short_timeouts(TIMEOUT);
     let backend = Arc::new(Recording {
         inner: RedisBackend::open(&server.url(), options).unwrap(),
         errors: Mutex::new(Vec::new()),

@@ -22,7 +22,7 @@ use std::{
 use sessionkit_cache::{CacheStore, RedisBackend, RedisOptions};
 use sessionkit_sdk::{SessionStore, StoreError};
 
-use common::{PrivateRedis, store_on, within, write};
+use common::{PrivateRedis, short_timeouts, store_on, within, write};
 
 /// Every timeout of the backend under test.
 const TIMEOUT: Duration = Duration::from_millis(500);
@@ -33,12 +33,7 @@ const WATCHDOG: Duration = Duration::from_secs(20);
 const COOLDOWN: Duration = sessionkit_cache::redis_backend::DEFAULT_BREAKER_COOLDOWN;
 
 fn options() -> RedisOptions {
-    RedisOptions {
-        connect_timeout: TIMEOUT,
-        socket_timeout: TIMEOUT,
-        max_connections: 4,
-        pool_timeout: TIMEOUT,
-    }
+    short_timeouts(TIMEOUT)
 }
 
 fn key(i: usize) -> String {
