@@ -1,7 +1,10 @@
 //! The Redis backend: [`CacheBackend`] over a Redis server (`redis://`, `rediss://`,
 //! `unix://`), through a small pool of synchronous connections with bounded timeouts.
 
-use std::{fmt, time::Duration};
+use std::{
+    fmt,
+    time::{Duration, Instant},
+};
 
 use parking_lot::{Condvar, Mutex};
 use redis::{Client, Connection, ConnectionLike, RedisError, Value};
@@ -19,6 +22,9 @@ pub const DEFAULT_SOCKET_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 /// Default time a call waits for a free connection when all are in use.
 pub const DEFAULT_POOL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default time the backend fails fast after a call timed out, before one call probes the
+/// server again (see [`RedisBackend`]'s circuit breaker).
+pub const DEFAULT_BREAKER_COOLDOWN: Duration = Duration::from_secs(1);
 /// The longest TTL sent to Redis, in milliseconds (about 31,700 years). Redis refuses an
 /// expiry whose absolute time overflows, so a record expiring later is kept this long (its
 /// own `expire_date` still decides when it stops loading).
@@ -71,10 +77,23 @@ impl Default for RedisOptions {
 ///   `TRYAGAIN`, `CLUSTERDOWN` are [`CacheError::Unavailable`]; other error replies are
 ///   [`CacheError::Backend`]. Messages name the server (password redacted), never a key.
 ///
+/// - A circuit breaker bounds what a hung server costs: the first call that times out (connect
+///   or command, or a wait for a connection that outlasts the pool timeout) opens it, and for
+///   the cool-down ([`DEFAULT_BREAKER_COOLDOWN`], see
+///   [`with_breaker_cooldown`](Self::with_breaker_cooldown)) every call fails at once with
+///   [`CacheError::Unavailable`] instead of waiting out its own timeout. After the cool-down
+///   one call is let through as a probe while the others keep failing fast: if the server
+///   answers (a reply, even an error reply) the breaker closes, otherwise it opens for another
+///   cool-down. It opens on the first timeout, not after several, because the host's request
+///   makes several calls (load, then save) and must never pay more than one timeout; a
+///   refused connection fails fast by itself and does not open it.
+///
 /// Connections are opened on demand, so a server that is down when the backend opens only
 /// makes the calls fail until it is back.
 pub struct RedisBackend {
     client: Client,
+    /// The database the URL selects; `SELECT`ed by [`connect`](Self::connect) itself.
+    db: i64,
     /// The URL with any password replaced, for messages.
     url: String,
     options: RedisOptions,
@@ -82,6 +101,7 @@ pub struct RedisBackend {
     /// How many connections are checked out or being opened.
     busy: Mutex<usize>,
     freed: Condvar,
+    breaker: Breaker,
 }
 
 impl RedisBackend {
@@ -101,14 +121,42 @@ impl RedisBackend {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
         let client = Client::open(url).map_err(|error| error.to_string())?;
+        // redis-rs pipelines its handshake (AUTH or HELLO, SELECT, two CLIENT SETINFO) and waits
+        // out the read timeout once per reply, so a hung server cost up to 4 × the connect
+        // timeout. Keep its handshake to the one AUTH/HELLO, skip the informational SETINFO,
+        // and SELECT within what is left of the connect timeout (see `connect`).
+        let info = client.get_connection_info().clone();
+        let db = info.redis_settings().db();
+        let handshake = info
+            .redis_settings()
+            .clone()
+            .set_skip_set_lib_name()
+            .set_db(0);
+        let client =
+            Client::open(info.set_redis_settings(handshake)).map_err(|error| error.to_string())?;
         Ok(Self {
             client,
+            db,
             url: redact_url(url),
             options,
             idle: Mutex::new(Vec::new()),
             busy: Mutex::new(0),
             freed: Condvar::new(),
+            breaker: Breaker::new(DEFAULT_BREAKER_COOLDOWN),
         })
+    }
+
+    /// This backend with a circuit-breaker cool-down other than [`DEFAULT_BREAKER_COOLDOWN`]
+    /// (how long calls fail fast after a timeout before one probes the server).
+    #[must_use]
+    pub fn with_breaker_cooldown(mut self, cooldown: Duration) -> Self {
+        self.breaker = Breaker::new(cooldown);
+        self
+    }
+
+    /// Whether the circuit breaker currently fails calls fast (open, or a probe in flight).
+    pub fn breaker_open(&self) -> bool {
+        self.breaker.is_open()
     }
 
     /// The server's URL with any password replaced by `***`.
@@ -151,12 +199,64 @@ impl RedisBackend {
         self.run(command)
     }
 
-    /// The pool's rules around one command (see [`RedisBackend`]).
+    /// The circuit breaker and the pool's rules around one command (see [`RedisBackend`]).
     fn run<T>(
         &self,
         command: impl Fn(&mut Connection) -> redis::RedisResult<T>,
     ) -> Result<T, CacheError> {
-        let _slot = self.acquire_slot()?;
+        let ticket = self
+            .breaker
+            .admit(Instant::now())
+            .map_err(|refusal| self.refused(refusal))?;
+        let slot = match self.acquire_slot() {
+            Ok(slot) => slot,
+            Err(error) => {
+                // Every connection stayed busy for the pool timeout: they are all stuck on a
+                // server that does not answer (its commands take microseconds), so this wait
+                // counts as a timeout and opens the breaker.
+                ticket.settle(Outcome::TimedOut, Instant::now());
+                return Err(error);
+            }
+        };
+        // Another call may have timed out while this one waited for a connection.
+        if !ticket.is_probe() && self.breaker.is_open() {
+            let refusal = self.breaker.refusal(Instant::now());
+            ticket.settle(Outcome::Skipped, Instant::now());
+            return Err(self.refused(refusal));
+        }
+        let result = self.run_on_slot(&command);
+        let outcome = match &result {
+            Ok(_) => Outcome::Answered,
+            Err(failure) => failure.outcome,
+        };
+        // Settled before the slot is given back, so a caller waiting for it sees the breaker
+        // this call opened.
+        ticket.settle(outcome, Instant::now());
+        drop(slot);
+        result.map_err(|failure| failure.error)
+    }
+
+    /// The error for a call the breaker did not let through.
+    fn refused(&self, refusal: Refusal) -> CacheError {
+        CacheError::Unavailable(match refusal {
+            Refusal::CoolingDown(left) => format!(
+                "Redis at {} timed out recently; failing fast for {left:?} more (circuit \
+                 breaker), then one call probes it",
+                self.url
+            ),
+            Refusal::Probing => format!(
+                "Redis at {} timed out recently; failing fast while one call probes it \
+                 (circuit breaker)",
+                self.url
+            ),
+        })
+    }
+
+    /// The pool's rules around one command, on a connection place the call holds.
+    fn run_on_slot<T>(
+        &self,
+        command: &impl Fn(&mut Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, Failure> {
         let pooled = self.idle.lock().pop();
         let reused = pooled.is_some();
         let mut connection = match pooled {
@@ -170,7 +270,7 @@ impl RedisBackend {
             }
             Err(error) if is_error_reply(&error) => {
                 self.release(connection);
-                Err(map_redis_error(&self.url, &self.options, error))
+                Err(self.failure(error))
             }
             Err(error) => {
                 drop(connection);
@@ -179,7 +279,7 @@ impl RedisBackend {
                 // retry on a new connection (every command here may be repeated; see the type's
                 // docs). A timeout is not retried: the caller has already waited once.
                 if !reused || is_timeout(&error) || !error.is_connection_dropped() {
-                    return Err(map_redis_error(&self.url, &self.options, error));
+                    return Err(self.failure(error));
                 }
                 let mut fresh = self.connect()?;
                 match command(&mut fresh) {
@@ -191,10 +291,19 @@ impl RedisBackend {
                         if is_error_reply(&error) {
                             self.release(fresh);
                         }
-                        Err(map_redis_error(&self.url, &self.options, error))
+                        Err(self.failure(error))
                     }
                 }
             }
+        }
+    }
+
+    /// A command's error, mapped, with what it says about the server.
+    fn failure(&self, error: RedisError) -> Failure {
+        let outcome = Outcome::of(&error);
+        Failure {
+            error: map_redis_error(&self.url, &self.options, error),
+            outcome,
         }
     }
 
@@ -219,32 +328,65 @@ impl RedisBackend {
         Ok(Slot { backend: self })
     }
 
-    /// Opens a connection with the connect timeout, and sets the command timeouts on it.
-    fn connect(&self) -> Result<Connection, CacheError> {
-        let connection = self
+    /// Opens a connection within the connect timeout (TCP, TLS, `AUTH`, `SELECT`), and sets
+    /// the command timeouts on it.
+    fn connect(&self) -> Result<Connection, Failure> {
+        let started = Instant::now();
+        let timed_out = || Failure {
+            error: CacheError::Unavailable(format!(
+                "cannot connect to Redis at {} within {:?}",
+                self.url, self.options.connect_timeout
+            )),
+            outcome: Outcome::TimedOut,
+        };
+        let mut connection = self
             .client
             .get_connection_with_timeout(self.options.connect_timeout)
             .map_err(|error| {
-                if is_error_reply(&error) || error.kind() == redis::ErrorKind::AuthenticationFailed
+                if is_timeout(&error) {
+                    return timed_out();
+                }
+                let outcome = Outcome::of(&error);
+                let error = if is_error_reply(&error)
+                    || error.kind() == redis::ErrorKind::AuthenticationFailed
                 {
                     map_redis_error(&self.url, &self.options, error)
-                } else if is_timeout(&error) {
-                    CacheError::Unavailable(format!(
-                        "cannot connect to Redis at {} within {:?}",
-                        self.url, self.options.connect_timeout
-                    ))
                 } else {
                     CacheError::Unavailable(format!(
                         "cannot connect to Redis at {}: {error}",
                         self.url
                     ))
-                }
+                };
+                Failure { error, outcome }
             })?;
+        if self.db != 0 {
+            let left = self
+                .options
+                .connect_timeout
+                .checked_sub(started.elapsed())
+                .filter(|left| !left.is_zero())
+                .ok_or_else(timed_out)?;
+            connection
+                .set_read_timeout(Some(left))
+                .and_then(|()| connection.set_write_timeout(Some(left)))
+                .and_then(|()| {
+                    redis::cmd("SELECT")
+                        .arg(self.db)
+                        .query::<()>(&mut connection)
+                })
+                .map_err(|error| {
+                    if is_timeout(&error) {
+                        timed_out()
+                    } else {
+                        self.failure(error)
+                    }
+                })?;
+        }
         let timeout = Some(self.options.socket_timeout);
         connection
             .set_read_timeout(timeout)
             .and_then(|()| connection.set_write_timeout(timeout))
-            .map_err(|error| map_redis_error(&self.url, &self.options, error))?;
+            .map_err(|error| self.failure(error))?;
         Ok(connection)
     }
 
@@ -280,6 +422,151 @@ impl RedisBackend {
     }
 }
 
+/// A failed call: the error for the caller, and what it tells the breaker.
+struct Failure {
+    error: CacheError,
+    outcome: Outcome,
+}
+
+/// What one call learned about the server, for the circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The server replied (a value or an error reply): it is alive.
+    Answered,
+    /// Connecting or the command ran out of time: the server may be hung.
+    TimedOut,
+    /// Any other failure (refused, reset): cheap, says nothing about a hang.
+    Failed,
+    /// The call never reached the server.
+    Skipped,
+}
+
+impl Outcome {
+    fn of(error: &RedisError) -> Self {
+        if is_error_reply(error) || error.kind() == redis::ErrorKind::AuthenticationFailed {
+            Self::Answered
+        } else if is_timeout(error) {
+            Self::TimedOut
+        } else {
+            Self::Failed
+        }
+    }
+}
+
+/// The circuit breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// A call timed out: calls fail fast until `until`.
+    Open { until: Instant },
+    /// The cool-down passed and one call is probing the server; the others fail fast.
+    Probing,
+}
+
+/// Why the breaker refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Open, for this much longer.
+    CoolingDown(Duration),
+    /// Another call is probing the server.
+    Probing,
+}
+
+/// Fails calls fast after a timeout, for a cool-down, then lets one probe through (see
+/// [`RedisBackend`]).
+struct Breaker {
+    cooldown: Duration,
+    state: Mutex<BreakerState>,
+}
+
+impl Breaker {
+    fn new(cooldown: Duration) -> Self {
+        Self {
+            cooldown,
+            state: Mutex::new(BreakerState::Closed),
+        }
+    }
+
+    /// Lets a call through (as the probe if the cool-down just ended), or refuses it.
+    fn admit(&self, now: Instant) -> Result<Ticket<'_>, Refusal> {
+        let mut state = self.state.lock();
+        let probe = match *state {
+            BreakerState::Closed => false,
+            BreakerState::Open { until } if now >= until => {
+                *state = BreakerState::Probing;
+                true
+            }
+            BreakerState::Open { until } => return Err(Refusal::CoolingDown(until - now)),
+            BreakerState::Probing => return Err(Refusal::Probing),
+        };
+        Ok(Ticket {
+            breaker: self,
+            probe,
+            settled: false,
+        })
+    }
+
+    fn is_open(&self) -> bool {
+        *self.state.lock() != BreakerState::Closed
+    }
+
+    /// The refusal a call would get now (for a call that waited while the breaker opened).
+    fn refusal(&self, now: Instant) -> Refusal {
+        match *self.state.lock() {
+            BreakerState::Open { until } => {
+                Refusal::CoolingDown(until.saturating_duration_since(now))
+            }
+            BreakerState::Closed | BreakerState::Probing => Refusal::Probing,
+        }
+    }
+
+    fn record(&self, probe: bool, outcome: Outcome, now: Instant) {
+        let mut state = self.state.lock();
+        let open = BreakerState::Open {
+            until: now + self.cooldown,
+        };
+        match (outcome, probe) {
+            // Any call's timeout opens it (or restarts the cool-down).
+            (Outcome::TimedOut, _) => *state = open,
+            // Only the probe's answer closes it: an ordinary call that got its reply may have
+            // been sent before the server hung.
+            (Outcome::Answered, true) => *state = BreakerState::Closed,
+            // A probe that failed otherwise (refused: the server is not back) keeps it open.
+            (Outcome::Failed | Outcome::Skipped, true) => *state = open,
+            (Outcome::Answered | Outcome::Failed | Outcome::Skipped, false) => {}
+        }
+    }
+}
+
+/// A call the breaker let through; reports how it went (a probe that unwinds without
+/// reporting counts as failed, so the breaker never stays stuck probing).
+struct Ticket<'a> {
+    breaker: &'a Breaker,
+    probe: bool,
+    settled: bool,
+}
+
+impl Ticket<'_> {
+    fn is_probe(&self) -> bool {
+        self.probe
+    }
+
+    fn settle(mut self, outcome: Outcome, now: Instant) {
+        self.settled = true;
+        self.breaker.record(self.probe, outcome, now);
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.breaker
+                .record(self.probe, Outcome::Failed, Instant::now());
+        }
+    }
+}
+
 /// A place among the `max_connections`, given back when dropped (whatever happened).
 struct Slot<'a> {
     backend: &'a RedisBackend,
@@ -297,6 +584,7 @@ impl fmt::Debug for RedisBackend {
         f.debug_struct("RedisBackend")
             .field("url", &self.url)
             .field("options", &self.options)
+            .field("breaker", &*self.breaker.state.lock())
             .finish_non_exhaustive()
     }
 }
@@ -441,6 +729,125 @@ mod tests {
     fn closed_port() -> u16 {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
+    }
+
+    const COOLDOWN: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn breaker_opens_on_a_timeout_and_fails_fast_until_the_cooldown_ends() {
+        let breaker = Breaker::new(COOLDOWN);
+        let t0 = Instant::now();
+        breaker.admit(t0).unwrap().settle(Outcome::TimedOut, t0);
+        assert!(breaker.is_open());
+        let refusal = breaker.admit(t0 + Duration::from_secs(4)).err();
+        assert_eq!(refusal, Some(Refusal::CoolingDown(Duration::from_secs(6))));
+    }
+
+    #[test]
+    fn breaker_lets_one_probe_through_after_the_cooldown_and_closes_on_its_answer() {
+        let breaker = Breaker::new(COOLDOWN);
+        let t0 = Instant::now();
+        breaker.admit(t0).unwrap().settle(Outcome::TimedOut, t0);
+        let later = t0 + COOLDOWN;
+        let probe = breaker.admit(later).unwrap();
+        assert!(probe.is_probe());
+        assert_eq!(
+            breaker.admit(later).err(),
+            Some(Refusal::Probing),
+            "only one probe at a time"
+        );
+        probe.settle(Outcome::Answered, later);
+        assert!(!breaker.is_open());
+        assert!(!breaker.admit(later).unwrap().is_probe());
+    }
+
+    #[test]
+    fn a_failed_probe_reopens_for_another_cooldown() {
+        for failure in [Outcome::TimedOut, Outcome::Failed] {
+            let breaker = Breaker::new(COOLDOWN);
+            let t0 = Instant::now();
+            breaker.admit(t0).unwrap().settle(Outcome::TimedOut, t0);
+            let t1 = t0 + COOLDOWN;
+            breaker.admit(t1).unwrap().settle(failure, t1);
+            assert_eq!(
+                breaker.admit(t1 + COOLDOWN / 2).err(),
+                Some(Refusal::CoolingDown(COOLDOWN / 2)),
+                "{failure:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_probe_dropped_without_an_outcome_does_not_leave_the_breaker_probing() {
+        let breaker = Breaker::new(Duration::ZERO);
+        let t0 = Instant::now();
+        breaker.admit(t0).unwrap().settle(Outcome::TimedOut, t0);
+        drop(breaker.admit(Instant::now()).unwrap());
+        // Reopened with a zero cool-down: the next call is a probe again, not refused forever.
+        assert!(breaker.admit(Instant::now()).unwrap().is_probe());
+    }
+
+    #[test]
+    fn ordinary_failures_and_late_answers_do_not_move_the_breaker() {
+        let breaker = Breaker::new(COOLDOWN);
+        let t0 = Instant::now();
+        breaker.admit(t0).unwrap().settle(Outcome::Failed, t0);
+        assert!(
+            !breaker.is_open(),
+            "a refused connection is cheap: no breaker"
+        );
+        let early = breaker.admit(t0).unwrap();
+        breaker.admit(t0).unwrap().settle(Outcome::TimedOut, t0);
+        early.settle(Outcome::Answered, t0);
+        assert!(
+            breaker.is_open(),
+            "an answer to a call sent before the hang does not close it"
+        );
+    }
+
+    #[test]
+    fn a_timed_out_server_makes_the_next_call_fail_fast() {
+        // A listener that accepts and never answers: the first call pays the timeout, the next
+        // is refused by the breaker without waiting.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let _keep = std::thread::spawn(move || {
+            let held: Vec<_> = listener.incoming().take(4).collect();
+            std::thread::sleep(Duration::from_secs(30));
+            drop(held);
+        });
+        let backend = RedisBackend::open(&format!("redis://127.0.0.1:{port}/0"), OPTIONS)
+            .unwrap()
+            .with_breaker_cooldown(Duration::from_secs(60));
+        let first = backend.get("k").unwrap_err().to_string();
+        assert!(
+            first.contains("within") && !first.contains("circuit breaker"),
+            "{first}"
+        );
+        assert!(backend.breaker_open());
+        let second = backend.get("k").unwrap_err().to_string();
+        assert!(second.contains("circuit breaker"), "{second}");
+    }
+
+    #[test]
+    fn connecting_to_a_silent_server_waits_one_connect_timeout_not_one_per_handshake_reply() {
+        // With a password and a database, redis-rs's own handshake would pipeline AUTH, SELECT
+        // and two CLIENT SETINFO and wait the timeout once per reply (4 × 500 ms). The bound
+        // of 3 × the timeout is generous for a loaded machine and still catches that.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let _keep = std::thread::spawn(move || {
+            let held: Vec<_> = listener.incoming().take(2).collect();
+            std::thread::sleep(Duration::from_secs(30));
+            drop(held);
+        });
+        let url = format!("redis://:pw@127.0.0.1:{port}/3");
+        let backend = RedisBackend::open(&url, OPTIONS).unwrap();
+        let started = Instant::now();
+        let error = backend.ping().unwrap_err().to_string();
+        let took = started.elapsed();
+        assert!(error.contains("cannot connect to Redis"), "{error}");
+        assert!(took < OPTIONS.connect_timeout * 3, "took {took:?}");
     }
 
     #[test]

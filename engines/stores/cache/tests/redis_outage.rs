@@ -19,19 +19,14 @@ use sessionkit_cache::{
 };
 use sessionkit_sdk::{ErrorKind, SessionStore, StoreError};
 
-use common::{PrivateRedis, store_on, within, write};
+use common::{PrivateRedis, short_timeouts, store_on, within, write};
 
 const TIMEOUT: Duration = Duration::from_millis(300);
 /// At least 10× every timeout a call may wait through (connect, command, retry).
 const WATCHDOG: Duration = Duration::from_secs(6);
 
 fn options() -> RedisOptions {
-    RedisOptions {
-        connect_timeout: TIMEOUT,
-        socket_timeout: TIMEOUT,
-        max_connections: 4,
-        pool_timeout: TIMEOUT,
-    }
+    short_timeouts(TIMEOUT)
 }
 
 fn key(i: usize) -> String {

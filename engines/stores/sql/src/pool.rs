@@ -1,7 +1,8 @@
 //! A small blocking connection pool shared by both backends.
 //!
 //! Connections are made on demand up to a maximum, handed out exclusively, and returned on
-//! drop; a caller that finds every connection busy waits up to a bounded time, then gets
+//! drop; a caller that finds every connection busy waits up to a bounded time (or until the
+//! deadline of its call), then gets
 //! [`ErrorKind::Unavailable`](sessionkit_sdk::ErrorKind::Unavailable). A connection the
 //! caller marks broken is closed instead of returned.
 
@@ -20,6 +21,13 @@ pub(crate) trait Manager: Send + Sync + 'static {
 
     /// Opens a new connection, ready for use.
     fn connect(&self) -> StoreResult<Self::Conn>;
+
+    /// Opens a new connection that must be ready by `deadline` (the caller's call ends then);
+    /// managers whose connect has its own bound may ignore it.
+    fn connect_until(&self, deadline: Instant) -> StoreResult<Self::Conn> {
+        let _ = deadline;
+        self.connect()
+    }
 }
 
 /// A bounded set of connections made by `M`.
@@ -64,7 +72,17 @@ impl<M: Manager> Pool<M> {
     /// The manager's error when a new connection fails; `Unavailable` when none is free
     /// within the checkout timeout.
     pub(crate) fn get(&self) -> StoreResult<Pooled<'_, M>> {
-        let deadline = Instant::now() + self.checkout_timeout;
+        self.get_until(Instant::now() + self.checkout_timeout)
+    }
+
+    /// As [`get`](Self::get), but waiting for a free connection, or opening a new one, only
+    /// until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get), with `deadline` in place of the checkout timeout.
+    pub(crate) fn get_until(&self, deadline: Instant) -> StoreResult<Pooled<'_, M>> {
+        let started = Instant::now();
         let mut state = self.state.lock();
         loop {
             if let Some(conn) = state.idle.pop() {
@@ -77,7 +95,7 @@ impl<M: Manager> Pool<M> {
             if state.open < self.max_size {
                 state.open += 1;
                 drop(state);
-                return match self.manager.connect() {
+                return match self.manager.connect_until(deadline) {
                     Ok(conn) => Ok(Pooled {
                         pool: self,
                         conn: Some(conn),
@@ -92,7 +110,8 @@ impl<M: Manager> Pool<M> {
             if self.available.wait_until(&mut state, deadline).timed_out() {
                 return Err(StoreError::unavailable(format!(
                     "all {} database connections stayed busy for {:?}",
-                    self.max_size, self.checkout_timeout
+                    self.max_size,
+                    deadline.saturating_duration_since(started)
                 )));
             }
         }
@@ -213,6 +232,19 @@ mod tests {
         let _held = pool.get().unwrap();
         let err = pool.get().err().unwrap();
         assert_eq!(err.kind, ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn a_checkout_waits_only_until_its_deadline() {
+        let pool = Pool::new(Arc::new(Counter::default()), 1, Duration::from_secs(3600));
+        let _held = pool.get().unwrap();
+        // The pool's own checkout timeout is an hour; the call's deadline wins.
+        let err = pool
+            .get_until(Instant::now() + Duration::from_millis(20))
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, ErrorKind::Unavailable);
+        assert!(err.message.contains("stayed busy"), "{}", err.message);
     }
 
     #[test]

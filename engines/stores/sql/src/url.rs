@@ -4,12 +4,24 @@ use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
 use sessionkit_codec::redact_url;
 
-/// How long a PostgreSQL connection attempt may take when the URL sets no `connect_timeout`.
+/// The bound on every PostgreSQL call (pool checkout, connect, statement) when the URL sets no
+/// `call_timeout`: a locked table or a server that is up but silent gives a clean
+/// `Unavailable` error after this long instead of holding the request.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The largest `call_timeout` accepted (an hour): a bound, not a way to switch it off.
+pub const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How long the TCP connect to one host may take when the URL sets no `connect_timeout` (with
+/// several hosts, each gets this long). The whole connection set-up is also inside the call's
+/// `call_timeout`.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long sent data may stay unacknowledged before the connection counts as dead (Linux
-/// `TCP_USER_TIMEOUT`), when the URL sets no `tcp_user_timeout`: bounds a call to a server
-/// that vanished from the network instead of hanging for the kernel's minutes.
+/// Linux `TCP_USER_TIMEOUT` when the URL sets no `tcp_user_timeout`: the kernel drops a
+/// connection whose sent data stays unacknowledged this long (a host gone from the network),
+/// so a dead connection is noticed. It does **not** bound a call to a server that is alive but
+/// silent — that server's kernel acknowledges everything — so it is not what bounds calls:
+/// [`DEFAULT_CALL_TIMEOUT`] (`call_timeout`) is.
 pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A parsed `SESSION_DB_URL` / `DATABASE_URL`: the backend and where it lives.
@@ -20,7 +32,16 @@ pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 ///   working directory), `sqlite::memory:` (or `sqlite://:memory:`); an optional
 ///   `?synchronous=full|normal` query chooses SQLite's durability (default `full`).
 /// - `postgres://user:password@host:port/dbname?…` or `postgresql://…` (anything the
-///   `postgres` crate's URL parser accepts).
+///   `tokio-postgres` URL parser accepts, plus `call_timeout`). The time bounds, all optional:
+///   - `call_timeout=<seconds>` (fractions allowed, above 0, at most 3600; default 5): every
+///     call — waiting for a pooled connection, connecting, the statement — ends within it,
+///     enforced on the client, so a server that is alive but silent cannot hold a request.
+///     The connection also gets `statement_timeout` and `lock_timeout` of 4/5 of it, so a
+///     locked table is reported by the server (with the connection kept) before the client
+///     bound cuts it (unless `options=-c statement_timeout=…` / `-c lock_timeout=…` set them);
+///   - `connect_timeout=<seconds>` (default 5): the TCP connect to one host;
+///   - `tcp_user_timeout=<seconds>` (default 30): Linux `TCP_USER_TIMEOUT`, to notice a host
+///     that vanished from the network (it does not bound calls).
 ///
 /// `Debug` and `Display` never show a password.
 #[derive(Clone)]
@@ -74,14 +95,20 @@ impl Synchronous {
 pub struct PostgresUrl {
     raw: String,
     /// Boxed: the configuration is large next to an SQLite URL.
-    config: Box<postgres::Config>,
+    config: Box<tokio_postgres::Config>,
+    call_timeout: Duration,
 }
 
 impl PostgresUrl {
     /// The connection configuration (connect timeout, TCP user timeout and application name
-    /// filled in where the URL sets none).
-    pub fn config(&self) -> &postgres::Config {
+    /// filled in where the URL sets none; without `call_timeout`, which the driver would refuse).
+    pub fn config(&self) -> &tokio_postgres::Config {
         &self.config
+    }
+
+    /// The bound on every call: the URL's `call_timeout`, or [`DEFAULT_CALL_TIMEOUT`].
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
     }
 
     /// The URL as given, password included: only for handing to a driver, never for a log.
@@ -118,6 +145,15 @@ pub enum UrlError {
     SqliteOption {
         /// The offending `name=value` pair.
         option: String,
+    },
+    /// A `call_timeout` that is not a number of seconds above 0 and at most 3600.
+    #[error(
+        "invalid PostgreSQL URL option call_timeout={value:?} (expected seconds above 0 and at \
+         most 3600, e.g. call_timeout=5 or call_timeout=0.5)"
+    )]
+    CallTimeout {
+        /// The value given.
+        value: String,
     },
     /// A `%` escape that is not two hex digits or decodes to invalid UTF-8.
     #[error("bad percent-encoding in SQLite path")]
@@ -253,10 +289,12 @@ fn parse_sqlite(url: &str) -> Result<SqliteUrl, UrlError> {
 }
 
 fn parse_postgres(url: &str) -> Result<PostgresUrl, UrlError> {
-    let mut config = postgres::Config::from_str(url).map_err(|e| UrlError::Postgres {
-        url: redact_url(url),
-        reason: e.to_string(),
-    })?;
+    let (driver_url, call_timeout) = take_call_timeout(url)?;
+    let mut config =
+        tokio_postgres::Config::from_str(&driver_url).map_err(|e| UrlError::Postgres {
+            url: redact_url(url),
+            reason: e.to_string(),
+        })?;
     if config.get_hosts().is_empty() {
         return Err(UrlError::Postgres {
             url: redact_url(url),
@@ -275,7 +313,42 @@ fn parse_postgres(url: &str) -> Result<PostgresUrl, UrlError> {
     Ok(PostgresUrl {
         raw: url.to_owned(),
         config: Box::new(config),
+        call_timeout: call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT),
     })
+}
+
+/// Splits our own `call_timeout` query parameter off a PostgreSQL URL (the driver refuses
+/// parameters it does not know): the URL without it, and its value if given.
+fn take_call_timeout(url: &str) -> Result<(String, Option<Duration>), UrlError> {
+    let Some((head, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None));
+    };
+    let mut call_timeout = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("call_timeout", value)) => {
+                let seconds = value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .map(Duration::from_secs_f64)
+                    .filter(|d| !d.is_zero() && *d <= MAX_CALL_TIMEOUT)
+                    .ok_or_else(|| UrlError::CallTimeout {
+                        value: value.to_owned(),
+                    })?;
+                call_timeout = Some(seconds);
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let driver_url = if kept.is_empty() {
+        head.to_owned()
+    } else {
+        format!("{head}?{}", kept.join("&"))
+    };
+    Ok((driver_url, call_timeout))
 }
 
 /// Decodes `%XX` escapes in an SQLite path (`sqlite:///tmp/my%20db.sqlite3`).
@@ -409,6 +482,52 @@ mod tests {
             pg.config().get_connect_timeout(),
             Some(&Duration::from_secs(2))
         );
+    }
+
+    fn postgres(url: &str) -> PostgresUrl {
+        match DatabaseUrl::parse(url) {
+            Ok(DatabaseUrl::Postgres(pg)) => pg,
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn postgres_calls_are_bounded_by_default_and_the_url_overrides_it() {
+        assert_eq!(
+            postgres("postgres://u@localhost/db").call_timeout(),
+            DEFAULT_CALL_TIMEOUT
+        );
+        let pg = postgres("postgres://u@localhost/db?sslmode=disable&call_timeout=0.5&user=v");
+        assert_eq!(pg.call_timeout(), Duration::from_millis(500));
+        // The driver still sees the other parameters, and never ours.
+        assert_eq!(pg.config().get_user(), Some("v"));
+        assert_eq!(
+            postgres("postgres://u@localhost/db?call_timeout=7").call_timeout(),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            postgres("postgres://u@localhost/db")
+                .config()
+                .get_tcp_user_timeout(),
+            Some(&DEFAULT_TCP_USER_TIMEOUT)
+        );
+    }
+
+    #[test]
+    fn a_bad_call_timeout_is_refused_by_name() {
+        for value in ["0", "-1", "abc", "", "NaN", "inf", "3601", "0.0000000001"] {
+            let url = format!("postgres://u:hunter2@localhost/db?call_timeout={value}");
+            let err = DatabaseUrl::parse(&url).unwrap_err();
+            assert_eq!(
+                err,
+                UrlError::CallTimeout {
+                    value: value.to_owned()
+                },
+                "{value}"
+            );
+            assert!(err.to_string().contains("call_timeout"), "{err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
     }
 
     #[test]

@@ -29,6 +29,16 @@ pub fn write(key: &str, data: &str, secs: i64) -> SessionWrite {
     )
 }
 
+/// Options for the outage tests: every timeout `timeout`, four connections.
+pub fn short_timeouts(timeout: Duration) -> RedisOptions {
+    RedisOptions {
+        connect_timeout: timeout,
+        socket_timeout: timeout,
+        max_connections: 4,
+        pool_timeout: timeout,
+    }
+}
+
 /// A store on a Redis server under `key_prefix`, with its backend for raw commands.
 pub fn store_on(
     url: &str,
