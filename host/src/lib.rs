@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod library_file;
 pub mod loader;
 mod memo;
 pub mod serializer;
