@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for N minutes each (default 2), one after another, with the committed
-# corpus as seeds; new interesting inputs are added to fuzz/corpus/<target>/ (commit the small
-# ones you want kept), crashes are written to fuzz/artifacts/<target>/.
+# Runs every fuzz target for N minutes each (default 2), one after another, seeded with the
+# committed corpus fuzz/corpus/<target>/. New interesting inputs go to fuzz/artifacts/<target>/
+# corpus/ (not committed; copy a small one into fuzz/corpus/ to keep it), crashes to
+# fuzz/artifacts/<target>/ (add each, minimised, to fuzz/corpus/ with its fix).
 #
 #   bash fuzz/run.sh [minutes-per-target] [target ...]
 #
@@ -18,10 +19,10 @@ fi
 status=0
 summary=()
 for target in "${targets[@]}"; do
-  mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target"
+  mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target/corpus"
   log="fuzz/artifacts/$target/last-run.log"
   echo "==> $target for $minutes minute(s)"
-  if cargo +nightly fuzz run --fuzz-dir fuzz "$target" "fuzz/corpus/$target" -- \
+  if cargo +nightly fuzz run --fuzz-dir fuzz "$target" "fuzz/artifacts/$target/corpus" "fuzz/corpus/$target" -- \
       -max_total_time=$((minutes * 60)) -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 >"$log" 2>&1; then
     crashed=0
