@@ -32,7 +32,11 @@ for target in "${targets[@]}"; do
     status=1
   fi
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1)
-  summary+=("$target: ${runs:-?} executions, $crashed crash(es)$([ "$crashed" = 1 ] && echo " (see $log)")")
+  line="$target: ${runs:-?} executions, $crashed crash(es)"
+  if [ "$crashed" = 1 ]; then
+    line="$line (see $log)"
+  fi
+  summary+=("$line")
 done
 printf '\n%s\n' "${summary[@]}"
 exit "$status"
