@@ -4,6 +4,7 @@
 mod blocking;
 pub mod engine;
 pub mod error;
+pub mod library_file;
 pub mod loader;
 mod memo;
 mod mode;

@@ -318,7 +318,9 @@ pub fn load_library(path: &Path) -> Result<EngineLibrary, LoadError> {
             Some(library) => library.clone(),
             None => {
                 check_not_replaceable(&canonical)?;
-                let library = open_library(&canonical)?;
+                // Checked as ELF and mapped from a sealed private copy: a truncated file is an
+                // error line and a later rewrite of the file cannot SIGBUS this process.
+                let library = crate::library_file::load_from_snapshot(&canonical, open_library)?;
                 loaded.insert(canonical.clone(), library.clone());
                 library
             }

@@ -2,8 +2,9 @@
 //! WebDriver HTTP API, for each engine of [`BROWSER_ENGINES`]: comment, login, logout, and the
 //! test-cookie flow with cookies disabled.
 //!
-//! Needs Debian's `chromium` and `chromium-driver` (CI installs them). Without them the test
-//! fails saying so, unless `SESSIONKIT_SKIP_BROWSER=1`, when it prints that it skipped.
+//! Needs Debian's `chromium` and `chromium-driver`. Without them the test prints why it skipped,
+//! so `cargo test --workspace` passes on a fresh machine; under CI (`CI` set, as `.ci/run`
+//! runs, which installs both) their absence fails the test instead.
 
 mod demo_support;
 
@@ -310,15 +311,13 @@ fn demo_works_in_headless_chromium() {
     let chromium = find_program(&["chromium", "chromium-browser"]);
     let chromedriver = find_program(&["chromedriver"]);
     let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
-        if std::env::var("SESSIONKIT_SKIP_BROWSER").is_ok_and(|v| v == "1") {
-            println!("skipped: chromium/chromedriver not installed and SESSIONKIT_SKIP_BROWSER=1");
-            return;
+        let reason = "the browser test needs Chromium and chromedriver: install them with \
+                      `apt-get update && apt-get install -y chromium chromium-driver`";
+        if std::env::var_os("CI").is_some_and(|value| !value.is_empty()) {
+            panic!("{reason} (CI is set, so the browser test must run; .ci/run installs them)");
         }
-        panic!(
-            "the browser test needs Chromium and chromedriver: install them with \
-             `apt-get update && apt-get install -y chromium chromium-driver` (CI installs them), \
-             or set SESSIONKIT_SKIP_BROWSER=1 to skip this test"
-        );
+        println!("skipped: {reason}");
+        return;
     };
     let driver = Driver::start(&chromedriver);
     for engine in BROWSER_ENGINES {

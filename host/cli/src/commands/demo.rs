@@ -3,19 +3,43 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use sessionkit::Engine;
 
 use crate::commands::settings;
 use crate::demo;
+use crate::demo::serve::{Limits, serve};
 use crate::failure::Failure;
 
-/// Where the demo listens.
+/// Where the demo listens, and what one client may hold of it.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8000")]
     pub addr: SocketAddr,
+    /// Seconds a client has to send a request's headers before the connection is closed.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a request's body before the request fails and the
+    /// connection is closed.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout: u64,
+    /// Connections served at once; more wait until one closes.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub max_connections: u64,
+}
+
+impl Args {
+    /// The serving limits these arguments ask for.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            header_timeout: Duration::from_secs(self.header_timeout),
+            body_timeout: Duration::from_secs(self.body_timeout),
+            // At most 65,536 by the argument's range, so it fits any usize.
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 /// Serves the demo until Ctrl-C. The first line on stdout is `listening on http://<addr>`, with
@@ -51,18 +75,14 @@ pub fn run(args: &Args) -> Result<ExitCode, Failure> {
                 source,
             })?;
         drop(stdout);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                // If the signal cannot be listened for, serve until killed.
-                if tokio::signal::ctrl_c().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            })
-            .await
-            .map_err(|source| Failure::Io {
-                context: "serving the demo",
-                source,
-            })
+        serve(listener, app, args.limits(), async {
+            // If the signal cannot be listened for, serve until killed.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+        .await;
+        Ok::<(), Failure>(())
     })?;
     Ok(ExitCode::SUCCESS)
 }

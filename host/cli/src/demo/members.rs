@@ -41,6 +41,45 @@ pub fn session_auth_hash(secret_key: &str) -> String {
         .collect()
 }
 
+/// How a session's `_auth_user_hash` compares with alice's current session auth hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashCheck {
+    /// It equals the hash under `SECRET_KEY`: the login stands.
+    Current,
+    /// It equals the hash under one of `SECRET_KEY_FALLBACKS`: the login stands, and the session
+    /// must be moved to the current hash (Django cycles the key and stores the new hash).
+    Fallback,
+    /// Missing, malformed or made with another password or secret: the login is void and
+    /// the session must be flushed.
+    Mismatch,
+}
+
+/// Django's `get_user` check of `_auth_user_hash` for alice: a constant-time comparison with
+/// her current session auth hash under `secret_key`, then under each fallback key.
+pub fn check_session_auth_hash(
+    stored: Option<&str>,
+    secret_key: &str,
+    fallbacks: &[String],
+) -> HashCheck {
+    let Some(stored) = stored else {
+        return HashCheck::Mismatch;
+    };
+    let matches = |secret: &str| -> bool {
+        bool::from(
+            stored
+                .as_bytes()
+                .ct_eq(session_auth_hash(secret).as_bytes()),
+        )
+    };
+    if matches(secret_key) {
+        HashCheck::Current
+    } else if fallbacks.iter().any(|secret| matches(secret)) {
+        HashCheck::Fallback
+    } else {
+        HashCheck::Mismatch
+    }
+}
+
 /// A member found by [`authenticate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
@@ -106,6 +145,40 @@ mod tests {
             session_auth_hash("demo-test-secret-key-not-for-production"),
             "8b7c8a8438f4620591af14de1ff4032cdd27834533aa9b1f8a3f14c9f242e803"
         );
+    }
+
+    #[test]
+    fn only_alices_current_hash_keeps_her_logged_in() {
+        let secret = "demo-test-secret-key-not-for-production";
+        let current = session_auth_hash(secret);
+        let old = session_auth_hash("an-old-secret");
+        let fallbacks = vec!["an-old-secret".to_owned()];
+        assert_eq!(
+            check_session_auth_hash(Some(&current), secret, &[]),
+            HashCheck::Current
+        );
+        assert_eq!(
+            check_session_auth_hash(Some(&old), secret, &fallbacks),
+            HashCheck::Fallback
+        );
+        assert_eq!(
+            check_session_auth_hash(Some(&old), secret, &[]),
+            HashCheck::Mismatch
+        );
+        let mut tampered = current.clone();
+        tampered.replace_range(..1, if current.starts_with('0') { "1" } else { "0" });
+        for stored in [
+            None,
+            Some(""),
+            Some(&current[..32]),
+            Some(tampered.as_str()),
+        ] {
+            assert_eq!(
+                check_session_auth_hash(stored, secret, &fallbacks),
+                HashCheck::Mismatch,
+                "{stored:?}"
+            );
+        }
     }
 
     #[test]

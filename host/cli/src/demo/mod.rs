@@ -4,6 +4,7 @@
 
 pub mod members;
 pub mod page;
+pub mod serve;
 
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
@@ -72,6 +73,10 @@ async fn index(
     // the one the session really has.
     guard.ensure_loaded_async().await?;
     let items = guard.items()?;
+    let member = current_member(&mut guard, &items).await?;
+    // Again: a voided login flushed the session, a fallback-key login cycled it.
+    guard.ensure_loaded_async().await?;
+    let items = guard.items()?;
     let key = guard.session_key().map(str::to_owned);
     let expiry = if guard.get_expire_at_browser_close()? {
         "when the browser closes".to_owned()
@@ -84,15 +89,6 @@ async fn index(
         )
     };
     drop(guard);
-    let member = items
-        .iter()
-        .find(|(k, _)| k == auth::SESSION_KEY)
-        .map(|(_, id)| match id {
-            serde_json::Value::String(id) if id == &members::ALICE_ID.to_string() => {
-                members::ALICE.to_owned()
-            }
-            other => format!("account {other}"),
-        });
     let map: serde_json::Map<String, serde_json::Value> = items.into_iter().collect();
     let contents = serde_json::to_string_pretty(&map).unwrap_or_else(|error| error.to_string());
     Ok(Html(page::index(&SessionView {
@@ -102,6 +98,45 @@ async fn index(
         contents,
         member,
     })))
+}
+
+/// Who is logged in, as Django's `auth.get_user` decides: `_auth_user_id` must name a member
+/// and `_auth_user_hash` must equal that member's current session auth hash (constant-time).
+/// A member's session with a missing or wrong hash is flushed (logged out), as Django does; a
+/// hash made under a fallback secret is renewed with a new key. An unknown account id is
+/// anonymous, and its session is left alone (Django's `get_user` returns `AnonymousUser`).
+async fn current_member(
+    session: &mut sessionkit::Session,
+    items: &[(String, serde_json::Value)],
+) -> Result<Option<String>, DemoError> {
+    let value = |name: &str| items.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+    let is_alice = match value(auth::SESSION_KEY) {
+        Some(serde_json::Value::String(id)) => *id == members::ALICE_ID.to_string(),
+        _ => false,
+    };
+    if !is_alice {
+        return Ok(None);
+    }
+    let stored = value(auth::HASH_SESSION_KEY).and_then(serde_json::Value::as_str);
+    let settings = session.engine().settings();
+    let (secret, fallbacks) = (
+        settings.secret_key.clone(),
+        settings.secret_key_fallbacks.clone(),
+    );
+    match members::check_session_auth_hash(stored, &secret, &fallbacks) {
+        members::HashCheck::Current => Ok(Some(members::ALICE.to_owned())),
+        members::HashCheck::Fallback => {
+            session.cycle_key_async().await?;
+            session
+                .insert_async(auth::HASH_SESSION_KEY, members::session_auth_hash(&secret))
+                .await?;
+            Ok(Some(members::ALICE.to_owned()))
+        }
+        members::HashCheck::Mismatch => {
+            session.flush_async().await?;
+            Ok(None)
+        }
+    }
 }
 
 /// The comment form's field.

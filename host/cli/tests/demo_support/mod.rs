@@ -87,10 +87,20 @@ impl Demo {
     ///
     /// As [`Demo::start`].
     pub fn start_with(engine: &str, extra: &[(&str, &str)]) -> Demo {
+        Demo::start_with_args(engine, extra, &[])
+    }
+
+    /// [`Demo::start_with`] with more command-line arguments for `sessionkit demo`.
+    ///
+    /// # Panics
+    ///
+    /// As [`Demo::start`].
+    pub fn start_with_args(engine: &str, extra: &[(&str, &str)], args: &[&str]) -> Demo {
         let dir = tempfile::tempdir().expect("a working directory for the demo");
         let mut command = Command::new(env!("CARGO_BIN_EXE_sessionkit"));
         command
             .args(["demo", "--addr", "127.0.0.1:0"])
+            .args(args)
             .current_dir(dir.path())
             .env_remove("SESSIONKIT_SETTINGS")
             .env("SESSIONKIT_ENGINE_PATH", sessionkit_testkit::plugin_dir())
