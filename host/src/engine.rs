@@ -2,7 +2,7 @@
 
 use std::{fmt, sync::Arc};
 
-use abi_stable::std_types::{ROption, RStr, RString};
+use abi_stable::std_types::RString;
 use sessionkit_codec::{
     SessionMap,
     expiry::{Clock, EXPIRY_KEY, SystemClock, expiry_date},
@@ -11,14 +11,15 @@ use sessionkit_codec::{
     time::from_datetime,
 };
 use sessionkit_sdk::{
-    Capabilities, EngineInfo, ErrorKind, KeyFormat, SessionRecord, SessionWrite, StoreBox,
-    Timestamp,
+    Capabilities, ConditionalSave, EngineInfo, ErrorKind, KeyFormat, SessionRecord, SessionStore,
+    SessionWrite, StoreBox, StoreResult, Timestamp,
 };
 
 use crate::{
     Error,
     loader::{self, EngineDescription, LoadError},
     memo::{DEFAULT_CAPACITY, DecodeMemo, Decoded},
+    plugin::{PluginStore, SharedClock},
     serializer::{Serializer, serializer_for},
     session::Session,
     settings::Settings,
@@ -52,6 +53,9 @@ struct Shared {
     settings: Settings,
     codec: SessionCodec,
     serializer: Arc<dyn Serializer>,
+    /// The clock the engine's store was lent at open; [`Engine::with_clock`] replaces what it
+    /// holds.
+    store_clock: Arc<SharedClock>,
 }
 
 /// The storage contract of one opened engine, with host types in and out: every key is checked
@@ -65,7 +69,7 @@ pub struct Store {
     engine: String,
     key_format: KeyFormat,
     capabilities: Capabilities,
-    inner: StoreBox,
+    inner: PluginStore,
 }
 
 /// What loading a session key found.
@@ -123,8 +127,9 @@ impl Engine {
             }
             .into());
         }
-        let store = library.open(&settings.engine_settings_json())?;
-        Self::assemble(library.info, store, settings)
+        let store_clock = Arc::new(SharedClock::new(Arc::new(SystemClock)));
+        let store = library.open(&settings.engine_settings_json(), store_clock.clone())?;
+        Self::assemble(library.info, store, store_clock, settings)
     }
 
     /// An engine around a store built in-process, for unit tests of the session rules without
@@ -148,11 +153,20 @@ impl Engine {
             key_format: info.key_format,
             path: Default::default(),
         };
-        Self::assemble(description, store, settings)
+        let store_clock = Arc::new(SharedClock::new(Arc::new(SystemClock)));
+        Self::assemble(
+            description,
+            PluginStore::current(store),
+            store_clock,
+            settings,
+        )
     }
 
-    /// The same engine judging time by `clock` (tests use a `ManualClock`).
+    /// The same engine judging time by `clock` (tests use a `ManualClock`). The engine's store
+    /// judges expiry by it too (an engine of contract 0.2 or later): every `Engine` sharing
+    /// the store sees the change.
     pub fn with_clock(self, clock: Arc<dyn Clock>) -> Engine {
+        self.shared.store_clock.set(clock.clone());
         Engine {
             shared: self.shared,
             clock,
@@ -288,7 +302,8 @@ impl Engine {
 
     fn assemble(
         description: EngineDescription,
-        store: StoreBox,
+        store: PluginStore,
+        store_clock: Arc<SharedClock>,
         settings: &Settings,
     ) -> Result<Engine, Error> {
         let serializer = serializer_for(&settings.session_serializer)?;
@@ -318,6 +333,7 @@ impl Engine {
             settings: settings.clone(),
             codec,
             serializer,
+            store_clock,
         };
         let memo = (shared.description.key_format == KeyFormat::DjangoSessionKey)
             .then(|| Arc::new(DecodeMemo::with_capacity(DEFAULT_CAPACITY)));
@@ -613,8 +629,7 @@ impl Store {
             return Ok(false);
         }
         self.inner
-            .exists(RStr::from(key))
-            .into_result()
+            .exists(key)
             .map_err(|e| self.error("exists", Some(key), e))
     }
 
@@ -633,9 +648,7 @@ impl Store {
     /// [`Store::load`] of a key already known to fit the key format.
     pub(crate) fn load_valid_key(&self, key: &str) -> Result<Option<SessionRecord>, Error> {
         self.inner
-            .load(RStr::from(key))
-            .into_result()
-            .map(ROption::into_option)
+            .load(key)
             .map_err(|e| self.error("load", Some(key), e))
     }
 
@@ -661,6 +674,44 @@ impl Store {
         self.write("save", write, |inner, write| inner.save(write))
     }
 
+    /// Replaces the record under the write's key only if it still holds `expected_data` (what
+    /// the caller loaded): [`ConditionalSave::Conflict`] with the record stored now otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] without the `CONDITIONAL_SAVE` capability (the engine is not
+    /// called); [`Error::Engine`] of kind `NotFound` when the record is gone;
+    /// [`Error::InvalidKey`] for a key outside the format.
+    pub fn save_if_unchanged(
+        &self,
+        write: SessionWrite,
+        expected_data: &str,
+    ) -> Result<ConditionalSave, Error> {
+        const OPERATION: &str = "save_if_unchanged";
+        self.require(Capabilities::CONDITIONAL_SAVE, OPERATION)?;
+        let key = write.record.session_key.to_string();
+        if !self.is_valid_key(&key) {
+            return Err(Error::InvalidKey {
+                engine: self.engine.clone(),
+                operation: OPERATION,
+            });
+        }
+        let outcome = self
+            .inner
+            .save_if_unchanged(write, expected_data)
+            .map_err(|e| self.error(OPERATION, Some(&key), e))?;
+        if let ConditionalSave::Saved(stored) = &outcome
+            && *stored != key
+        {
+            return Err(self.error(
+                OPERATION,
+                Some(&key),
+                sessionkit_sdk::StoreError::other("the engine saved under another key"),
+            ));
+        }
+        Ok(outcome)
+    }
+
     /// Removes the record under `key`; unknown keys succeed.
     ///
     /// # Errors
@@ -671,8 +722,7 @@ impl Store {
             return Ok(());
         }
         self.inner
-            .delete(RStr::from(key))
-            .into_result()
+            .delete(key)
             .map_err(|e| self.error("delete", Some(key), e))
     }
 
@@ -684,7 +734,6 @@ impl Store {
     pub fn clear_expired(&self) -> Result<u64, Error> {
         self.inner
             .clear_expired()
-            .into_result()
             .map_err(|e| self.error("clear_expired", None, e))
     }
 
@@ -698,8 +747,6 @@ impl Store {
         self.require(Capabilities::ACCOUNT_INDEX, "sessions_of_account")?;
         self.inner
             .sessions_of_account(account_id)
-            .into_result()
-            .map(|records| records.into_vec())
             .map_err(|e| self.error("list sessions of account", None, e))
     }
 
@@ -716,13 +763,8 @@ impl Store {
     ) -> Result<u64, Error> {
         self.require(Capabilities::ACCOUNT_INDEX, "delete_sessions_of_account")?;
         let keep = keep.filter(|key| self.is_valid_key(key));
-        let ffi_keep = match keep {
-            Some(key) => ROption::RSome(RStr::from(key)),
-            None => ROption::RNone,
-        };
         self.inner
-            .delete_sessions_of_account(account_id, ffi_keep)
-            .into_result()
+            .delete_sessions_of_account(account_id, keep)
             .map_err(|e| self.error("delete sessions of account", keep, e))
     }
 
@@ -730,11 +772,7 @@ impl Store {
         &self,
         operation: &'static str,
         write: SessionWrite,
-        call: impl FnOnce(
-            &StoreBox,
-            SessionWrite,
-        )
-            -> abi_stable::std_types::RResult<RString, sessionkit_sdk::StoreError>,
+        call: impl FnOnce(&PluginStore, SessionWrite) -> StoreResult<String>,
     ) -> Result<String, Error> {
         let key = write.record.session_key.to_string();
         if self.key_format == KeyFormat::DjangoSessionKey && !self.is_valid_key(&key) {
@@ -744,15 +782,10 @@ impl Store {
             });
         }
         let key_context = (!key.is_empty()).then_some(key.as_str());
-        let stored = call(&self.inner, write)
-            .into_result()
-            .map_err(|e| self.error(operation, key_context, e))?;
-        if self.key_format == KeyFormat::DjangoSessionKey && stored.as_str() == key {
-            // The key sent, checked above: no copy of the engine's string (which a plugin
-            // allocated, so it cannot be taken over as a `String`).
+        let stored = call(&self.inner, write).map_err(|e| self.error(operation, key_context, e))?;
+        if self.key_format == KeyFormat::DjangoSessionKey && stored == key {
             return Ok(key);
         }
-        let stored = stored.into_string();
         if !self.is_valid_key(&stored) {
             return Err(self.error(
                 operation,

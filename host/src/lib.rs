@@ -5,6 +5,7 @@ pub mod engine;
 pub mod error;
 pub mod loader;
 mod memo;
+pub mod plugin;
 pub mod serializer;
 pub mod session;
 pub mod settings;
