@@ -19,7 +19,7 @@ use crate::{
     Error,
     loader::{self, EngineDescription, LoadError},
     memo::{DEFAULT_CAPACITY, DecodeMemo, Decoded},
-    plugin::{PluginStore, SharedClock},
+    plugin::{Contract, PluginStore, SharedClock},
     serializer::{Serializer, serializer_for},
     session::Session,
     settings::Settings,
@@ -187,6 +187,12 @@ impl Engine {
     /// The engine's name, version, salt, capabilities, key format and library path.
     pub fn description(&self) -> &EngineDescription {
         &self.shared.description
+    }
+
+    /// The contract revision the engine's library was built against (an in-process store
+    /// speaks the current one).
+    pub fn contract(&self) -> Contract {
+        self.shared.store.inner.contract()
     }
 
     /// What the engine can do.

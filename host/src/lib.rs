@@ -17,7 +17,8 @@ pub use sessionkit_codec::{
     signing::Encoded,
 };
 pub use sessionkit_sdk::{
-    Capabilities, ErrorKind, KeyFormat, SessionRecord, SessionWrite, StoreError, Timestamp,
+    Capabilities, ConditionalSave, ErrorKind, KeyFormat, SessionRecord, SessionWrite, StoreError,
+    Timestamp,
 };
 
 pub use engine::{Engine, Store};

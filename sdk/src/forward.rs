@@ -99,12 +99,11 @@ impl Forwarder {
 }
 
 impl Subscriber for Forwarder {
-    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
-        if self.enabled(metadata) {
-            Interest::always()
-        } else {
-            Interest::never()
-        }
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+        // Asked again at every event: the host's level may change after the callsite was first
+        // seen (a subscriber installed later, a reloaded filter), and this library's copy of
+        // tracing would never hear of it.
+        Interest::sometimes()
     }
 
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
@@ -112,14 +111,8 @@ impl Subscriber for Forwarder {
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(match Self::sink().map(|sink| sink.max_level()) {
-            None => LevelFilter::OFF,
-            Some(LogLevel::Trace) => LevelFilter::TRACE,
-            Some(LogLevel::Debug) => LevelFilter::DEBUG,
-            Some(LogLevel::Info) => LevelFilter::INFO,
-            Some(LogLevel::Warn) => LevelFilter::WARN,
-            Some(LogLevel::Error) => LevelFilter::ERROR,
-        })
+        // No static filter inside the plugin, for the same reason: `enabled` asks the host.
+        None
     }
 
     fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
