@@ -4,6 +4,7 @@
 pub mod engine;
 pub mod error;
 pub mod loader;
+mod changes;
 mod memo;
 pub mod plugin;
 pub mod serializer;
