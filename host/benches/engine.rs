@@ -104,7 +104,7 @@ fn static_engine() -> Engine {
     let settings = settings("bench-static");
     let store = CacheEngine::open(&settings.engine_settings_json()).expect("open the cache store");
     let boxed = FfiAdapter::new("cache", store).into_box();
-    Engine::from_store_for_tests(CacheEngine::info(), boxed, &settings).expect("valid settings")
+    Engine::from_store(CacheEngine::info(), boxed, &settings).expect("valid settings")
 }
 
 /// Saves the payload as a new session; returns its key.

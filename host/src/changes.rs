@@ -21,8 +21,9 @@ enum Change {
     Remove(String),
     /// `clear()`: every key this request did not set afterwards goes.
     Clear,
-    /// An atomic update of `key`, re-run against the newest value.
-    Update(String, Update),
+    /// An atomic update of `key`, re-run against the newest value (behind a lock only so the
+    /// session stays `Sync`; nothing else ever holds it).
+    Update(String, parking_lot::Mutex<Update>),
 }
 
 /// The changes a request made since the session was loaded or last saved, in order.
@@ -50,12 +51,10 @@ impl Changes {
 
     /// Records an atomic update of `key` (already applied to the request's own map).
     pub(crate) fn update(&mut self, key: &str, update: Update) {
-        self.log.push(Change::Update(key.to_owned(), update));
-    }
-
-    /// Whether nothing was changed.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.log.is_empty()
+        self.log.push(Change::Update(
+            key.to_owned(),
+            parking_lot::Mutex::new(update),
+        ));
     }
 
     /// Forgets everything: the changes are stored (a save succeeded) or void (flush).
@@ -76,7 +75,7 @@ impl Changes {
                 }
                 Change::Clear => newer.clear(),
                 Change::Update(key, update) => {
-                    let value = update(newer.get(key.as_str()));
+                    let value = (update.get_mut())(newer.get(key.as_str()));
                     newer.insert(key.clone(), value);
                 }
             }

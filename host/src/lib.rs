@@ -1,16 +1,19 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod blocking;
+mod changes;
 pub mod engine;
 pub mod error;
 pub mod loader;
-mod changes;
 mod memo;
+mod mode;
 pub mod plugin;
-pub mod serializer;
 pub mod session;
 pub mod settings;
 mod storable;
+pub mod store;
+pub mod testing;
 
 pub use sessionkit_codec::{
     SessionMap,
@@ -22,12 +25,12 @@ pub use sessionkit_sdk::{
     Timestamp,
 };
 
-pub use engine::{Engine, Store};
+pub use engine::Engine;
 pub use error::Error;
 pub use loader::{EngineDescription, EngineLibrary, LoadError};
-pub use serializer::{JsonSerializer, Serializer};
 pub use session::{Expiry, Session, TEST_COOKIE_NAME, TEST_COOKIE_VALUE};
-pub use settings::{SameSite, Settings, SettingsError};
+pub use settings::{ConcurrentWrites, SameSite, Settings, SettingsError};
+pub use store::Store;
 
 #[cfg(test)]
 mod tests;

@@ -2,10 +2,26 @@
 //!
 //! Data loads lazily on first access; `accessed` and `modified` follow Django's rules per
 //! operation (the middleware decides from them whether to save and whether to send
-//! `Vary: Cookie`). Every method that may reach the engine has an `_async` twin that runs the
-//! engine call on tokio's blocking pool.
+//! `Vary: Cookie`).
+//!
+//! # Sync and async
+//!
+//! Only nine operations reach the engine: `load`, `exists`, `create`, `save`, `save_with`,
+//! `delete`, `delete_key`, `flush` and `cycle_key`. Each has an `_async` twin that runs the
+//! engine call on tokio's blocking pool. The dictionary operations (`get`, `insert`, ...) reach
+//! the engine only through the lazy first load: in async code call
+//! [`Session::ensure_loaded_async`] once, and they work on the loaded data from then on.
+//!
+//! Each engine-reaching operation is written once, as a private `async fn` taking a `Run`:
+//! the `_async` twin awaits it with `Run::Offload`; the sync method runs it with
+//! `Run::Inline`, whose engine calls complete in place, so it finishes on its first poll.
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    pin::pin,
+    sync::Arc,
+    task::{Context, Poll, Waker},
+};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Serialize, de::DeserializeOwned};
@@ -16,15 +32,22 @@ use sessionkit_codec::{
     json::check_storable,
     time::isoformat,
 };
-use sessionkit_sdk::KeyFormat;
+
+use sessionkit_sdk::ConditionalSave;
 
 use crate::{
     Engine, Error,
-    engine::{Fetched, PendingWrite, run_blocking},
+    blocking::run_blocking,
+    changes::Changes,
+    engine::{Fetched, PendingWrite},
     error::key_prefix,
     memo::Decoded,
     storable::to_storable,
 };
+
+/// How many times a save through a conditional-save engine reloads and replays after a
+/// conflict before it gives up with [`Error::WriteConflict`].
+pub const MERGE_ATTEMPTS: u32 = 16;
 
 /// The session key Django's test cookie uses.
 pub const TEST_COOKIE_NAME: &str = "testcookie";
@@ -50,32 +73,117 @@ pub enum Expiry {
 
 /// One user's session (Django's `SessionBase`): a lazily loaded dictionary, its key, and the
 /// `accessed` / `modified` flags.
+///
+/// # Examples
+///
+/// ```
+/// use sessionkit::{Settings, testing::MemoryStore};
+///
+/// let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+/// let mut session = engine.session(None);
+/// session.insert("user_id", 42)?;
+/// session.save()?;
+///
+/// // The next request brings the key back in its cookie.
+/// let key = session.session_key().map(str::to_owned);
+/// let mut next = engine.session(key.as_deref());
+/// assert_eq!(next.get::<i64>("user_id")?, Some(42));
+/// # Ok::<(), sessionkit::Error>(())
+/// ```
 pub struct Session {
     engine: Engine,
-    key: Option<String>,
+    /// The key (Django's `session_key`). Fields the signed-payload rules (`mode.rs`) set are
+    /// crate-visible.
+    pub(crate) key: Option<String>,
     /// The data once loaded (Django's `_session_cache`), shared with the engine's decode memo
     /// until changed: reads never copy it, the first change does (copy on write).
-    cache: Option<Arc<SessionMap>>,
+    pub(crate) cache: Option<Arc<SessionMap>>,
     /// What the session was loaded or last saved as; lets a save of unchanged data reuse its
     /// compressed payload (see `Engine::prepare_write`).
-    origin: Option<Decoded>,
+    pub(crate) origin: Option<Decoded>,
     accessed: bool,
-    modified: bool,
+    pub(crate) modified: bool,
+    /// What this request changed since the load or the last save, when the engine merges
+    /// concurrent writes (see `changes.rs`).
+    changes: Changes,
+    /// The `session_data` the store holds as far as this request knows (loaded, or last
+    /// saved): what a conditional save expects to find. `None` when the engine does not merge
+    /// or the session has no record yet.
+    stored: Option<Arc<str>>,
+}
+
+/// A change to the data. Every change a caller makes goes through [`Session::apply`]: the one
+/// place that knows what this request changed.
+enum Change<'a> {
+    /// Sets a key (`s[k] = v`).
+    Set(&'a str, Value),
+    /// Removes a key if present (`s.pop(k, None)`).
+    Remove(&'a str),
+    /// Sets every entry (`s.update(entries)`).
+    Extend(SessionMap),
+    /// Empties the data without loading it (`s.clear()`).
+    Clear,
+}
+
+/// Where an operation's engine calls run.
+#[derive(Debug, Clone, Copy)]
+enum Run {
+    /// In place, on the caller's thread (the sync methods).
+    Inline,
+    /// On tokio's blocking pool, unless the store never blocks (the `_async` twins).
+    Offload,
 }
 
 impl Session {
     /// The session key, if it has one (a valid key from the request, or one minted on save).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// assert_eq!(session.session_key(), None);
+    /// session.save()?;
+    /// assert_eq!(session.session_key().map(str::len), Some(32));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     pub fn session_key(&self) -> Option<&str> {
         self.key.as_deref()
     }
 
     /// Whether the data was touched (read or written); the middleware then adds
     /// `Vary: Cookie`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// assert!(!session.accessed());
+    /// session.contains_key("cart")?;
+    /// assert!(session.accessed());
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     pub fn accessed(&self) -> bool {
         self.accessed
     }
 
     /// Whether the data changed since load; the middleware then saves it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.get::<i64>("visits")?;
+    /// assert!(!session.modified());
+    /// session.insert("visits", 1)?;
+    /// assert!(session.modified());
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     pub fn modified(&self) -> bool {
         self.modified
     }
@@ -93,6 +201,18 @@ impl Session {
 
     /// True iff there is no key and the data is unloaded or empty (Django's `is_empty`). Never
     /// loads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// assert!(session.is_empty());
+    /// session.insert("k", "v")?;
+    /// assert!(!session.is_empty());
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.key.is_none() && self.cache.as_ref().is_none_or(|map| map.is_empty())
     }
@@ -104,9 +224,23 @@ impl Session {
 
     /// The value under `k`, deserialized (Django's `get`).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.insert("cart", vec![3, 5])?;
+    /// assert_eq!(session.get::<Vec<u32>>("cart")?, Some(vec![3, 5]));
+    /// assert_eq!(session.get::<u32>("missing")?, None);
+    /// assert!(session.get::<String>("cart").is_err());
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::Type`] when the value is not a `T`; engine errors from the lazy load.
+    #[doc(alias = "aget")]
     pub fn get<T: DeserializeOwned>(&mut self, k: &str) -> Result<Option<T>, Error> {
         self.get_value(k)?
             .map(|value| serde_json::from_value(value).map_err(Error::Type))
@@ -115,46 +249,93 @@ impl Session {
 
     /// The JSON value under `k` (Django's `get`).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.insert("theme", "dark")?;
+    /// assert_eq!(session.get_value("theme")?, Some(serde_json::json!("dark")));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// Engine errors from the lazy load.
+    #[doc(alias = "aget")]
     pub fn get_value(&mut self, k: &str) -> Result<Option<Value>, Error> {
         Ok(self.data()?.get(k).cloned())
     }
 
     /// Sets `k` to `v` (Django's `s[k] = v`); marks the session modified.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.insert("visits", 1)?;
+    /// assert!(session.modified());
+    /// assert!(session.insert("bad", f64::NAN).is_err());
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::Unstorable`] for a value that could not be loaded back (nested deeper than 127,
     /// a NaN or infinite float) and [`Error::Type`] for one JSON cannot hold; the session is
     /// then unchanged. Engine errors from the lazy load.
+    #[doc(alias = "aset")]
     pub fn insert<T: Serialize>(&mut self, k: &str, v: T) -> Result<(), Error> {
         let value = to_storable(&v)?;
-        self.insert_value(k, value)
+        self.apply(Change::Set(k, value)).map(drop)
     }
 
     /// Removes `k` and returns its value (Django's `del s[k]` / `pop`); modified iff it was
     /// present.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// assert_eq!(session.remove("flash")?, None);
+    /// assert!(!session.modified());
+    /// session.insert("flash", "saved")?;
+    /// assert_eq!(session.remove("flash")?, Some(serde_json::json!("saved")));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// Engine errors from the lazy load.
+    #[doc(alias = "apop")]
     pub fn remove(&mut self, k: &str) -> Result<Option<Value>, Error> {
-        if !self.data()?.contains_key(k) {
-            return Ok(None);
-        }
-        let removed = self.data_mut()?.shift_remove(k);
-        self.modified = true;
-        Ok(removed)
+        self.apply(Change::Remove(k))
     }
 
     /// Removes `k` and returns its value deserialized (Django's `pop`); modified iff present.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.insert("next", "/cart")?;
+    /// assert_eq!(session.pop::<String>("next")?.as_deref(), Some("/cart"));
+    /// assert_eq!(session.pop::<String>("next")?, None);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
     /// [`Error::Type`] when the value is not a `T` (the value then stays); engine errors from
     /// the lazy load.
+    #[doc(alias = "apop")]
     pub fn pop<T: DeserializeOwned>(&mut self, k: &str) -> Result<Option<T>, Error> {
         let Some(value) = self.data()?.get(k) else {
             return Ok(None);
@@ -167,66 +348,203 @@ impl Session {
     /// The value under `k`, inserting `default` first if absent (Django's `setdefault`);
     /// modified only when it inserts.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// assert_eq!(session.setdefault("lang", "en")?, "en");
+    /// assert_eq!(session.setdefault("lang", "fr")?, "en");
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`Session::insert`] for the default.
+    #[doc(alias = "asetdefault")]
     pub fn setdefault<T: Serialize>(&mut self, k: &str, default: T) -> Result<Value, Error> {
         if let Some(value) = self.data()?.get(k) {
             return Ok(value.clone());
         }
         let value = to_storable(&default)?;
-        self.insert_value(k, value.clone())?;
+        self.apply(Change::Set(k, value.clone()))?;
         Ok(value)
     }
 
     /// Sets every entry of `entries` (Django's `update`); always marks the session modified,
     /// even for no entries.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore, SessionMap};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// let mut entries = SessionMap::new();
+    /// entries.insert("a".to_owned(), 1.into());
+    /// entries.insert("b".to_owned(), 2.into());
+    /// session.update(entries)?;
+    /// assert_eq!(session.keys()?, ["a", "b"]);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::Unstorable`] if any value could not be loaded back (nothing is set then);
     /// engine errors from the lazy load.
+    #[doc(alias = "aupdate")]
     pub fn update(&mut self, entries: SessionMap) -> Result<(), Error> {
         for value in entries.values() {
             check_storable(value).map_err(Error::Unstorable)?;
         }
-        self.data_mut()?.extend(entries);
-        self.modified = true;
-        Ok(())
+        self.apply(Change::Extend(entries)).map(drop)
+    }
+
+    /// Reads, changes and saves one key as one step: `update` gets the key's current value
+    /// (`None` when unset) and returns the new one, which is saved at once with the rest of
+    /// the session; returns the value saved.
+    ///
+    /// Through an engine that merges concurrent writes (the `CONDITIONAL_SAVE` capability with
+    /// `SESSION_CONCURRENT_WRITES = "merge"`, the default), a save that finds another request's
+    /// write in between re-runs `update` on the value stored now, so concurrent increments of
+    /// a counter never lose one. Through any other engine the save overwrites, as every save
+    /// does there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.save()?;
+    /// let key = session.session_key().unwrap().to_owned();
+    /// // Two requests of one visitor, both loaded before either saved:
+    /// let mut first = engine.session(Some(&key));
+    /// let mut second = engine.session(Some(&key));
+    /// first.load()?;
+    /// second.load()?;
+    /// first.atomic_update("views", |n: Option<i64>| n.unwrap_or(0) + 1)?;
+    /// let views = second.atomic_update("views", |n: Option<i64>| n.unwrap_or(0) + 1)?;
+    /// assert_eq!(views, 2);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Type`] when the stored value is not a `T` (the key is then left as it is, and
+    /// the session's other changes are still saved); [`Error::Unstorable`] for a new value that
+    /// could not be loaded back; as [`Session::save`] otherwise, [`Error::WriteConflict`]
+    /// included.
+    pub fn atomic_update<T, F>(&mut self, key: &str, update: F) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnMut(Option<T>) -> T + Send + 'static,
+    {
+        let outcome = self.stage_atomic_update(key, update)?;
+        self.save()?;
+        take_atomic_outcome(&outcome)
+    }
+
+    /// [`Session::atomic_update`] with the engine calls on tokio's blocking pool.
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::atomic_update`], plus [`Error::Join`].
+    pub async fn atomic_update_async<T, F>(&mut self, key: &str, update: F) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnMut(Option<T>) -> T + Send + 'static,
+    {
+        self.ensure_loaded_async().await?;
+        let outcome = self.stage_atomic_update(key, update)?;
+        self.save_async().await?;
+        take_atomic_outcome(&outcome)
     }
 
     /// Whether `k` is set (Django's `k in s`).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.insert("cart", 1)?;
+    /// assert!(session.contains_key("cart")?);
+    /// assert!(!session.contains_key("wishlist")?);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// Engine errors from the lazy load.
+    #[doc(alias = "ahas_key")]
     pub fn contains_key(&mut self, k: &str) -> Result<bool, Error> {
         Ok(self.data()?.contains_key(k))
     }
 
     /// The keys, in insertion order.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.insert("b", 1)?;
+    /// session.insert("a", 2)?;
+    /// assert_eq!(session.keys()?, ["b", "a"]);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// Engine errors from the lazy load.
+    #[doc(alias = "akeys")]
     pub fn keys(&mut self) -> Result<Vec<String>, Error> {
         Ok(self.data()?.keys().cloned().collect())
     }
 
     /// The values, in insertion order.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.insert("b", 1)?;
+    /// session.insert("a", 2)?;
+    /// assert_eq!(session.values()?, [1, 2]);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// Engine errors from the lazy load.
+    #[doc(alias = "avalues")]
     pub fn values(&mut self) -> Result<Vec<Value>, Error> {
         Ok(self.data()?.values().cloned().collect())
     }
 
     /// The entries, in insertion order.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.insert("visits", 3)?;
+    /// assert_eq!(session.items()?, [("visits".to_owned(), 3.into())]);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// Engine errors from the lazy load.
+    #[doc(alias = "aitems")]
     pub fn items(&mut self) -> Result<Vec<(String, Value)>, Error> {
         Ok(self
             .data()?
@@ -235,39 +553,73 @@ impl Session {
             .collect())
     }
 
-    /// Empties the data without loading it (Django's `clear`); accessed and modified.
+    /// Empties the data without loading it (Django's `clear`); accessed and modified. The key
+    /// stays.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.insert("cart", 1)?;
+    /// session.clear();
+    /// assert!(session.keys()?.is_empty());
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     pub fn clear(&mut self) {
-        self.cache = Some(Arc::new(SessionMap::new()));
-        self.accessed = true;
-        self.modified = true;
+        // `Clear` never loads, so never fails.
+        let _ = self.apply(Change::Clear);
     }
 
     /// Sets Django's test cookie value, to check that the browser keeps cookies.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.set_test_cookie()?;
+    /// assert!(session.test_cookie_worked()?);
+    /// session.delete_test_cookie()?;
+    /// assert!(!session.test_cookie_worked()?);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// Engine errors from the lazy load.
+    #[doc(alias = "aset_test_cookie")]
     pub fn set_test_cookie(&mut self) -> Result<(), Error> {
-        self.insert_value(TEST_COOKIE_NAME, Value::from(TEST_COOKIE_VALUE))
+        self.apply(Change::Set(
+            TEST_COOKIE_NAME,
+            Value::from(TEST_COOKIE_VALUE),
+        ))
+        .map(drop)
     }
 
-    /// Whether the test cookie came back.
+    /// Whether the test cookie came back (see [`Session::set_test_cookie`]).
     ///
     /// # Errors
     ///
     /// Engine errors from the lazy load.
+    #[doc(alias = "atest_cookie_worked")]
     pub fn test_cookie_worked(&mut self) -> Result<bool, Error> {
         Ok(self
             .get_value(TEST_COOKIE_NAME)?
             .is_some_and(|value| value == TEST_COOKIE_VALUE))
     }
 
-    /// Removes the test cookie value (modified iff it was set; Django raises `KeyError` when
-    /// absent, this does nothing).
+    /// Removes the test cookie value (see [`Session::set_test_cookie`]); modified iff it was
+    /// set. Django raises `KeyError` when absent, this does nothing. Django's async
+    /// `adelete_test_cookie` forgets to mark the session modified; this is its replacement
+    /// after [`Session::ensure_loaded_async`] and does not copy that quirk.
     ///
     /// # Errors
     ///
     /// Engine errors from the lazy load.
+    #[doc(alias = "adelete_test_cookie")]
     pub fn delete_test_cookie(&mut self) -> Result<(), Error> {
         self.remove(TEST_COOKIE_NAME).map(drop)
     }
@@ -279,12 +631,28 @@ impl Session {
     /// Instants are clamped to Python's datetime range (years 1 to 9999) so Django can always
     /// read them.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// use sessionkit::Expiry;
+    ///
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.set_expiry(Expiry::Seconds(300))?;
+    /// assert_eq!(session.get_expiry_age()?, 300);
+    /// session.set_expiry(Expiry::Default)?;
+    /// assert_eq!(session.get_expiry_age()?, 1_209_600); // SESSION_COOKIE_AGE, two weeks
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// Engine errors from the lazy load.
+    #[doc(alias = "aset_expiry")]
     pub fn set_expiry(&mut self, e: Expiry) -> Result<(), Error> {
         let value = match e {
-            Expiry::Default => return self.remove(EXPIRY_KEY).map(drop),
+            Expiry::Default => return self.apply(Change::Remove(EXPIRY_KEY)).map(drop),
             Expiry::Seconds(seconds) => Value::from(seconds),
             Expiry::BrowserClose => Value::from(0),
             Expiry::At(at) => Value::String(isoformat(clamp_to_python(at))),
@@ -300,14 +668,25 @@ impl Session {
                 Value::String(isoformat(clamp_to_python(at)))
             }
         };
-        self.insert_value(EXPIRY_KEY, value)
+        self.apply(Change::Set(EXPIRY_KEY, value)).map(drop)
     }
 
     /// Seconds until the session expires, counted from now (Django's `get_expiry_age()`).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// assert_eq!(session.get_expiry_age()?, engine.settings().session_cookie_age);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// Engine errors from the lazy load.
+    #[doc(alias = "aget_expiry_age", alias = "expiry_age")]
     pub fn get_expiry_age(&mut self) -> Result<i64, Error> {
         self.get_expiry_age_at(None, None)
     }
@@ -316,35 +695,57 @@ impl Session {
     /// passing `expiry` (the `_session_expiry` value; `Some(&Value::Null)` for none) avoids a
     /// load.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// let age = session.get_expiry_age_at(None, Some(&serde_json::json!(60)))?;
+    /// assert_eq!(age, 60);
+    /// assert!(!session.is_loaded());
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// Engine errors from the lazy load (only when `expiry` is `None`).
+    #[doc(alias = "aget_expiry_age")]
     pub fn get_expiry_age_at(
         &mut self,
         modification: Option<DateTime<Utc>>,
         expiry: Option<&Value>,
     ) -> Result<i64, Error> {
         let modification = modification.unwrap_or_else(|| self.engine.clock().now());
-        let stored;
-        let expiry = match expiry {
-            Some(expiry) => Some(expiry),
-            None => {
-                stored = self.get_value(EXPIRY_KEY)?;
-                stored.as_ref()
-            }
-        };
+        let stored = self.stored_expiry(expiry)?;
         Ok(expiry_age(
             modification,
-            expiry,
+            expiry.or(stored.as_ref()),
             self.engine.settings().session_cookie_age,
         ))
     }
 
     /// When the session expires, if saved now (Django's `get_expiry_date()`).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// use chrono::{TimeZone, Utc};
+    /// use sessionkit::Expiry;
+    ///
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// let new_year = Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).unwrap();
+    /// session.set_expiry(Expiry::At(new_year))?;
+    /// assert_eq!(session.get_expiry_date()?, new_year);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// Engine errors from the lazy load.
+    #[doc(alias = "aget_expiry_date", alias = "expiry_date")]
     pub fn get_expiry_date(&mut self) -> Result<DateTime<Utc>, Error> {
         self.get_expiry_date_at(None, None)
     }
@@ -355,23 +756,17 @@ impl Session {
     /// # Errors
     ///
     /// Engine errors from the lazy load (only when `expiry` is `None`).
+    #[doc(alias = "aget_expiry_date")]
     pub fn get_expiry_date_at(
         &mut self,
         modification: Option<DateTime<Utc>>,
         expiry: Option<&Value>,
     ) -> Result<DateTime<Utc>, Error> {
         let modification = modification.unwrap_or_else(|| self.engine.clock().now());
-        let stored;
-        let expiry = match expiry {
-            Some(expiry) => Some(expiry),
-            None => {
-                stored = self.get_value(EXPIRY_KEY)?;
-                stored.as_ref()
-            }
-        };
+        let stored = self.stored_expiry(expiry)?;
         Ok(expiry_date(
             modification,
-            expiry,
+            expiry.or(stored.as_ref()),
             self.engine.settings().session_cookie_age,
         ))
     }
@@ -379,9 +774,27 @@ impl Session {
     /// Whether the cookie should expire with the browser: `SESSION_EXPIRE_AT_BROWSER_CLOSE`
     /// without a custom expiry, else whether the custom expiry is `0`.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// use sessionkit::Expiry;
+    ///
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// assert!(!session.get_expire_at_browser_close()?);
+    /// session.set_expiry(Expiry::BrowserClose)?;
+    /// assert!(session.get_expire_at_browser_close()?);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// Engine errors from the lazy load.
+    #[doc(
+        alias = "aget_expire_at_browser_close",
+        alias = "expire_at_browser_close"
+    )]
     pub fn get_expire_at_browser_close(&mut self) -> Result<bool, Error> {
         let expiry = self.get_value(EXPIRY_KEY)?;
         Ok(expires_at_browser_close(
@@ -390,393 +803,79 @@ impl Session {
         ))
     }
 
-    /// Loads the data for the current key and returns it (Django's `load()`): an unknown or
-    /// expired key gives an empty dictionary and drops the key (it never creates a record); data
-    /// that does not decode gives an empty dictionary. Does not fill the session's cache
-    /// (accessing the data does).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Engine`] when the engine fails (unreachable store, ...).
-    pub fn load(&mut self) -> Result<SessionMap, Error> {
-        let Some(key) = self.key.clone() else {
-            return Ok(SessionMap::new());
-        };
-        let fetched = self.engine.fetch(&key)?;
-        Ok(self.apply_fetched(fetched))
-    }
-
-    /// Whether a record is stored under `key` (Django's `exists`).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Engine`] with the engine's failure.
-    pub fn exists(&self, key: &str) -> Result<bool, Error> {
-        self.engine.store().exists(key)
-    }
-
-    /// Stores the current data under a new key (Django's `create()`): mints a key, saves with
-    /// must-create, and retries with another key while the engine reports it taken. Marks the
-    /// session modified. Does not load.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::CreateExhausted`] after [`CREATE_ATTEMPTS`](crate::engine::CREATE_ATTEMPTS)
-    /// taken keys; [`Error::TooLarge`], [`Error::Encode`], [`Error::Engine`]. The session keeps
-    /// its previous key on failure.
-    pub fn create(&mut self) -> Result<(), Error> {
-        let pending = self.prepare()?;
-        let key = self.engine.create_record(&pending)?;
-        self.origin = pending.decoded();
-        self.key = Some(key);
-        self.modified = true;
-        Ok(())
-    }
-
-    /// Saves the session (Django's `save()`): creates it when it has no key, else updates it.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::SessionInterrupted`] when the record was deleted meanwhile (never resurrected);
-    /// as [`Session::create`] otherwise.
-    pub fn save(&mut self) -> Result<(), Error> {
-        self.save_with(false)
-    }
-
-    /// Django's `save(must_create)`: with `must_create` the current data (or none, without
-    /// loading) is stored as a new record under the current key; without, the record is
-    /// updated. Either way `expire_date` is `get_expiry_date()` at the clock's now.
-    ///
-    /// # Errors
-    ///
-    /// With `must_create`, [`Error::Engine`] of kind `AlreadyExists` when the key is taken
-    /// (Django's `CreateError`); without, [`Error::SessionInterrupted`]; as
-    /// [`Session::create`] otherwise.
-    pub fn save_with(&mut self, must_create: bool) -> Result<(), Error> {
-        let Some(key) = self.key.clone() else {
-            return self.create();
-        };
-        if !must_create {
-            self.data()?;
-            self.check_still_keyed()?;
-        }
-        let pending = self.prepare()?;
-        let stored = self.engine.write(&key, &pending, must_create)?;
-        self.after_write(stored, &pending);
-        Ok(())
-    }
-
-    /// Deletes the current key's record (Django's `delete()`); nothing without a key. A
-    /// signed-payload session is emptied instead (a cookie cannot be revoked).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Engine`] with the engine's failure.
-    pub fn delete(&mut self) -> Result<(), Error> {
-        match self.key.clone() {
-            Some(key) => self.delete_key(&key),
-            None => {
-                self.after_delete();
-                Ok(())
-            }
-        }
-    }
-
-    /// Deletes the record under `key` (Django's `delete(session_key)`).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Engine`] with the engine's failure.
-    pub fn delete_key(&mut self, key: &str) -> Result<(), Error> {
-        self.engine.store().delete(key)?;
-        self.after_delete();
-        Ok(())
-    }
-
-    /// Empties the session, deletes its record and drops its key (Django's `flush()`, used by
-    /// logout). Nothing new is stored.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Engine`] with the engine's failure.
-    pub fn flush(&mut self) -> Result<(), Error> {
-        self.clear();
-        self.delete()?;
-        self.key = None;
-        Ok(())
-    }
-
-    /// Moves the data to a new key and deletes the old record (Django's `cycle_key()`, used by
-    /// login against session fixation). Signed-payload sessions are re-signed instead.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::create`] and [`Session::delete_key`].
-    pub fn cycle_key(&mut self) -> Result<(), Error> {
-        if self.engine.key_format() == KeyFormat::SignedPayload {
-            return self.save();
-        }
-        self.data()?;
-        let old = self.key.clone();
-        self.create()?;
-        if let Some(old) = old {
-            self.engine.store().delete(&old)?;
-        }
-        Ok(())
-    }
-
     /// The engine this session belongs to.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    // ---- async twins ---------------------------------------------------------------------
+    // ---- the operations that reach the engine -------------------------------------------
 
-    /// [`Session::get`], loading on tokio's blocking pool.
+    /// Loads the data now, on tokio's blocking pool, if it is not loaded yet (Django's
+    /// `_session` access from an `a…` method): after it, the dictionary operations (`get`,
+    /// `insert`, ...) work on the loaded data and never reach the engine, so async code calls
+    /// them directly. Marks the session accessed, as any access to the data does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut session = engine.session(None);
+    /// session.ensure_loaded_async().await?;
+    /// session.insert("visits", 1)?; // no engine call from here on
+    /// session.save_async().await?;
+    /// # Ok::<(), sessionkit::Error>(())
+    /// # })?;
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// As [`Session::get`], plus [`Error::Join`].
-    #[doc(alias = "aget")]
-    pub async fn get_async<T: DeserializeOwned>(&mut self, k: &str) -> Result<Option<T>, Error> {
-        self.data_async().await?;
-        self.get(k)
+    /// [`Error::Engine`] when the engine fails; [`Error::Join`].
+    #[doc(alias(
+        "aget",
+        "aset",
+        "apop",
+        "asetdefault",
+        "aupdate",
+        "ahas_key",
+        "akeys",
+        "avalues",
+        "aitems",
+        "aset_test_cookie",
+        "atest_cookie_worked",
+        "adelete_test_cookie",
+        "aset_expiry",
+        "aget_expiry_age",
+        "aget_expiry_date",
+        "aget_expire_at_browser_close"
+    ))]
+    pub async fn ensure_loaded_async(&mut self) -> Result<(), Error> {
+        self.ensure_loaded_in(Run::Offload).await
     }
 
-    /// [`Session::get_value`], loading on tokio's blocking pool.
+    /// Loads the data for the current key and returns it (Django's `load()`): an unknown or
+    /// expired key gives an empty dictionary and drops the key (it never creates a record); data
+    /// that does not decode gives an empty dictionary. Does not fill the session's cache
+    /// (accessing the data does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut unknown = engine.session(Some("unknownkey0000000000000000000000"));
+    /// assert!(unknown.load()?.is_empty());
+    /// assert_eq!(unknown.session_key(), None); // dropped, never created
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// As [`Session::get_value`], plus [`Error::Join`].
-    #[doc(alias = "aget")]
-    pub async fn get_value_async(&mut self, k: &str) -> Result<Option<Value>, Error> {
-        self.data_async().await?;
-        self.get_value(k)
-    }
-
-    /// [`Session::insert`], loading on tokio's blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::insert`], plus [`Error::Join`].
-    #[doc(alias = "aset")]
-    pub async fn insert_async<T: Serialize>(&mut self, k: &str, v: T) -> Result<(), Error> {
-        // Converted before the first await, so the future never holds a `T` (and stays `Send`
-        // for any `T`).
-        let value = to_storable(&v)?;
-        drop(v);
-        self.data_async().await?;
-        self.insert_value(k, value)
-    }
-
-    /// [`Session::remove`], loading on tokio's blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::remove`], plus [`Error::Join`].
-    #[doc(alias = "apop")]
-    pub async fn remove_async(&mut self, k: &str) -> Result<Option<Value>, Error> {
-        self.data_async().await?;
-        self.remove(k)
-    }
-
-    /// [`Session::pop`], loading on tokio's blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::pop`], plus [`Error::Join`].
-    #[doc(alias = "apop")]
-    pub async fn pop_async<T: DeserializeOwned>(&mut self, k: &str) -> Result<Option<T>, Error> {
-        self.data_async().await?;
-        self.pop(k)
-    }
-
-    /// [`Session::setdefault`], loading on tokio's blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::setdefault`], plus [`Error::Join`].
-    #[doc(alias = "asetdefault")]
-    pub async fn setdefault_async<T: Serialize>(
-        &mut self,
-        k: &str,
-        default: T,
-    ) -> Result<Value, Error> {
-        let value = to_storable(&default)?;
-        drop(default);
-        self.data_async().await?;
-        self.setdefault(k, value)
-    }
-
-    /// [`Session::update`], loading on tokio's blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::update`], plus [`Error::Join`].
-    #[doc(alias = "aupdate")]
-    pub async fn update_async(&mut self, entries: SessionMap) -> Result<(), Error> {
-        self.data_async().await?;
-        self.update(entries)
-    }
-
-    /// [`Session::contains_key`], loading on tokio's blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::contains_key`], plus [`Error::Join`].
-    #[doc(alias = "ahas_key")]
-    pub async fn contains_key_async(&mut self, k: &str) -> Result<bool, Error> {
-        self.data_async().await?;
-        self.contains_key(k)
-    }
-
-    /// [`Session::keys`], loading on tokio's blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::keys`], plus [`Error::Join`].
-    #[doc(alias = "akeys")]
-    pub async fn keys_async(&mut self) -> Result<Vec<String>, Error> {
-        self.data_async().await?;
-        self.keys()
-    }
-
-    /// [`Session::values`], loading on tokio's blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::values`], plus [`Error::Join`].
-    #[doc(alias = "avalues")]
-    pub async fn values_async(&mut self) -> Result<Vec<Value>, Error> {
-        self.data_async().await?;
-        self.values()
-    }
-
-    /// [`Session::items`], loading on tokio's blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::items`], plus [`Error::Join`].
-    #[doc(alias = "aitems")]
-    pub async fn items_async(&mut self) -> Result<Vec<(String, Value)>, Error> {
-        self.data_async().await?;
-        self.items()
-    }
-
-    /// [`Session::set_test_cookie`], loading on tokio's blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::set_test_cookie`], plus [`Error::Join`].
-    #[doc(alias = "aset_test_cookie")]
-    pub async fn set_test_cookie_async(&mut self) -> Result<(), Error> {
-        self.data_async().await?;
-        self.set_test_cookie()
-    }
-
-    /// [`Session::test_cookie_worked`], loading on tokio's blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::test_cookie_worked`], plus [`Error::Join`].
-    #[doc(alias = "atest_cookie_worked")]
-    pub async fn test_cookie_worked_async(&mut self) -> Result<bool, Error> {
-        self.data_async().await?;
-        self.test_cookie_worked()
-    }
-
-    /// Removes the test cookie value. Django-compatible quirk: unlike
-    /// [`Session::delete_test_cookie`], this does **not** mark the session modified (Django's
-    /// `adelete_test_cookie` deletes from the dictionary directly).
-    ///
-    /// # Errors
-    ///
-    /// Engine errors from the lazy load, plus [`Error::Join`].
-    #[doc(alias = "adelete_test_cookie")]
-    pub async fn delete_test_cookie_async(&mut self) -> Result<(), Error> {
-        self.data_async().await?;
-        if self.data()?.contains_key(TEST_COOKIE_NAME) {
-            self.data_mut()?.shift_remove(TEST_COOKIE_NAME);
-        }
-        Ok(())
-    }
-
-    /// [`Session::set_expiry`], loading on tokio's blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::set_expiry`], plus [`Error::Join`].
-    #[doc(alias = "aset_expiry")]
-    pub async fn set_expiry_async(&mut self, e: Expiry) -> Result<(), Error> {
-        self.data_async().await?;
-        self.set_expiry(e)
-    }
-
-    /// [`Session::get_expiry_age`], loading on tokio's blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::get_expiry_age`], plus [`Error::Join`].
-    #[doc(alias = "aget_expiry_age")]
-    pub async fn get_expiry_age_async(&mut self) -> Result<i64, Error> {
-        self.data_async().await?;
-        self.get_expiry_age()
-    }
-
-    /// [`Session::get_expiry_age_at`], loading on tokio's blocking pool when needed.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::get_expiry_age_at`], plus [`Error::Join`].
-    #[doc(alias = "aget_expiry_age")]
-    pub async fn get_expiry_age_at_async(
-        &mut self,
-        modification: Option<DateTime<Utc>>,
-        expiry: Option<&Value>,
-    ) -> Result<i64, Error> {
-        if expiry.is_none() {
-            self.data_async().await?;
-        }
-        self.get_expiry_age_at(modification, expiry)
-    }
-
-    /// [`Session::get_expiry_date`], loading on tokio's blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::get_expiry_date`], plus [`Error::Join`].
-    #[doc(alias = "aget_expiry_date")]
-    pub async fn get_expiry_date_async(&mut self) -> Result<DateTime<Utc>, Error> {
-        self.data_async().await?;
-        self.get_expiry_date()
-    }
-
-    /// [`Session::get_expiry_date_at`], loading on tokio's blocking pool when needed.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::get_expiry_date_at`], plus [`Error::Join`].
-    #[doc(alias = "aget_expiry_date")]
-    pub async fn get_expiry_date_at_async(
-        &mut self,
-        modification: Option<DateTime<Utc>>,
-        expiry: Option<&Value>,
-    ) -> Result<DateTime<Utc>, Error> {
-        if expiry.is_none() {
-            self.data_async().await?;
-        }
-        self.get_expiry_date_at(modification, expiry)
-    }
-
-    /// [`Session::get_expire_at_browser_close`], loading on tokio's blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::get_expire_at_browser_close`], plus [`Error::Join`].
-    #[doc(alias = "aget_expire_at_browser_close")]
-    pub async fn get_expire_at_browser_close_async(&mut self) -> Result<bool, Error> {
-        self.data_async().await?;
-        self.get_expire_at_browser_close()
+    /// [`Error::Engine`] when the engine fails (unreachable store, ...).
+    pub fn load(&mut self) -> Result<SessionMap, Error> {
+        inline(self.load_in(Run::Inline))
     }
 
     /// [`Session::load`] with the engine call on tokio's blocking pool.
@@ -786,13 +885,29 @@ impl Session {
     /// As [`Session::load`], plus [`Error::Join`].
     #[doc(alias = "aload")]
     pub async fn load_async(&mut self) -> Result<SessionMap, Error> {
-        let Some(key) = self.key.clone() else {
-            return Ok(SessionMap::new());
-        };
-        let engine = self.engine.clone();
-        let fetched =
-            run_blocking(self.engine.is_non_blocking(), move || engine.fetch(&key)).await?;
-        Ok(self.apply_fetched(fetched))
+        self.load_in(Run::Offload).await
+    }
+
+    /// Whether a record is stored under `key` (Django's `exists`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.save()?;
+    /// let key = session.session_key().unwrap().to_owned();
+    /// assert!(session.exists(&key)?);
+    /// assert!(!session.exists("unknownkey0000000000000000000000")?);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] with the engine's failure.
+    pub fn exists(&self, key: &str) -> Result<bool, Error> {
+        inline(self.exists_in(Run::Inline, key))
     }
 
     /// [`Session::exists`] on tokio's blocking pool.
@@ -802,12 +917,32 @@ impl Session {
     /// As [`Session::exists`], plus [`Error::Join`].
     #[doc(alias = "aexists")]
     pub async fn exists_async(&self, key: &str) -> Result<bool, Error> {
-        let engine = self.engine.clone();
-        let key = key.to_owned();
-        run_blocking(self.engine.is_non_blocking(), move || {
-            engine.store().exists(&key)
-        })
-        .await
+        self.exists_in(Run::Offload, key).await
+    }
+
+    /// Stores the current data under a new key (Django's `create()`): mints a key, saves with
+    /// must-create, and retries with another key while the engine reports it taken. Marks the
+    /// session modified. Does not load.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.create()?;
+    /// assert!(session.session_key().is_some());
+    /// assert!(session.modified());
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CreateExhausted`] after [`CREATE_ATTEMPTS`](crate::engine::CREATE_ATTEMPTS)
+    /// taken keys; [`Error::TooLarge`], [`Error::Encode`], [`Error::Engine`]. The session keeps
+    /// its previous key on failure.
+    pub fn create(&mut self) -> Result<(), Error> {
+        inline(self.create_in(Run::Inline))
     }
 
     /// [`Session::create`] with the engine calls on tokio's blocking pool.
@@ -817,17 +952,32 @@ impl Session {
     /// As [`Session::create`], plus [`Error::Join`].
     #[doc(alias = "acreate")]
     pub async fn create_async(&mut self) -> Result<(), Error> {
-        let pending = self.prepare()?;
-        let origin = pending.decoded();
-        let engine = self.engine.clone();
-        let key = run_blocking(self.engine.is_non_blocking(), move || {
-            engine.create_record(&pending)
-        })
-        .await?;
-        self.origin = origin;
-        self.key = Some(key);
-        self.modified = true;
-        Ok(())
+        self.create_in(Run::Offload).await
+    }
+
+    /// Saves the session (Django's `save()`): creates it when it has no key, else updates it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// let store = MemoryStore::new();
+    /// # let engine = store.engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.insert("cart", 1)?;
+    /// session.save()?; // creates
+    /// session.insert("cart", 2)?;
+    /// session.save()?; // updates the same record
+    /// assert_eq!(store.len(), 1);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionInterrupted`] when the record was deleted meanwhile (never resurrected);
+    /// as [`Session::create`] otherwise.
+    pub fn save(&mut self) -> Result<(), Error> {
+        self.save_with(false)
     }
 
     /// [`Session::save`] with the engine calls on tokio's blocking pool.
@@ -840,6 +990,33 @@ impl Session {
         self.save_with_async(false).await
     }
 
+    /// Django's `save(must_create)`: with `must_create` the current data (or none, without
+    /// loading) is stored as a new record under the current key; without, the record is
+    /// updated. Either way `expire_date` is `get_expiry_date()` at the clock's now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.save()?;
+    /// let key = session.session_key().unwrap().to_owned();
+    /// let mut twin = engine.session(Some(&key));
+    /// let taken = twin.save_with(true).unwrap_err();
+    /// assert_eq!(taken.kind(), Some(sessionkit::ErrorKind::AlreadyExists));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// With `must_create`, [`Error::Engine`] of kind `AlreadyExists` when the key is taken
+    /// (Django's `CreateError`); without, [`Error::SessionInterrupted`]; as
+    /// [`Session::create`] otherwise.
+    pub fn save_with(&mut self, must_create: bool) -> Result<(), Error> {
+        inline(self.save_with_in(Run::Inline, must_create))
+    }
+
     /// [`Session::save_with`] with the engine calls on tokio's blocking pool.
     ///
     /// # Errors
@@ -847,23 +1024,30 @@ impl Session {
     /// As [`Session::save_with`], plus [`Error::Join`].
     #[doc(alias = "asave")]
     pub async fn save_with_async(&mut self, must_create: bool) -> Result<(), Error> {
-        let Some(key) = self.key.clone() else {
-            return self.create_async().await;
-        };
-        if !must_create {
-            self.data_async().await?;
-            self.check_still_keyed()?;
-        }
-        let pending = self.prepare()?;
-        let engine = self.engine.clone();
-        let (stored, pending) = run_blocking(self.engine.is_non_blocking(), move || {
-            engine
-                .write(&key, &pending, must_create)
-                .map(|stored| (stored, pending))
-        })
-        .await?;
-        self.after_write(stored, &pending);
-        Ok(())
+        self.save_with_in(Run::Offload, must_create).await
+    }
+
+    /// Deletes the current key's record (Django's `delete()`); nothing without a key. A
+    /// signed-payload session is emptied instead (a cookie cannot be revoked).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// let store = MemoryStore::new();
+    /// # let engine = store.engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.save()?;
+    /// session.delete()?;
+    /// assert!(store.is_empty());
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] with the engine's failure.
+    pub fn delete(&mut self) -> Result<(), Error> {
+        inline(self.delete_in(Run::Inline))
     }
 
     /// [`Session::delete`] on tokio's blocking pool.
@@ -873,13 +1057,30 @@ impl Session {
     /// As [`Session::delete`], plus [`Error::Join`].
     #[doc(alias = "adelete")]
     pub async fn delete_async(&mut self) -> Result<(), Error> {
-        match self.key.clone() {
-            Some(key) => self.delete_key_async(&key).await,
-            None => {
-                self.after_delete();
-                Ok(())
-            }
-        }
+        self.delete_in(Run::Offload).await
+    }
+
+    /// Deletes the record under `key` (Django's `delete(session_key)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut other = engine.session(None);
+    /// other.save()?;
+    /// let key = other.session_key().unwrap().to_owned();
+    /// let mut session = engine.session(None);
+    /// session.delete_key(&key)?;
+    /// assert!(!session.exists(&key)?);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] with the engine's failure.
+    pub fn delete_key(&mut self, key: &str) -> Result<(), Error> {
+        inline(self.delete_key_in(Run::Inline, key))
     }
 
     /// [`Session::delete_key`] on tokio's blocking pool.
@@ -889,14 +1090,33 @@ impl Session {
     /// As [`Session::delete_key`], plus [`Error::Join`].
     #[doc(alias = "adelete")]
     pub async fn delete_key_async(&mut self, key: &str) -> Result<(), Error> {
-        let engine = self.engine.clone();
-        let key = key.to_owned();
-        run_blocking(self.engine.is_non_blocking(), move || {
-            engine.store().delete(&key)
-        })
-        .await?;
-        self.after_delete();
-        Ok(())
+        self.delete_key_in(Run::Offload, key).await
+    }
+
+    /// Empties the session, deletes its record and drops its key (Django's `flush()`, used by
+    /// logout). Nothing new is stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// let store = MemoryStore::new();
+    /// # let engine = store.engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.insert("user_id", 42)?;
+    /// session.save()?;
+    /// session.flush()?;
+    /// assert_eq!(session.session_key(), None);
+    /// assert!(session.keys()?.is_empty());
+    /// assert!(store.is_empty());
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] with the engine's failure.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        inline(self.flush_in(Run::Inline))
     }
 
     /// [`Session::flush`] on tokio's blocking pool.
@@ -906,10 +1126,33 @@ impl Session {
     /// As [`Session::flush`], plus [`Error::Join`].
     #[doc(alias = "aflush")]
     pub async fn flush_async(&mut self) -> Result<(), Error> {
-        self.clear();
-        self.delete_async().await?;
-        self.key = None;
-        Ok(())
+        self.flush_in(Run::Offload).await
+    }
+
+    /// Moves the data to a new key and deletes the old record (Django's `cycle_key()`, used by
+    /// login against session fixation). Signed-payload sessions are re-signed instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.insert("cart", 1)?;
+    /// session.save()?;
+    /// let before = session.session_key().unwrap().to_owned();
+    /// session.cycle_key()?;
+    /// assert_ne!(session.session_key(), Some(before.as_str()));
+    /// assert!(!session.exists(&before)?);
+    /// assert_eq!(session.get::<i64>("cart")?, Some(1));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::create`] and [`Session::delete_key`].
+    pub fn cycle_key(&mut self) -> Result<(), Error> {
+        inline(self.cycle_key_in(Run::Inline))
     }
 
     /// [`Session::cycle_key`] on tokio's blocking pool.
@@ -919,20 +1162,7 @@ impl Session {
     /// As [`Session::cycle_key`], plus [`Error::Join`].
     #[doc(alias = "acycle_key")]
     pub async fn cycle_key_async(&mut self) -> Result<(), Error> {
-        if self.engine.key_format() == KeyFormat::SignedPayload {
-            return self.save_async().await;
-        }
-        self.data_async().await?;
-        let old = self.key.clone();
-        self.create_async().await?;
-        if let Some(old) = old {
-            let engine = self.engine.clone();
-            run_blocking(self.engine.is_non_blocking(), move || {
-                engine.store().delete(&old)
-            })
-            .await?;
-        }
-        Ok(())
+        self.cycle_key_in(Run::Offload).await
     }
 
     // ---- internals -------------------------------------------------------------------------
@@ -945,15 +1175,104 @@ impl Session {
             origin: None,
             accessed: false,
             modified: false,
+            changes: Changes::default(),
+            stored: None,
         }
+    }
+
+    /// Applies `change` to the data, loading it first (except for `Clear`), and marks the
+    /// session modified when the data changed. Returns the removed value of `Remove`.
+    fn apply(&mut self, change: Change<'_>) -> Result<Option<Value>, Error> {
+        if self.engine.merges_writes() {
+            match &change {
+                Change::Set(k, value) => self.changes.set(k, value),
+                Change::Remove(k) => self.changes.remove(k),
+                Change::Extend(entries) => {
+                    for (k, value) in entries {
+                        self.changes.set(k, value);
+                    }
+                }
+                Change::Clear => self.changes.clear(),
+            }
+        }
+        let removed = match change {
+            Change::Set(k, value) => {
+                self.data_mut()?.insert(k.to_owned(), value);
+                None
+            }
+            Change::Remove(k) => {
+                if !self.data()?.contains_key(k) {
+                    return Ok(None);
+                }
+                self.data_mut()?.shift_remove(k)
+            }
+            Change::Extend(entries) => {
+                self.data_mut()?.extend(entries);
+                None
+            }
+            Change::Clear => {
+                self.cache = Some(Arc::default());
+                self.accessed = true;
+                None
+            }
+        };
+        self.modified = true;
+        Ok(removed)
+    }
+
+    /// Applies an atomic update of `key` to the data and records it so a merge re-runs it;
+    /// returns the slot where each run leaves its result (the last run's is the saved one).
+    fn stage_atomic_update<T, F>(
+        &mut self,
+        key: &str,
+        mut update: F,
+    ) -> Result<AtomicOutcome<T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnMut(Option<T>) -> T + Send + 'static,
+    {
+        let outcome: AtomicOutcome<T> = Arc::new(parking_lot::Mutex::new(None));
+        let slot = Arc::clone(&outcome);
+        let mut run = move |old: Option<&Value>| -> Value {
+            let typed = match old.map(|value| serde_json::from_value::<T>(value.clone())) {
+                Some(Err(error)) => {
+                    *slot.lock() = Some(Err(Error::Type(error)));
+                    return old.cloned().unwrap_or(Value::Null);
+                }
+                Some(Ok(typed)) => Some(typed),
+                None => None,
+            };
+            let new = update(typed);
+            match to_storable(&new) {
+                Ok(value) => {
+                    *slot.lock() = Some(Ok(new));
+                    value
+                }
+                Err(error) => {
+                    *slot.lock() = Some(Err(error));
+                    old.cloned().unwrap_or(Value::Null)
+                }
+            }
+        };
+        let value = run(self.data()?.get(key));
+        if let Some(Err(_)) = &*outcome.lock() {
+            return Err(take_atomic_outcome(&outcome)
+                .err()
+                .unwrap_or(Error::SessionInterrupted));
+        }
+        self.data_mut()?.insert(key.to_owned(), value);
+        self.modified = true;
+        if self.engine.merges_writes() {
+            self.changes.update(key, Box::new(run));
+        }
+        Ok(outcome)
     }
 
     /// Django's `_session`: marks accessed and loads on first use.
     fn data(&mut self) -> Result<&SessionMap, Error> {
         self.accessed = true;
         if self.cache.is_none() {
-            let loaded = self.load_shared()?;
-            self.cache = Some(loaded);
+            inline(self.ensure_loaded_in(Run::Inline))?;
         }
         Ok(self.cache.get_or_insert_with(Default::default))
     }
@@ -967,14 +1286,213 @@ impl Session {
         ))
     }
 
-    /// Django's `load()` into the session: like [`Session::load`], keeping the decoded map
-    /// shared and remembering what it was decoded from.
-    fn load_shared(&mut self) -> Result<Arc<SessionMap>, Error> {
-        let fetched = match self.key.as_deref() {
-            Some(key) => self.engine.fetch(key)?,
-            None => return Ok(Default::default()),
+    /// The stored `_session_expiry` when the caller passed none (loading for it).
+    fn stored_expiry(&mut self, given: Option<&Value>) -> Result<Option<Value>, Error> {
+        match given {
+            Some(_) => Ok(None),
+            None => self.get_value(EXPIRY_KEY),
+        }
+    }
+
+    /// Runs `call` against the engine where `run` says.
+    async fn call<T: Send + 'static>(
+        &self,
+        run: Run,
+        call: impl FnOnce(&Engine) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        match run {
+            Run::Inline => call(&self.engine),
+            Run::Offload => {
+                let engine = self.engine.clone();
+                run_blocking(self.engine.is_non_blocking(), move || call(&engine)).await
+            }
+        }
+    }
+
+    /// Django's `_session` (marks accessed) loading into the session: the decoded map stays
+    /// shared, and what it was decoded from is remembered.
+    async fn ensure_loaded_in(&mut self, run: Run) -> Result<(), Error> {
+        self.accessed = true;
+        if self.cache.is_some() {
+            return Ok(());
+        }
+        let loaded = match self.key.clone() {
+            Some(key) => {
+                let fetched = self.call(run, move |engine| engine.fetch(&key)).await?;
+                self.apply_fetched_shared(fetched)
+            }
+            None => Arc::default(),
         };
-        Ok(self.apply_fetched_shared(fetched))
+        self.cache = Some(loaded);
+        Ok(())
+    }
+
+    async fn load_in(&mut self, run: Run) -> Result<SessionMap, Error> {
+        let Some(key) = self.key.clone() else {
+            return Ok(SessionMap::new());
+        };
+        let fetched = self.call(run, move |engine| engine.fetch(&key)).await?;
+        Ok(self.apply_fetched(fetched))
+    }
+
+    async fn exists_in(&self, run: Run, key: &str) -> Result<bool, Error> {
+        let key = key.to_owned();
+        self.call(run, move |engine| engine.store().exists(&key))
+            .await
+    }
+
+    async fn create_in(&mut self, run: Run) -> Result<(), Error> {
+        let pending = self.prepare()?;
+        let (key, pending) = self
+            .call(run, move |engine| {
+                engine.create_record(&pending).map(|key| (key, pending))
+            })
+            .await?;
+        self.origin = pending.decoded();
+        self.saved(&pending);
+        self.key = Some(key);
+        self.modified = true;
+        Ok(())
+    }
+
+    async fn save_with_in(&mut self, run: Run, must_create: bool) -> Result<(), Error> {
+        let Some(key) = self.key.clone() else {
+            return self.create_in(run).await;
+        };
+        if !must_create {
+            self.ensure_loaded_in(run).await?;
+            // If the load found the session gone (expired or deleted), the update must not go
+            // ahead under the old key, which could revive an expired record. Django mints a
+            // fresh key there and its forced update fails the same way.
+            if self.key.is_none() {
+                return Err(Error::SessionInterrupted);
+            }
+        }
+        self.write_in(run, key, must_create).await
+    }
+
+    /// The save step: encodes the data and stores it under `key`, as a new record
+    /// (`must_create`) or over the existing one, then takes the key the engine stored it under.
+    async fn write_in(&mut self, run: Run, key: String, must_create: bool) -> Result<(), Error> {
+        if !must_create && let Some(expected) = self.stored.clone() {
+            return self.merge_in(run, key, expected).await;
+        }
+        let pending = self.prepare()?;
+        let (stored, pending) = self
+            .call(run, move |engine| {
+                engine
+                    .write(&key, &pending, must_create)
+                    .map(|stored| (stored, pending))
+            })
+            .await?;
+        self.saved(&pending);
+        self.engine
+            .mode()
+            .after_write(self, stored, pending.decoded());
+        Ok(())
+    }
+
+    /// The save step with a conditional save: stores the data only if the record still holds
+    /// `expected`; on a conflict, replays this request's changes onto the record stored now
+    /// and tries again, at most [`MERGE_ATTEMPTS`] times. A record deleted meanwhile is
+    /// [`Error::SessionInterrupted`] and is never brought back.
+    async fn merge_in(
+        &mut self,
+        run: Run,
+        key: String,
+        mut expected: Arc<str>,
+    ) -> Result<(), Error> {
+        for _ in 0..MERGE_ATTEMPTS {
+            let pending = self.prepare()?;
+            let (outcome, pending) = {
+                let key = key.clone();
+                let expected = Arc::clone(&expected);
+                self.call(run, move |engine| {
+                    engine
+                        .write_if_unchanged(&key, &pending, &expected)
+                        .map(|outcome| (outcome, pending))
+                })
+                .await?
+            };
+            match outcome {
+                ConditionalSave::Saved(stored) => {
+                    self.saved(&pending);
+                    self.engine
+                        .mode()
+                        .after_write(self, stored, pending.decoded());
+                    return Ok(());
+                }
+                ConditionalSave::Conflict(current) => {
+                    let decoded = match self.engine.decode_stored(current.session_data.as_str()) {
+                        Ok(decoded) => decoded,
+                        Err(error) => {
+                            // What another writer stored does not decode: Django would read it
+                            // as an empty session, and so does the replay.
+                            self.engine.report_decode_failure(&error);
+                            Decoded::from_decode(SessionMap::new())
+                        }
+                    };
+                    let mut merged = (*decoded.map).clone();
+                    self.changes.replay(&mut merged);
+                    self.cache = Some(Arc::new(merged));
+                    self.origin = Some(decoded);
+                    expected = Arc::from(current.session_data.as_str());
+                }
+            }
+        }
+        Err(Error::WriteConflict {
+            engine: self.engine.description().name.clone(),
+            attempts: MERGE_ATTEMPTS,
+        })
+    }
+
+    /// After a successful write of `pending`: its changes are stored, and a later conditional
+    /// save expects what it wrote.
+    fn saved(&mut self, pending: &PendingWrite) {
+        self.changes.reset();
+        self.stored = self.engine.merges_writes().then(|| pending.stored_data());
+    }
+
+    async fn delete_in(&mut self, run: Run) -> Result<(), Error> {
+        match self.key.clone() {
+            Some(key) => self.delete_key_in(run, &key).await,
+            None => {
+                self.engine.mode().after_delete(self);
+                Ok(())
+            }
+        }
+    }
+
+    async fn delete_key_in(&mut self, run: Run, key: &str) -> Result<(), Error> {
+        let key = key.to_owned();
+        self.call(run, move |engine| engine.store().delete(&key))
+            .await?;
+        self.engine.mode().after_delete(self);
+        Ok(())
+    }
+
+    async fn flush_in(&mut self, run: Run) -> Result<(), Error> {
+        self.clear();
+        self.delete_in(run).await?;
+        self.key = None;
+        // A new session starts: nothing to merge into, and the old record must never return.
+        self.changes.reset();
+        self.stored = None;
+        Ok(())
+    }
+
+    async fn cycle_key_in(&mut self, run: Run) -> Result<(), Error> {
+        if self.engine.mode().cycles_by_saving() {
+            return self.save_with_in(run, false).await;
+        }
+        self.ensure_loaded_in(run).await?;
+        let old = self.key.clone();
+        self.create_in(run).await?;
+        if let Some(old) = old {
+            self.call(run, move |engine| engine.store().delete(&old))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Encodes the data for a write. Django's `_get_session(no_load=True)`: marks accessed and
@@ -985,47 +1503,11 @@ impl Session {
         self.engine.prepare_write(data, self.origin.as_ref())
     }
 
-    /// [`Session::data`] with the load on tokio's blocking pool.
-    async fn data_async(&mut self) -> Result<(), Error> {
-        self.accessed = true;
-        if self.cache.is_none() {
-            let loaded = match self.key.clone() {
-                Some(key) => {
-                    let engine = self.engine.clone();
-                    let fetched =
-                        run_blocking(self.engine.is_non_blocking(), move || engine.fetch(&key))
-                            .await?;
-                    self.apply_fetched_shared(fetched)
-                }
-                None => Default::default(),
-            };
-            self.cache = Some(loaded);
-        }
-        Ok(())
-    }
-
-    fn insert_value(&mut self, k: &str, value: Value) -> Result<(), Error> {
-        self.data_mut()?.insert(k.to_owned(), value);
-        self.modified = true;
-        Ok(())
-    }
-
-    /// After the load inside an update: if the load found the session gone (expired or
-    /// deleted), the update must not go ahead under the old key, which could revive an expired
-    /// record. Django mints a fresh key there and its forced update fails the same way.
-    fn check_still_keyed(&self) -> Result<(), Error> {
-        if self.key.is_none() {
-            Err(Error::SessionInterrupted)
-        } else {
-            Ok(())
-        }
-    }
-
     /// Applies what a load found (dropping the key of a gone session, ...) and returns the
     /// data, owned (public `load`: the session's own data is left as it is).
     fn apply_fetched(&mut self, fetched: Fetched) -> SessionMap {
         match fetched {
-            Fetched::Found(decoded) => Arc::unwrap_or_clone(decoded.map),
+            Fetched::Found(decoded, _) => Arc::unwrap_or_clone(decoded.map),
             other => Arc::unwrap_or_clone(self.apply_fetched_shared(other)),
         }
     }
@@ -1034,39 +1516,52 @@ impl Session {
     /// what a found session was decoded from.
     fn apply_fetched_shared(&mut self, fetched: Fetched) -> Arc<SessionMap> {
         match fetched {
-            Fetched::Found(decoded) => {
+            Fetched::Found(decoded, stored) => {
                 let map = Arc::clone(&decoded.map);
                 self.origin = Some(decoded);
+                self.stored = stored;
                 map
             }
             Fetched::Gone => {
                 self.key = None;
-                Default::default()
+                self.stored = None;
+                Arc::default()
             }
-            Fetched::Undecodable => Default::default(),
+            Fetched::Undecodable => {
+                self.stored = None;
+                Arc::default()
+            }
             Fetched::Rejected => {
                 self.modified = true;
-                Default::default()
+                Arc::default()
             }
         }
     }
+}
 
-    fn after_write(&mut self, stored: String, pending: &PendingWrite) {
-        self.origin = pending.decoded();
-        if self.engine.key_format() == KeyFormat::SignedPayload {
-            // Django's signed-cookie save re-signs into the key and marks the session modified.
-            self.modified = true;
-        }
-        self.key = Some(stored);
-    }
+/// Where each run of an atomic update leaves its result: the new value, or why the key was
+/// left as it was.
+type AtomicOutcome<T> = Arc<parking_lot::Mutex<Option<Result<T, Error>>>>;
 
-    fn after_delete(&mut self) {
-        if self.engine.key_format() == KeyFormat::SignedPayload {
-            // Django's signed-cookie delete: the cookie value is dropped with the data.
-            self.key = None;
-            self.cache = Some(Default::default());
-            self.modified = true;
-        }
+/// The result of the last run of an atomic update.
+fn take_atomic_outcome<T>(outcome: &AtomicOutcome<T>) -> Result<T, Error> {
+    outcome
+        .lock()
+        .take()
+        .unwrap_or(Err(Error::SessionInterrupted))
+}
+
+/// Runs an operation with [`Run::Inline`] to completion. Its engine calls run in place and it
+/// awaits nothing else, so its first poll completes it.
+fn inline<T>(operation: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    let mut operation = pin!(operation);
+    match operation
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(result) => result,
+        // Unreachable: with `Run::Inline` no await point of the session's operations suspends.
+        Poll::Pending => unreachable!("an inline session operation suspended"),
     }
 }
 

@@ -151,11 +151,9 @@ fn run_cases(cases: &[Case], target: &Target, out: &mut dyn Write) -> Report {
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::HashMap, sync::Mutex};
-
-    use sessionkit::{Capabilities, Engine, KeyFormat, Settings, Timestamp};
+    use sessionkit::{Capabilities, Engine, KeyFormat, Settings, Timestamp, testing::MemoryStore};
     use sessionkit_sdk::{
-        EngineInfo, SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult,
+        EngineInfo, SessionRecord, SessionStore, SessionWrite, StoreResult,
         abi_stable::std_types::RStr, store::FfiAdapter,
     };
 
@@ -180,59 +178,52 @@ mod tests {
     }
 
     /// A store that keeps every rule of the contract in memory, except its `bug`.
+    /// The public in-memory store with one `bug` planted on top.
     struct Memory {
-        records: Mutex<HashMap<String, SessionRecord>>,
+        records: MemoryStore,
         bug: Bug,
     }
 
     impl SessionStore for Memory {
         fn exists(&self, key: &str) -> StoreResult<bool> {
-            Ok(self.records.lock().unwrap().contains_key(key))
+            self.records.exists(key)
         }
         fn load(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
-            let now = Timestamp::now();
-            let mut records = self.records.lock().unwrap();
-            if self.bug == Bug::LoadCreates && !records.contains_key(key) {
-                let record = SessionRecord {
-                    session_key: key.into(),
-                    session_data: "".into(),
-                    expire_date: Timestamp::from_secs(now.as_secs() + 3600),
-                };
-                records.insert(key.to_owned(), record);
+            match self.bug {
+                Bug::LoadCreates if self.records.record(key).is_none() => {
+                    let now = Timestamp::now();
+                    self.records.put(SessionRecord {
+                        session_key: key.into(),
+                        session_data: "".into(),
+                        expire_date: Timestamp::from_secs(now.as_secs() + 3600),
+                    });
+                    self.records.load(key)
+                }
+                Bug::LoadIgnoresExpiry => Ok(self.records.record(key)),
+                _ => self.records.load(key),
             }
-            let live =
-                |r: &&SessionRecord| self.bug == Bug::LoadIgnoresExpiry || r.expire_date > now;
-            Ok(records.get(key).filter(live).cloned())
         }
         fn create(&self, write: SessionWrite) -> StoreResult<String> {
-            let key = write.record.session_key.to_string();
-            let mut records = self.records.lock().unwrap();
-            if records.contains_key(&key) && self.bug != Bug::CreateOverwrites {
-                return Err(StoreError::already_exists("key taken"));
+            if self.bug == Bug::CreateOverwrites {
+                let key = write.record.session_key.to_string();
+                self.records.put(write.record);
+                return Ok(key);
             }
-            records.insert(key.clone(), write.record);
-            Ok(key)
+            self.records.create(write)
         }
         fn save(&self, write: SessionWrite) -> StoreResult<String> {
-            let key = write.record.session_key.to_string();
-            let mut records = self.records.lock().unwrap();
-            if records.contains_key(&key) || self.bug == Bug::SaveUpserts {
-                records.insert(key.clone(), write.record);
-                Ok(key)
-            } else {
-                Err(StoreError::not_found("session vanished"))
+            if self.bug == Bug::SaveUpserts {
+                let key = write.record.session_key.to_string();
+                self.records.put(write.record);
+                return Ok(key);
             }
+            self.records.save(write)
         }
         fn delete(&self, key: &str) -> StoreResult<()> {
-            self.records.lock().unwrap().remove(key);
-            Ok(())
+            self.records.delete(key)
         }
         fn clear_expired(&self) -> StoreResult<u64> {
-            let now = Timestamp::now();
-            let mut records = self.records.lock().unwrap();
-            let before = records.len();
-            records.retain(|_, r| r.expire_date > now);
-            let removed = (before - records.len()) as u64;
+            let removed = self.records.clear_expired()?;
             Ok(if self.bug == Bug::ClearCountsNothing {
                 0
             } else {
@@ -258,11 +249,11 @@ mod tests {
                     key_format: KeyFormat::DjangoSessionKey,
                 };
                 let memory = Memory {
-                    records: Mutex::default(),
+                    records: MemoryStore::new(),
                     bug,
                 };
                 let store = FfiAdapter::new("memory", memory).into_box();
-                Engine::from_store_for_tests(info, store, settings)
+                Engine::from_store(info, store, settings)
             },
         )
         .labelled("memory")

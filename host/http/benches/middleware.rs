@@ -33,9 +33,10 @@ use tower::ServiceExt;
 /// The handler with a session: read a counter, write it back plus one.
 async fn counter(session: SessionHandle) -> String {
     let mut guard = session.lock().await;
-    let count: i64 = guard.get_async("count").await.ok().flatten().unwrap_or(0);
-    // A failed insert shows up as a missing Set-Cookie, which the loops assert on.
-    let _ = guard.insert_async("count", count + 1).await;
+    // A failed load or insert shows up as a missing Set-Cookie, which the loops assert on.
+    let _ = guard.ensure_loaded_async().await;
+    let count: i64 = guard.get("count").ok().flatten().unwrap_or(0);
+    let _ = guard.insert("count", count + 1);
     count.to_string()
 }
 

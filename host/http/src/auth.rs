@@ -74,7 +74,8 @@ pub async fn login(
 /// Whatever the engine reports while loading, cycling or flushing.
 pub async fn login_with(session: &SessionHandle, login: Login) -> Result<(), Error> {
     let mut session = session.lock().await;
-    let current = session.get_value_async(SESSION_KEY).await?;
+    session.ensure_loaded_async().await?;
+    let current = session.get_value(SESSION_KEY)?;
     match current {
         Some(current) => {
             // Django compares `to_python(stored)` with `user.pk`: a number stored by other code
@@ -84,7 +85,7 @@ pub async fn login_with(session: &SessionHandle, login: Login) -> Result<(), Err
                 other => other.to_string(),
             };
             let same_user = current_id == login.account_id;
-            let stored_hash: Option<String> = session.get_async(HASH_SESSION_KEY).await?;
+            let stored_hash: Option<String> = session.get(HASH_SESSION_KEY)?;
             let hash_differs = !login.session_auth_hash.is_empty()
                 && stored_hash.as_deref() != Some(login.session_auth_hash.as_str());
             if !same_user || hash_differs {
@@ -93,13 +94,11 @@ pub async fn login_with(session: &SessionHandle, login: Login) -> Result<(), Err
         }
         None => session.cycle_key_async().await?,
     }
-    session.insert_async(SESSION_KEY, login.account_id).await?;
-    session
-        .insert_async(BACKEND_SESSION_KEY, login.backend)
-        .await?;
-    session
-        .insert_async(HASH_SESSION_KEY, login.session_auth_hash)
-        .await?;
+    // Loaded by the login step above (a flush leaves the data empty, not unloaded): no engine
+    // call from here on.
+    session.insert(SESSION_KEY, login.account_id)?;
+    session.insert(BACKEND_SESSION_KEY, login.backend)?;
+    session.insert(HASH_SESSION_KEY, login.session_auth_hash)?;
     Ok(())
 }
 

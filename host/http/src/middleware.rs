@@ -197,17 +197,17 @@ impl SessionMiddleware {
         &self,
         session: &mut sessionkit::Session,
     ) -> Result<CookieLifetime, SessionError> {
-        if session
-            .get_expire_at_browser_close_async()
+        session
+            .ensure_loaded_async()
             .await
+            .map_err(SessionError::Load)?;
+        if session
+            .get_expire_at_browser_close()
             .map_err(SessionError::Load)?
         {
             return Ok(CookieLifetime::BrowserSession);
         }
-        let seconds = session
-            .get_expiry_age_async()
-            .await
-            .map_err(SessionError::Load)?;
+        let seconds = session.get_expiry_age().map_err(SessionError::Load)?;
         let now = self.inner.engine.clock().now();
         Ok(CookieLifetime::MaxAge {
             seconds,

@@ -2,7 +2,6 @@
 //! (operation and thread) and can be told to fail: engine calls never run on the executor
 //! thread, failures never leave a `Set-Cookie`, and a 5xx makes no engine call at all.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
@@ -12,20 +11,20 @@ use axum::body::Body;
 use axum::routing::get;
 use http::header::{COOKIE, SET_COOKIE};
 use http::{Request, Response, StatusCode};
-use sessionkit::{Engine, Settings};
+use sessionkit::{Engine, Settings, testing::MemoryStore};
 use sessionkit_http::{SessionError, SessionHandle, SessionLayer};
 use sessionkit_sdk::abi_stable::std_types::RStr;
 use sessionkit_sdk::store::FfiAdapter;
 use sessionkit_sdk::{
     Capabilities, EngineInfo, KeyFormat, SessionRecord, SessionStore, SessionWrite, StoreError,
-    StoreResult, Timestamp,
+    StoreResult,
 };
 use tower::ServiceExt;
 
 /// What the store saw, shared with the test.
 #[derive(Default)]
 struct Probe {
-    records: Mutex<HashMap<String, SessionRecord>>,
+    records: MemoryStore,
     calls: Mutex<Vec<(&'static str, ThreadId)>>,
     fail_load: AtomicBool,
     fail_save: AtomicBool,
@@ -49,13 +48,13 @@ impl Probe {
     }
 }
 
-/// A server-side in-memory store over a shared [`Probe`].
+/// The public in-memory store, logging each call and failing on demand.
 struct ProbeStore(Arc<Probe>);
 
 impl SessionStore for ProbeStore {
     fn exists(&self, key: &str) -> StoreResult<bool> {
         self.0.record("exists");
-        Ok(self.0.records.lock().expect("records").contains_key(key))
+        self.0.records.exists(key)
     }
 
     fn load(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
@@ -63,9 +62,7 @@ impl SessionStore for ProbeStore {
         if self.0.fail_load.load(Ordering::SeqCst) {
             return Err(StoreError::unavailable("the probe store is down"));
         }
-        let now = Timestamp::now();
-        let records = self.0.records.lock().expect("records");
-        Ok(records.get(key).filter(|r| r.expire_date > now).cloned())
+        self.0.records.load(key)
     }
 
     fn create(&self, write: SessionWrite) -> StoreResult<String> {
@@ -73,13 +70,7 @@ impl SessionStore for ProbeStore {
         if self.0.fail_save.load(Ordering::SeqCst) {
             return Err(StoreError::unavailable("the probe store is full"));
         }
-        let key = write.record.session_key.to_string();
-        let mut records = self.0.records.lock().expect("records");
-        if records.contains_key(&key) {
-            return Err(StoreError::already_exists("taken"));
-        }
-        records.insert(key.clone(), write.record);
-        Ok(key)
+        self.0.records.create(write)
     }
 
     fn save(&self, write: SessionWrite) -> StoreResult<String> {
@@ -87,21 +78,12 @@ impl SessionStore for ProbeStore {
         if self.0.fail_save.load(Ordering::SeqCst) {
             return Err(StoreError::unavailable("the probe store is full"));
         }
-        let key = write.record.session_key.to_string();
-        let mut records = self.0.records.lock().expect("records");
-        match records.get_mut(&key) {
-            Some(slot) => {
-                *slot = write.record;
-                Ok(key)
-            }
-            None => Err(StoreError::not_found("gone")),
-        }
+        self.0.records.save(write)
     }
 
     fn delete(&self, key: &str) -> StoreResult<()> {
         self.0.record("delete");
-        self.0.records.lock().expect("records").remove(key);
-        Ok(())
+        self.0.records.delete(key)
     }
 
     fn clear_expired(&self) -> StoreResult<u64> {
@@ -121,7 +103,7 @@ const PROBE_INFO: EngineInfo = EngineInfo {
 fn probe_engine(settings: &Settings) -> (Engine, Arc<Probe>) {
     let probe = Arc::new(Probe::default());
     let store = FfiAdapter::new("probe", ProbeStore(probe.clone())).into_box();
-    let engine = Engine::from_store_for_tests(PROBE_INFO, store, settings).expect("engine");
+    let engine = Engine::from_store(PROBE_INFO, store, settings).expect("engine");
     (engine, probe)
 }
 
@@ -196,8 +178,7 @@ fn non_blocking_stores_are_called_on_the_executor_thread() {
         capabilities: Capabilities::SERVER_SIDE_INVALIDATION | Capabilities::NON_BLOCKING,
         ..PROBE_INFO
     };
-    let engine =
-        Engine::from_store_for_tests(info, store, &Settings::new("secret")).expect("engine");
+    let engine = Engine::from_store(info, store, &Settings::new("secret")).expect("engine");
     let key = stored_session(&engine, &probe);
     let app = read_and_write_app(engine);
     let response = send(&app, &format!("sessionid={key}"), &current_thread());

@@ -1,35 +1,33 @@
-//! In-process test engines: an in-memory server-side store and a signed-cookie store, both
-//! judging time by a shared `ManualClock` and counting the calls that reach them.
+//! In-process test engines: the public [`MemoryStore`] and a signed-cookie store, both judging
+//! time by a shared `ManualClock` and counting the calls that reach them.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU32, AtomicUsize, Ordering},
-    },
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicU32, AtomicUsize, Ordering},
 };
 
 use abi_stable::std_types::RStr;
 use chrono::{TimeZone, Utc};
-use sessionkit_codec::{SESSION_STORE_SALT, SIGNED_COOKIES_SALT, time::from_datetime};
+use sessionkit_codec::{SESSION_STORE_SALT, SIGNED_COOKIES_SALT};
 use sessionkit_sdk::{
     Capabilities, EngineInfo, ErrorKind, KeyFormat, SessionRecord, SessionStore, SessionWrite,
     StoreError, StoreResult, store::FfiAdapter,
 };
 
-use crate::{Clock, Engine, ManualClock, Settings};
+use crate::{Clock, Engine, ManualClock, Settings, testing::MemoryStore};
 
 /// The secret every test engine signs with.
 pub const SECRET: &str = "django-insecure-test-secret";
 
-/// What a test engine shares with the test: its records, its clock and its counters.
+/// What a test engine shares with the test: its records (a public [`MemoryStore`]), its clock
+/// and its counters.
 #[derive(Clone)]
 pub struct Probe {
     inner: Arc<ProbeInner>,
 }
 
 struct ProbeInner {
-    records: Mutex<HashMap<String, SessionRecord>>,
+    records: MemoryStore,
     clock: ManualClock,
     calls: AtomicUsize,
     loads: AtomicUsize,
@@ -45,10 +43,11 @@ impl Probe {
             .with_ymd_and_hms(2025, 6, 1, 12, 0, 0)
             .single()
             .expect("a valid date");
+        let clock = ManualClock::new(start);
         Self {
             inner: Arc::new(ProbeInner {
-                records: Mutex::new(HashMap::new()),
-                clock: ManualClock::new(start),
+                records: MemoryStore::with_clock(Arc::new(clock.clone())),
+                clock,
                 calls: AtomicUsize::new(0),
                 loads: AtomicUsize::new(0),
                 creates: AtomicUsize::new(0),
@@ -80,26 +79,22 @@ impl Probe {
 
     /// How many records are stored (live or not).
     pub fn len(&self) -> usize {
-        self.inner.records.lock().unwrap().len()
+        self.inner.records.len()
     }
 
     /// The stored record under `key`, live or not.
     pub fn record(&self, key: &str) -> Option<SessionRecord> {
-        self.inner.records.lock().unwrap().get(key).cloned()
+        self.inner.records.record(key)
     }
 
     /// Stores `record` directly, bypassing the host.
     pub fn put(&self, record: SessionRecord) {
-        self.inner
-            .records
-            .lock()
-            .unwrap()
-            .insert(record.session_key.to_string(), record);
+        self.inner.records.put(record);
     }
 
     /// Removes `key` directly (another request's logout).
     pub fn remove(&self, key: &str) {
-        self.inner.records.lock().unwrap().remove(key);
+        self.inner.records.remove(key);
     }
 
     /// Makes the next `n` creates report the key as taken.
@@ -119,34 +114,21 @@ impl Probe {
             None => Ok(()),
         }
     }
-
-    fn now(&self) -> sessionkit_sdk::Timestamp {
-        from_datetime(self.inner.clock.now())
-    }
 }
 
-/// A server-side store: Django's contract, in a map.
-struct MemoryStore(Probe);
+/// The public [`MemoryStore`], counting the calls that reach it and failing on demand.
+struct ProbedStore(Probe);
 
-impl SessionStore for MemoryStore {
+impl SessionStore for ProbedStore {
     fn exists(&self, key: &str) -> StoreResult<bool> {
         self.0.enter()?;
-        Ok(self.0.inner.records.lock().unwrap().contains_key(key))
+        self.0.inner.records.exists(key)
     }
 
     fn load(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
         self.0.enter()?;
         self.0.inner.loads.fetch_add(1, Ordering::SeqCst);
-        let now = self.0.now();
-        Ok(self
-            .0
-            .inner
-            .records
-            .lock()
-            .unwrap()
-            .get(key)
-            .filter(|r| r.expire_date > now)
-            .cloned())
+        self.0.inner.records.load(key)
     }
 
     fn create(&self, write: SessionWrite) -> StoreResult<String> {
@@ -158,40 +140,25 @@ impl SessionStore for MemoryStore {
             .collisions
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
-        let key = write.record.session_key.to_string();
-        let mut records = self.0.inner.records.lock().unwrap();
-        if collided || records.contains_key(&key) {
+        if collided {
             return Err(StoreError::already_exists("key taken"));
         }
-        records.insert(key.clone(), write.record);
-        Ok(key)
+        self.0.inner.records.create(write)
     }
 
     fn save(&self, write: SessionWrite) -> StoreResult<String> {
         self.0.enter()?;
-        let key = write.record.session_key.to_string();
-        match self.0.inner.records.lock().unwrap().get_mut(&key) {
-            Some(slot) => {
-                *slot = write.record;
-                Ok(key)
-            }
-            None => Err(StoreError::not_found("session vanished")),
-        }
+        self.0.inner.records.save(write)
     }
 
     fn delete(&self, key: &str) -> StoreResult<()> {
         self.0.enter()?;
-        self.0.inner.records.lock().unwrap().remove(key);
-        Ok(())
+        self.0.inner.records.delete(key)
     }
 
     fn clear_expired(&self) -> StoreResult<u64> {
         self.0.enter()?;
-        let now = self.0.now();
-        let mut records = self.0.inner.records.lock().unwrap();
-        let before = records.len();
-        records.retain(|_, r| r.expire_date > now);
-        Ok((before - records.len()) as u64)
+        self.0.inner.records.clear_expired()
     }
 }
 
@@ -254,8 +221,8 @@ pub fn settings() -> Settings {
 /// A server-side in-memory engine with `settings`, and its probe.
 pub fn memory_engine_with(settings: &Settings) -> (Engine, Probe) {
     let probe = Probe::new();
-    let store = FfiAdapter::new("memory", MemoryStore(probe.clone())).into_box();
-    let engine = Engine::from_store_for_tests(MEMORY_INFO, store, settings)
+    let store = FfiAdapter::new("memory", ProbedStore(probe.clone())).into_box();
+    let engine = Engine::from_store(MEMORY_INFO, store, settings)
         .expect("valid test settings")
         .with_clock(Arc::new(probe.clock().clone()) as Arc<dyn Clock>);
     (engine, probe)
@@ -270,7 +237,7 @@ pub fn memory_engine() -> (Engine, Probe) {
 pub fn cookie_engine() -> (Engine, Probe) {
     let probe = Probe::new();
     let store = FfiAdapter::new("cookie", CookieStore(probe.clone())).into_box();
-    let engine = Engine::from_store_for_tests(COOKIE_INFO, store, &settings())
+    let engine = Engine::from_store(COOKIE_INFO, store, &settings())
         .expect("valid test settings")
         .with_clock(Arc::new(probe.clock().clone()) as Arc<dyn Clock>);
     (engine, probe)

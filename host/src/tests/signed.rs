@@ -6,7 +6,7 @@ use super::{
     logs::{capture, corrupted_warnings},
     memory::cookie_engine,
 };
-use crate::{Error, engine::MAX_SIGNED_PAYLOAD};
+use crate::{Error, store::MAX_SIGNED_PAYLOAD};
 
 #[test]
 fn save_makes_the_signed_payload_the_key_and_it_loads_back() {

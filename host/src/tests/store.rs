@@ -144,7 +144,7 @@ fn answering(key: &'static str) -> Engine {
         key_format: KeyFormat::DjangoSessionKey,
     };
     let store = FfiAdapter::new("answers", AnswersWith(key)).into_box();
-    Engine::from_store_for_tests(info, store, &settings()).unwrap()
+    Engine::from_store(info, store, &settings()).unwrap()
 }
 
 #[test]

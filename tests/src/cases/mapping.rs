@@ -335,8 +335,8 @@ fn test_cookie_is_set_checked_and_deleted(t: &Target) -> CaseResult {
     Ok(())
 }
 
-/// The sync `delete_test_cookie` is `del s[name]`, so it marks the session modified (the async
-/// twin does not: see `django_compatible_delete_test_cookie_async_does_not_mark_modified`).
+/// The sync `delete_test_cookie` is `del s[name]`, so it marks the session modified (Django's
+/// `adelete_test_cookie` does not: see `delete_test_cookie_after_an_async_load_marks_modified`).
 fn delete_test_cookie_marks_modified(t: &Target) -> CaseResult {
     let engine = t.engine()?;
     let mut session = engine.session(None);

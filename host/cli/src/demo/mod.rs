@@ -70,13 +70,14 @@ async fn index(
     let mut guard = session.lock().await;
     // Loading first: an unknown or expired key is dropped by the load, so the key shown is
     // the one the session really has.
-    let items = guard.items_async().await?;
+    guard.ensure_loaded_async().await?;
+    let items = guard.items()?;
     let key = guard.session_key().map(str::to_owned);
-    let expiry = if guard.get_expire_at_browser_close_async().await? {
+    let expiry = if guard.get_expire_at_browser_close()? {
         "when the browser closes".to_owned()
     } else {
-        let date = guard.get_expiry_date_async().await?;
-        let age = guard.get_expiry_age_async().await?;
+        let date = guard.get_expiry_date()?;
+        let age = guard.get_expiry_age()?;
         format!(
             "{} (in {age} seconds)",
             date.format("%Y-%m-%d %H:%M:%S UTC")
@@ -126,10 +127,8 @@ async fn comment(
         )
             .into_response());
     }
-    let mut guard = session.lock().await;
-    guard.insert_async("has_commented", true).await?;
-    guard.insert_async("comment", form.comment).await?;
-    drop(guard);
+    session.insert("has_commented", true).await?;
+    session.insert("comment", form.comment).await?;
     Ok(Html(page::message("Comment", "Thanks for your comment!")).into_response())
 }
 

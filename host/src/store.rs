@@ -1,0 +1,351 @@
+//! [`Store`]: the storage contract of one opened engine, guarded.
+//!
+//! Every call into the plugin's store object goes through this file: keys are checked against
+//! the engine's [`KeyFormat`] before a call, the key an engine returns is checked after it,
+//! capabilities gate the optional methods, and every error leaves with the engine's name, the
+//! operation and a key prefix.
+
+use std::fmt;
+
+use sessionkit_codec::key::is_valid_session_key;
+use sessionkit_sdk::{
+    Capabilities, ConditionalSave, KeyFormat, SessionRecord, SessionStore, SessionWrite,
+    StoreError, StoreResult,
+};
+
+use crate::{
+    Error,
+    plugin::{Contract, PluginStore},
+};
+
+/// The longest signed payload (cookie value) a [`KeyFormat::SignedPayload`] engine may use as a
+/// key: browsers drop cookies over 4096 bytes.
+pub const MAX_SIGNED_PAYLOAD: usize = 4096;
+
+/// The storage contract of one opened engine, with host types in and out: every key is checked
+/// against the engine's [`KeyFormat`] before any call, and every error carries the engine's
+/// name, the operation and a key prefix.
+///
+/// Reads with a key outside the format answer as for an unknown key (`Ok(None)`,
+/// `Ok(false)`, `Ok(())`) without calling the engine; writes with one fail with
+/// [`Error::InvalidKey`].
+pub struct Store {
+    engine: String,
+    key_format: KeyFormat,
+    capabilities: Capabilities,
+    inner: PluginStore,
+}
+
+impl Store {
+    /// Guards `inner`, the store `engine` opened, whose keys have `key_format` and which the
+    /// engine declared `declared` capabilities for.
+    pub(crate) fn new(
+        engine: String,
+        key_format: KeyFormat,
+        declared: Capabilities,
+        inner: PluginStore,
+    ) -> Self {
+        // What the opened store adds to what its engine declared (e.g. `non_blocking` for an
+        // in-process cache): the host's view is the union.
+        let capabilities = declared | inner.capabilities();
+        Self {
+            engine,
+            key_format,
+            capabilities,
+            inner,
+        }
+    }
+
+    /// What the engine can do: what it declared, with what the opened store adds.
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    /// The contract revision the store's engine was built against.
+    pub fn contract(&self) -> Contract {
+        self.inner.contract()
+    }
+
+    /// The engine's short name.
+    pub fn engine_name(&self) -> &str {
+        &self.engine
+    }
+
+    /// Which keys the engine accepts.
+    pub fn key_format(&self) -> KeyFormat {
+        self.key_format
+    }
+
+    /// Whether `key` fits the engine's key format: Django's 8 to 40 characters of `[a-z0-9]`,
+    /// or for signed payloads 1 to 4096 bytes of `[A-Za-z0-9-_.:]`.
+    pub fn is_valid_key(&self, key: &str) -> bool {
+        is_valid_key(self.key_format, key)
+    }
+
+    /// Whether a record is stored under `key` (Django's `exists`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] with the engine's failure.
+    pub fn exists(&self, key: &str) -> Result<bool, Error> {
+        if !self.is_valid_key(key) {
+            return Ok(false);
+        }
+        self.inner
+            .exists(key)
+            .map_err(|e| self.error("exists", Some(key), e))
+    }
+
+    /// The live record under `key`, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] with the engine's failure.
+    pub fn load(&self, key: &str) -> Result<Option<SessionRecord>, Error> {
+        if !self.is_valid_key(key) {
+            return Ok(None);
+        }
+        self.load_valid_key(key)
+    }
+
+    /// [`Store::load`] of a key already known to fit the key format.
+    pub(crate) fn load_valid_key(&self, key: &str) -> Result<Option<SessionRecord>, Error> {
+        self.inner
+            .load(key)
+            .map_err(|e| self.error("load", Some(key), e))
+    }
+
+    /// Stores a new record (`save(must_create=True)`); returns the key it is stored under.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] of kind `AlreadyExists` when the key is taken; [`Error::InvalidKey`]
+    /// for a key outside the format (signed-payload engines take any key here: theirs is
+    /// minted by the engine).
+    pub fn create(&self, write: SessionWrite) -> Result<String, Error> {
+        self.write("create", write, |inner, write| inner.create(write))
+    }
+
+    /// Replaces an existing record (`save(must_create=False)`); returns the key it is stored
+    /// under.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] of kind `NotFound` when the record is gone; [`Error::InvalidKey`] as
+    /// for [`Store::create`].
+    pub fn save(&self, write: SessionWrite) -> Result<String, Error> {
+        self.write("save", write, |inner, write| inner.save(write))
+    }
+
+    /// Replaces the record under the write's key only if it still holds `expected_data` (what
+    /// the caller loaded); [`ConditionalSave::Conflict`] with the record stored now otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] without the `CONDITIONAL_SAVE` capability (the engine is not
+    /// called); [`Error::Engine`] of kind `NotFound` when the record is gone;
+    /// [`Error::InvalidKey`] for a key outside the format.
+    pub fn save_if_unchanged(
+        &self,
+        write: SessionWrite,
+        expected_data: &str,
+    ) -> Result<ConditionalSave, Error> {
+        const OPERATION: &str = "save_if_unchanged";
+        self.require(Capabilities::CONDITIONAL_SAVE, OPERATION)?;
+        let key = write.record.session_key.to_string();
+        if !self.is_valid_key(&key) {
+            return Err(Error::InvalidKey {
+                engine: self.engine.clone(),
+                operation: OPERATION,
+            });
+        }
+        let outcome = self
+            .inner
+            .save_if_unchanged(write, expected_data)
+            .map_err(|e| self.error(OPERATION, Some(&key), e))?;
+        if let ConditionalSave::Saved(stored) = &outcome
+            && *stored != key
+        {
+            return Err(self.error(
+                OPERATION,
+                Some(&key),
+                StoreError::other("the engine saved under another key"),
+            ));
+        }
+        Ok(outcome)
+    }
+
+    /// Removes the record under `key`; unknown keys succeed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] with the engine's failure.
+    pub fn delete(&self, key: &str) -> Result<(), Error> {
+        if !self.is_valid_key(key) {
+            return Ok(());
+        }
+        self.inner
+            .delete(key)
+            .map_err(|e| self.error("delete", Some(key), e))
+    }
+
+    /// Removes every expired record; returns how many went.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] with the engine's failure.
+    pub fn clear_expired(&self) -> Result<u64, Error> {
+        self.inner
+            .clear_expired()
+            .map_err(|e| self.error("clear_expired", None, e))
+    }
+
+    /// The live sessions of `account_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] without the `ACCOUNT_INDEX` capability (the engine is not
+    /// called); [`Error::Engine`] otherwise.
+    pub fn sessions_of_account(&self, account_id: i64) -> Result<Vec<SessionRecord>, Error> {
+        self.require(Capabilities::ACCOUNT_INDEX, "sessions_of_account")?;
+        self.inner
+            .sessions_of_account(account_id)
+            .map_err(|e| self.error("list sessions of account", None, e))
+    }
+
+    /// Deletes every session of `account_id` except `keep`; returns how many went. A `keep`
+    /// outside the key format cannot be a session of the account and is ignored.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::sessions_of_account`].
+    pub fn delete_sessions_of_account(
+        &self,
+        account_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, Error> {
+        self.require(Capabilities::ACCOUNT_INDEX, "delete_sessions_of_account")?;
+        let keep = keep.filter(|key| self.is_valid_key(key));
+        self.inner
+            .delete_sessions_of_account(account_id, keep)
+            .map_err(|e| self.error("delete sessions of account", keep, e))
+    }
+
+    fn write(
+        &self,
+        operation: &'static str,
+        write: SessionWrite,
+        call: impl FnOnce(&PluginStore, SessionWrite) -> StoreResult<String>,
+    ) -> Result<String, Error> {
+        let key = write.record.session_key.to_string();
+        if self.key_format == KeyFormat::DjangoSessionKey && !self.is_valid_key(&key) {
+            return Err(Error::InvalidKey {
+                engine: self.engine.clone(),
+                operation,
+            });
+        }
+        let key_context = (!key.is_empty()).then_some(key.as_str());
+        let stored = call(&self.inner, write).map_err(|e| self.error(operation, key_context, e))?;
+        if self.key_format == KeyFormat::DjangoSessionKey && stored == key {
+            return Ok(key);
+        }
+        if !self.is_valid_key(&stored) {
+            return Err(self.error(
+                operation,
+                key_context,
+                StoreError::other("the engine returned a key outside its key format"),
+            ));
+        }
+        Ok(stored)
+    }
+
+    fn require(&self, capability: Capabilities, operation: &'static str) -> Result<(), Error> {
+        if self.capabilities.contains(capability) {
+            Ok(())
+        } else {
+            Err(Error::Unsupported {
+                engine: self.engine.clone(),
+                operation,
+            })
+        }
+    }
+
+    fn error(&self, operation: &'static str, key: Option<&str>, source: StoreError) -> Error {
+        Error::engine(&self.engine, operation, key, source)
+    }
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("engine", &self.engine)
+            .field("key_format", &self.key_format)
+            .field("capabilities", &self.capabilities)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `key` fits `format` (see [`Store::is_valid_key`]).
+pub fn is_valid_key(format: KeyFormat, key: &str) -> bool {
+    match format {
+        KeyFormat::DjangoSessionKey => is_valid_session_key(key),
+        KeyFormat::SignedPayload => {
+            (1..=MAX_SIGNED_PAYLOAD).contains(&key.len())
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn django_keys_are_8_to_40_lowercase_alphanumerics() {
+        let format = KeyFormat::DjangoSessionKey;
+        assert!(is_valid_key(format, "abcdefgh"));
+        assert!(is_valid_key(format, &"a1".repeat(16)));
+        assert!(is_valid_key(format, &"z".repeat(40)));
+        for bad in [
+            "",
+            "abcdefg",
+            &"a".repeat(41),
+            "ABCDEFGHIJ",
+            "abcdefgh\0",
+            "../../etc/passwd",
+            "abcd/efgh",
+            "abcd efgh",
+            "abcdefgh\n",
+            "abcdéfghij",
+            "abcd;efgh",
+        ] {
+            assert!(!is_valid_key(format, bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn signed_payload_keys_are_cookie_safe_ascii_up_to_4096_bytes() {
+        let format = KeyFormat::SignedPayload;
+        assert!(is_valid_key(format, "e30:1uQ2nF:abcDEF-_"));
+        assert!(is_valid_key(
+            format,
+            ".eJxTKkktLlGyUlAqS8wpTVUCADHLBTk:1uQ2nF:x"
+        ));
+        assert!(is_valid_key(format, &"a".repeat(4096)));
+        for bad in [
+            "",
+            &"a".repeat(4097),
+            "a b",
+            "a;b",
+            "a\0b",
+            "a/b",
+            "a=b",
+            "a\"b",
+            "é",
+        ] {
+            assert!(!is_valid_key(format, bad), "{bad:?} accepted");
+        }
+    }
+}
