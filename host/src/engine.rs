@@ -11,7 +11,8 @@ use sessionkit_codec::{
     time::from_datetime,
 };
 use sessionkit_sdk::{
-    Capabilities, EngineInfo, ErrorKind, SessionRecord, SessionWrite, StoreBox, Timestamp,
+    Capabilities, ConditionalSave, EngineInfo, ErrorKind, SessionRecord, SessionWrite, StoreBox,
+    Timestamp,
 };
 
 use crate::{
@@ -20,8 +21,9 @@ use crate::{
     loader::{self, EngineDescription, LoadError},
     memo::{DEFAULT_CAPACITY, DecodeMemo, Decoded},
     mode::Mode,
+    plugin::{Contract, PluginStore, SharedClock},
     session::Session,
-    settings::Settings,
+    settings::{ConcurrentWrites, Settings},
     store::Store,
 };
 
@@ -50,12 +52,16 @@ struct Shared {
     codec: SessionCodec,
     /// Where the engine's key format changes the rules (`mode.rs`).
     mode: Mode,
+    /// The clock the engine's store was lent at open; [`Engine::with_clock`] replaces what it
+    /// holds.
+    store_clock: Arc<SharedClock>,
 }
 
 /// What loading a session key found.
 pub(crate) enum Fetched {
-    /// A live record, decoded.
-    Found(Decoded),
+    /// A live record, decoded, with its `session_data` as stored when the engine merges
+    /// concurrent writes (what a conditional save must find unchanged).
+    Found(Decoded, Option<Arc<str>>),
     /// No live record (unknown, expired, or unreadable by the store): Django drops the key.
     Gone,
     /// A record whose data did not decode: an empty session, key kept (Django's `decode`).
@@ -107,8 +113,9 @@ impl Engine {
             }
             .into());
         }
-        let store = library.open(&settings.engine_settings_json())?;
-        Self::assemble(library.info, store, settings)
+        let store_clock = Arc::new(SharedClock::new(Arc::new(SystemClock)));
+        let store = library.open(&settings.engine_settings_json(), store_clock.clone())?;
+        Self::assemble(library.info, store, store_clock, settings)
     }
 
     /// An engine around a store built in-process instead of loaded from a plugin library: an
@@ -144,11 +151,20 @@ impl Engine {
             key_format: info.key_format,
             path: Default::default(),
         };
-        Self::assemble(description, store, settings)
+        let store_clock = Arc::new(SharedClock::new(Arc::new(SystemClock)));
+        Self::assemble(
+            description,
+            PluginStore::current(store),
+            store_clock,
+            settings,
+        )
     }
 
-    /// The same engine judging time by `clock` (tests use a `ManualClock`).
+    /// The same engine judging time by `clock` (tests use a `ManualClock`). The engine's store
+    /// judges expiry by it too (an engine of contract 0.2 or later), so every `Engine` sharing
+    /// the store sees the change.
     pub fn with_clock(self, clock: Arc<dyn Clock>) -> Engine {
+        self.shared.store_clock.set(clock.clone());
         Engine {
             shared: self.shared,
             clock,
@@ -169,6 +185,12 @@ impl Engine {
     /// The engine's name, version, salt, capabilities, key format and library path.
     pub fn description(&self) -> &EngineDescription {
         &self.shared.description
+    }
+
+    /// The contract revision the engine's library was built against (an in-process store
+    /// speaks the current one).
+    pub fn contract(&self) -> Contract {
+        self.shared.store.contract()
     }
 
     /// What the engine can do.
@@ -279,7 +301,8 @@ impl Engine {
 
     fn assemble(
         description: EngineDescription,
-        store: StoreBox,
+        store: PluginStore,
+        store_clock: Arc<SharedClock>,
         settings: &Settings,
     ) -> Result<Engine, Error> {
         let fallbacks: Vec<Vec<u8>> = settings
@@ -307,6 +330,7 @@ impl Engine {
             settings: settings.clone(),
             codec,
             mode,
+            store_clock,
         };
         let memo = mode
             .memoises()
@@ -442,6 +466,36 @@ impl Engine {
         Ok(stored)
     }
 
+    /// Whether saves of this engine merge concurrent requests' changes: the store has a
+    /// conditional save and `SESSION_CONCURRENT_WRITES` is `merge`.
+    pub(crate) fn merges_writes(&self) -> bool {
+        self.capabilities().contains(Capabilities::CONDITIONAL_SAVE)
+            && self.shared.settings.session_concurrent_writes == ConcurrentWrites::Merge
+    }
+
+    /// Stores `pending` under `key` only if the record still holds `expected` (what the session
+    /// loaded or last saved). A vanished record is [`Error::SessionInterrupted`], as for
+    /// [`Engine::write`].
+    pub(crate) fn write_if_unchanged(
+        &self,
+        key: &str,
+        pending: &PendingWrite,
+        expected: &str,
+    ) -> Result<ConditionalSave, Error> {
+        let outcome = self
+            .shared
+            .store
+            .save_if_unchanged(pending.to_write(key), expected)
+            .map_err(|error| match error.kind() {
+                Some(ErrorKind::NotFound) => Error::SessionInterrupted,
+                _ => error,
+            })?;
+        if let ConditionalSave::Saved(_) = outcome {
+            self.remember(pending);
+        }
+        Ok(outcome)
+    }
+
     /// Stores `pending` under a fresh key (Django's `create()`; see [`Mode::create`]).
     pub(crate) fn create_record(&self, pending: &PendingWrite) -> Result<String, Error> {
         self.mode().create(self, pending)
@@ -500,6 +554,11 @@ impl PendingWrite {
     #[cfg(test)]
     pub(crate) fn session_data(&self) -> &str {
         &self.encoded.session_data
+    }
+
+    /// The `session_data` this write stores, shared (what a later conditional save expects).
+    pub(crate) fn stored_data(&self) -> Arc<str> {
+        Arc::from(self.encoded.session_data.as_str())
     }
 
     /// The contract's write of this session under `key`.

@@ -28,6 +28,19 @@ pub enum Error {
          logged out in a concurrent request, for example."
     )]
     SessionInterrupted,
+    /// Other requests of the same session kept saving first: a save that merges concurrent
+    /// writes reloaded and replayed its changes this many times, and every time another save
+    /// had come in between. Nothing of this request's changes was stored; retrying may work.
+    #[error(
+        "engine '{engine}': the session kept changing under this request; its changes were not \
+         saved after {attempts} merge attempts"
+    )]
+    WriteConflict {
+        /// The engine's short name.
+        engine: String,
+        /// How many conditional saves were tried.
+        attempts: u32,
+    },
     /// An engine library could not be found, loaded or opened.
     #[error(transparent)]
     Load(#[from] LoadError),
@@ -105,7 +118,9 @@ impl Error {
             Self::Load(LoadError::Open { error, .. }) => Some(error.kind),
             Self::Load(_) | Self::Settings(_) => Some(ErrorKind::Config),
             Self::Unsupported { .. } => Some(ErrorKind::Unsupported),
-            Self::CreateExhausted { .. } => Some(ErrorKind::Unavailable),
+            Self::CreateExhausted { .. } | Self::WriteConflict { .. } => {
+                Some(ErrorKind::Unavailable)
+            }
             Self::Unstorable(_)
             | Self::Encode(_)
             | Self::Type(_)

@@ -2,12 +2,14 @@
 #![warn(missing_docs)]
 
 mod blocking;
+mod changes;
 pub mod engine;
 pub mod error;
 pub mod library_file;
 pub mod loader;
 mod memo;
 mod mode;
+pub mod plugin;
 pub mod session;
 pub mod settings;
 mod storable;
@@ -20,14 +22,15 @@ pub use sessionkit_codec::{
     signing::Encoded,
 };
 pub use sessionkit_sdk::{
-    Capabilities, ErrorKind, KeyFormat, SessionRecord, SessionWrite, StoreError, Timestamp,
+    Capabilities, ConditionalSave, ErrorKind, KeyFormat, SessionRecord, SessionWrite, StoreError,
+    Timestamp,
 };
 
 pub use engine::Engine;
 pub use error::Error;
 pub use loader::{EngineDescription, EngineLibrary, LoadError};
 pub use session::{Expiry, Session, TEST_COOKIE_NAME, TEST_COOKIE_VALUE};
-pub use settings::{SameSite, Settings, SettingsError};
+pub use settings::{ConcurrentWrites, SameSite, Settings, SettingsError};
 pub use store::Store;
 
 #[cfg(test)]

@@ -21,11 +21,17 @@ use std::{
     sync::{Mutex, OnceLock},
 };
 
+use std::sync::Arc;
+
 use abi_stable::{
-    library::{LibraryError, lib_header_from_path},
+    library::{LibHeader, LibraryError, lib_header_from_path},
     std_types::RStr,
 };
-use sessionkit_sdk::{Capabilities, EngineModuleRef, KeyFormat, StoreBox, StoreError};
+use sessionkit_sdk::{
+    Capabilities, EngineInfo, EngineModuleRef, KeyFormat, StoreError, frozen::v0_1,
+};
+
+use crate::plugin::{Contract, HostServices, PluginStore, SharedClock};
 
 /// The environment variable listing engine directories, `:`-separated, searched first.
 pub const ENGINE_PATH_VAR: &str = "SESSIONKIT_ENGINE_PATH";
@@ -55,7 +61,16 @@ pub struct EngineLibrary {
     pub path: PathBuf,
     /// The engine's name, version, salt, capabilities and key format.
     pub info: EngineDescription,
-    module: EngineModuleRef,
+    /// The contract revision the library was built against.
+    pub contract: Contract,
+    module: RootModule,
+}
+
+/// The root module of a library, in the layout it matched.
+#[derive(Clone, Copy)]
+enum RootModule {
+    Current(EngineModuleRef),
+    V0_1(v0_1::EngineModuleRef),
 }
 
 /// An engine's description in host types, as listed by `sessionkit engines`.
@@ -166,20 +181,50 @@ pub enum LoadError {
 
 impl EngineLibrary {
     /// Opens a store of this engine with the settings JSON
-    /// ([`Settings::engine_settings_json`](crate::Settings::engine_settings_json)).
+    /// ([`Settings::engine_settings_json`](crate::Settings::engine_settings_json)), lending it
+    /// the host's `clock` and log. An engine built against contract 0.1 cannot take them; that
+    /// is said once, here, in one warning.
     ///
     /// # Errors
     ///
     /// [`LoadError::Open`] with the engine's error (`Config` for bad settings, `Panicked` for a
     /// panic in its constructor).
-    pub fn open(&self, settings_json: &str) -> Result<StoreBox, LoadError> {
-        self.module.open()(RStr::from(settings_json))
-            .into_result()
-            .map_err(|error| LoadError::Open {
-                engine: self.info.name.clone(),
-                path: self.path.clone(),
-                error,
-            })
+    pub fn open(
+        &self,
+        settings_json: &str,
+        clock: Arc<SharedClock>,
+    ) -> Result<PluginStore, LoadError> {
+        let settings_json = RStr::from(settings_json);
+        let opened = match self.module {
+            RootModule::Current(module) => match module.open_with_host() {
+                Some(open) => {
+                    let host = HostServices::new(&self.info.name, clock).into_box();
+                    open(settings_json, host).into_result()
+                }
+                None => module.open()(settings_json).into_result(),
+            }
+            .map(PluginStore::current),
+            RootModule::V0_1(module) => {
+                tracing::warn!(
+                    target: "sessionkit::loader",
+                    engine = %self.info.name,
+                    "engine '{}' ({}) was built against sessionkit contract 0.1: concurrent \
+                     writes to one session fall back to last-writer-wins (no conditional save), \
+                     and it keeps its own clock and log; rebuild it against sessionkit-sdk 0.1.1 \
+                     or later for them",
+                    self.info.name,
+                    self.path.display()
+                );
+                module.open()(settings_json)
+                    .into_result()
+                    .map(PluginStore::v0_1)
+            }
+        };
+        opened.map_err(|error| LoadError::Open {
+            engine: self.info.name.clone(),
+            path: self.path.clone(),
+            error,
+        })
     }
 }
 
@@ -415,15 +460,17 @@ fn loaded_libraries() -> &'static Mutex<HashMap<PathBuf, EngineLibrary>> {
 }
 
 fn open_library(canonical: &Path) -> Result<EngineLibrary, LoadError> {
-    let module = lib_header_from_path(canonical)
-        .and_then(|header| header.init_root_module::<EngineModuleRef>())
-        .map_err(|error| library_error(canonical, &error))?;
-    let info = module.info()();
+    let header =
+        lib_header_from_path(canonical).map_err(|error| library_error(canonical, &error))?;
+    let (module, contract, info) =
+        root_module(header).map_err(|error| library_error(canonical, &error))?;
     let description = EngineDescription {
         name: info.name.as_str().to_owned(),
         version: info.version.as_str().to_owned(),
         salt: info.salt.as_str().to_owned(),
-        capabilities: info.capabilities,
+        capabilities: Capabilities::from_bits(
+            info.capabilities.bits & contract.possible_capabilities().bits,
+        ),
         key_format: info.key_format,
         path: canonical.to_path_buf(),
     };
@@ -436,8 +483,24 @@ fn open_library(canonical: &Path) -> Result<EngineLibrary, LoadError> {
     Ok(EngineLibrary {
         path: canonical.to_path_buf(),
         info: description,
+        contract,
         module,
     })
+}
+
+/// The library's root module in the newest layout it matches: the current contract first,
+/// then each frozen earlier one (see `sessionkit_sdk::frozen`). When none matches, the error
+/// is the current layout's, which says what the library lacks against the newest contract.
+fn root_module(
+    header: &'static LibHeader,
+) -> Result<(RootModule, Contract, EngineInfo), LibraryError> {
+    match header.init_root_module::<EngineModuleRef>() {
+        Ok(module) => Ok((RootModule::Current(module), Contract::V0_2, module.info()())),
+        Err(current) => match header.init_root_module::<v0_1::EngineModuleRef>() {
+            Ok(module) => Ok((RootModule::V0_1(module), Contract::V0_1, module.info()())),
+            Err(_) => Err(current),
+        },
+    }
 }
 
 /// Refuses a file that someone other than root or this user could have written or replaced:

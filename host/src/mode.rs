@@ -70,7 +70,7 @@ impl Mode {
                 let max_age = Some(engine.settings().session_cookie_age);
                 let now = engine.clock().now_utc().timestamp();
                 Ok(match engine.codec().decode(key, max_age, now) {
-                    Ok(map) => Fetched::Found(Decoded::from_decode(map)),
+                    Ok(map) => Fetched::Found(Decoded::from_decode(map), None),
                     Err(error) => {
                         engine.report_decode_failure(&error);
                         Fetched::Rejected
@@ -95,7 +95,12 @@ impl Mode {
                     Err(error) => return Err(error),
                 };
                 Ok(match engine.decode_stored(record.session_data.as_str()) {
-                    Ok(decoded) => Fetched::Found(decoded),
+                    Ok(decoded) => Fetched::Found(
+                        decoded,
+                        engine
+                            .merges_writes()
+                            .then(|| Arc::from(record.session_data.as_str())),
+                    ),
                     Err(error) => {
                         engine.report_decode_failure(&error);
                         Fetched::Undecodable

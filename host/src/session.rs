@@ -33,10 +33,21 @@ use sessionkit_codec::{
     time::isoformat,
 };
 
+use sessionkit_sdk::ConditionalSave;
+
 use crate::{
-    Engine, Error, blocking::run_blocking, engine::Fetched, error::key_prefix, memo::Decoded,
+    Engine, Error,
+    blocking::run_blocking,
+    changes::Changes,
+    engine::{Fetched, PendingWrite},
+    error::key_prefix,
+    memo::Decoded,
     storable::to_storable,
 };
+
+/// How many times a save through a conditional-save engine reloads and replays after a
+/// conflict before it gives up with [`Error::WriteConflict`].
+pub const MERGE_ATTEMPTS: u32 = 16;
 
 /// The session key Django's test cookie uses.
 pub const TEST_COOKIE_NAME: &str = "testcookie";
@@ -92,6 +103,13 @@ pub struct Session {
     pub(crate) origin: Option<Decoded>,
     accessed: bool,
     pub(crate) modified: bool,
+    /// What this request changed since the load or the last save, when the engine merges
+    /// concurrent writes (see `changes.rs`).
+    changes: Changes,
+    /// The `session_data` the store holds as far as this request knows (loaded, or last
+    /// saved): what a conditional save expects to find. `None` when the engine does not merge
+    /// or the session has no record yet.
+    stored: Option<Arc<str>>,
 }
 
 /// A change to the data. Every change a caller makes goes through [`Session::apply`]: the one
@@ -381,6 +399,67 @@ impl Session {
             check_storable(value).map_err(Error::Unstorable)?;
         }
         self.apply(Change::Extend(entries)).map(drop)
+    }
+
+    /// Reads, changes and saves one key as one step: `update` gets the key's current value
+    /// (`None` when unset) and returns the new one, which is saved at once with the rest of
+    /// the session; returns the value saved.
+    ///
+    /// Through an engine that merges concurrent writes (the `CONDITIONAL_SAVE` capability with
+    /// `SESSION_CONCURRENT_WRITES = "merge"`, the default), a save that finds another request's
+    /// write in between re-runs `update` on the value stored now, so concurrent increments of
+    /// a counter never lose one. Through any other engine the save overwrites, as every save
+    /// does there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sessionkit::{Settings, testing::MemoryStore};
+    /// # let engine = MemoryStore::new().engine(&Settings::new("a secret"))?;
+    /// let mut session = engine.session(None);
+    /// session.save()?;
+    /// let key = session.session_key().unwrap().to_owned();
+    /// // Two requests of one visitor, both loaded before either saved:
+    /// let mut first = engine.session(Some(&key));
+    /// let mut second = engine.session(Some(&key));
+    /// first.load()?;
+    /// second.load()?;
+    /// first.atomic_update("views", |n: Option<i64>| n.unwrap_or(0) + 1)?;
+    /// let views = second.atomic_update("views", |n: Option<i64>| n.unwrap_or(0) + 1)?;
+    /// assert_eq!(views, 2);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Type`] when the stored value is not a `T` (the key is then left as it is, and
+    /// the session's other changes are still saved); [`Error::Unstorable`] for a new value that
+    /// could not be loaded back; as [`Session::save`] otherwise, [`Error::WriteConflict`]
+    /// included.
+    pub fn atomic_update<T, F>(&mut self, key: &str, update: F) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnMut(Option<T>) -> T + Send + 'static,
+    {
+        let outcome = self.stage_atomic_update(key, update)?;
+        self.save()?;
+        take_atomic_outcome(&outcome)
+    }
+
+    /// [`Session::atomic_update`] with the engine calls on tokio's blocking pool.
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::atomic_update`], plus [`Error::Join`].
+    pub async fn atomic_update_async<T, F>(&mut self, key: &str, update: F) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnMut(Option<T>) -> T + Send + 'static,
+    {
+        self.ensure_loaded_async().await?;
+        let outcome = self.stage_atomic_update(key, update)?;
+        self.save_async().await?;
+        take_atomic_outcome(&outcome)
     }
 
     /// Whether `k` is set (Django's `k in s`).
@@ -1096,12 +1175,26 @@ impl Session {
             origin: None,
             accessed: false,
             modified: false,
+            changes: Changes::default(),
+            stored: None,
         }
     }
 
     /// Applies `change` to the data, loading it first (except for `Clear`), and marks the
     /// session modified when the data changed. Returns the removed value of `Remove`.
     fn apply(&mut self, change: Change<'_>) -> Result<Option<Value>, Error> {
+        if self.engine.merges_writes() {
+            match &change {
+                Change::Set(k, value) => self.changes.set(k, value),
+                Change::Remove(k) => self.changes.remove(k),
+                Change::Extend(entries) => {
+                    for (k, value) in entries {
+                        self.changes.set(k, value);
+                    }
+                }
+                Change::Clear => self.changes.clear(),
+            }
+        }
         let removed = match change {
             Change::Set(k, value) => {
                 self.data_mut()?.insert(k.to_owned(), value);
@@ -1125,6 +1218,54 @@ impl Session {
         };
         self.modified = true;
         Ok(removed)
+    }
+
+    /// Applies an atomic update of `key` to the data and records it so a merge re-runs it;
+    /// returns the slot where each run leaves its result (the last run's is the saved one).
+    fn stage_atomic_update<T, F>(
+        &mut self,
+        key: &str,
+        mut update: F,
+    ) -> Result<AtomicOutcome<T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnMut(Option<T>) -> T + Send + 'static,
+    {
+        let outcome: AtomicOutcome<T> = Arc::new(parking_lot::Mutex::new(None));
+        let slot = Arc::clone(&outcome);
+        let mut run = move |old: Option<&Value>| -> Value {
+            let typed = match old.map(|value| serde_json::from_value::<T>(value.clone())) {
+                Some(Err(error)) => {
+                    *slot.lock() = Some(Err(Error::Type(error)));
+                    return old.cloned().unwrap_or(Value::Null);
+                }
+                Some(Ok(typed)) => Some(typed),
+                None => None,
+            };
+            let new = update(typed);
+            match to_storable(&new) {
+                Ok(value) => {
+                    *slot.lock() = Some(Ok(new));
+                    value
+                }
+                Err(error) => {
+                    *slot.lock() = Some(Err(error));
+                    old.cloned().unwrap_or(Value::Null)
+                }
+            }
+        };
+        let value = run(self.data()?.get(key));
+        if let Some(Err(_)) = &*outcome.lock() {
+            return Err(take_atomic_outcome(&outcome)
+                .err()
+                .unwrap_or(Error::SessionInterrupted));
+        }
+        self.data_mut()?.insert(key.to_owned(), value);
+        self.modified = true;
+        if self.engine.merges_writes() {
+            self.changes.update(key, Box::new(run));
+        }
+        Ok(outcome)
     }
 
     /// Django's `_session`: marks accessed and loads on first use.
@@ -1208,6 +1349,7 @@ impl Session {
             })
             .await?;
         self.origin = pending.decoded();
+        self.saved(&pending);
         self.key = Some(key);
         self.modified = true;
         Ok(())
@@ -1232,6 +1374,9 @@ impl Session {
     /// The save step: encodes the data and stores it under `key`, as a new record
     /// (`must_create`) or over the existing one, then takes the key the engine stored it under.
     async fn write_in(&mut self, run: Run, key: String, must_create: bool) -> Result<(), Error> {
+        if !must_create && let Some(expected) = self.stored.clone() {
+            return self.merge_in(run, key, expected).await;
+        }
         let pending = self.prepare()?;
         let (stored, pending) = self
             .call(run, move |engine| {
@@ -1240,10 +1385,72 @@ impl Session {
                     .map(|stored| (stored, pending))
             })
             .await?;
+        self.saved(&pending);
         self.engine
             .mode()
             .after_write(self, stored, pending.decoded());
         Ok(())
+    }
+
+    /// The save step with a conditional save: stores the data only if the record still holds
+    /// `expected`; on a conflict, replays this request's changes onto the record stored now
+    /// and tries again, at most [`MERGE_ATTEMPTS`] times. A record deleted meanwhile is
+    /// [`Error::SessionInterrupted`] and is never brought back.
+    async fn merge_in(
+        &mut self,
+        run: Run,
+        key: String,
+        mut expected: Arc<str>,
+    ) -> Result<(), Error> {
+        for _ in 0..MERGE_ATTEMPTS {
+            let pending = self.prepare()?;
+            let (outcome, pending) = {
+                let key = key.clone();
+                let expected = Arc::clone(&expected);
+                self.call(run, move |engine| {
+                    engine
+                        .write_if_unchanged(&key, &pending, &expected)
+                        .map(|outcome| (outcome, pending))
+                })
+                .await?
+            };
+            match outcome {
+                ConditionalSave::Saved(stored) => {
+                    self.saved(&pending);
+                    self.engine
+                        .mode()
+                        .after_write(self, stored, pending.decoded());
+                    return Ok(());
+                }
+                ConditionalSave::Conflict(current) => {
+                    let decoded = match self.engine.decode_stored(current.session_data.as_str()) {
+                        Ok(decoded) => decoded,
+                        Err(error) => {
+                            // What another writer stored does not decode: Django would read it
+                            // as an empty session, and so does the replay.
+                            self.engine.report_decode_failure(&error);
+                            Decoded::from_decode(SessionMap::new())
+                        }
+                    };
+                    let mut merged = (*decoded.map).clone();
+                    self.changes.replay(&mut merged);
+                    self.cache = Some(Arc::new(merged));
+                    self.origin = Some(decoded);
+                    expected = Arc::from(current.session_data.as_str());
+                }
+            }
+        }
+        Err(Error::WriteConflict {
+            engine: self.engine.description().name.clone(),
+            attempts: MERGE_ATTEMPTS,
+        })
+    }
+
+    /// After a successful write of `pending`: its changes are stored, and a later conditional
+    /// save expects what it wrote.
+    fn saved(&mut self, pending: &PendingWrite) {
+        self.changes.reset();
+        self.stored = self.engine.merges_writes().then(|| pending.stored_data());
     }
 
     async fn delete_in(&mut self, run: Run) -> Result<(), Error> {
@@ -1268,6 +1475,9 @@ impl Session {
         self.clear();
         self.delete_in(run).await?;
         self.key = None;
+        // A new session starts: nothing to merge into, and the old record must never return.
+        self.changes.reset();
+        self.stored = None;
         Ok(())
     }
 
@@ -1287,7 +1497,7 @@ impl Session {
 
     /// Encodes the data for a write. Django's `_get_session(no_load=True)`: marks accessed and
     /// uses `{}` where nothing is loaded (callers that must load do so first).
-    fn prepare(&mut self) -> Result<crate::engine::PendingWrite, Error> {
+    fn prepare(&mut self) -> Result<PendingWrite, Error> {
         self.accessed = true;
         let data = self.cache.get_or_insert_with(Default::default);
         self.engine.prepare_write(data, self.origin.as_ref())
@@ -1297,7 +1507,7 @@ impl Session {
     /// data, owned (public `load`: the session's own data is left as it is).
     fn apply_fetched(&mut self, fetched: Fetched) -> SessionMap {
         match fetched {
-            Fetched::Found(decoded) => Arc::unwrap_or_clone(decoded.map),
+            Fetched::Found(decoded, _) => Arc::unwrap_or_clone(decoded.map),
             other => Arc::unwrap_or_clone(self.apply_fetched_shared(other)),
         }
     }
@@ -1306,22 +1516,39 @@ impl Session {
     /// what a found session was decoded from.
     fn apply_fetched_shared(&mut self, fetched: Fetched) -> Arc<SessionMap> {
         match fetched {
-            Fetched::Found(decoded) => {
+            Fetched::Found(decoded, stored) => {
                 let map = Arc::clone(&decoded.map);
                 self.origin = Some(decoded);
+                self.stored = stored;
                 map
             }
             Fetched::Gone => {
                 self.key = None;
+                self.stored = None;
                 Arc::default()
             }
-            Fetched::Undecodable => Arc::default(),
+            Fetched::Undecodable => {
+                self.stored = None;
+                Arc::default()
+            }
             Fetched::Rejected => {
                 self.modified = true;
                 Arc::default()
             }
         }
     }
+}
+
+/// Where each run of an atomic update leaves its result: the new value, or why the key was
+/// left as it was.
+type AtomicOutcome<T> = Arc<parking_lot::Mutex<Option<Result<T, Error>>>>;
+
+/// The result of the last run of an atomic update.
+fn take_atomic_outcome<T>(outcome: &AtomicOutcome<T>) -> Result<T, Error> {
+    outcome
+        .lock()
+        .take()
+        .unwrap_or(Err(Error::SessionInterrupted))
 }
 
 /// Runs an operation with [`Run::Inline`] to completion. Its engine calls run in place and it

@@ -23,7 +23,7 @@ pub const JSON_SERIALIZER_NAMES: [&str; 3] = [
 ];
 
 /// Every setting name the host reads itself; any other name ends up in [`Settings::extra`].
-pub const KNOWN_SETTINGS: [&str; 18] = [
+pub const KNOWN_SETTINGS: [&str; 19] = [
     "SECRET_KEY",
     "SECRET_KEY_FALLBACKS",
     "SESSION_ENGINE",
@@ -39,6 +39,7 @@ pub const KNOWN_SETTINGS: [&str; 18] = [
     "SESSION_CACHE_ALIAS",
     "SESSION_FILE_PATH",
     "SESSION_SERIALIZER",
+    "SESSION_CONCURRENT_WRITES",
     "SESSION_DB_URL",
     "DATABASE_URL",
     "CACHES",
@@ -100,6 +101,37 @@ impl SameSite {
     }
 }
 
+/// `SESSION_CONCURRENT_WRITES`: what a save does when another request of the same visitor saved
+/// the session since this one loaded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ConcurrentWrites {
+    /// `"merge"` (the default where the engine has a conditional save): the save reloads the
+    /// newer record, replays this request's changes onto it and saves again, so keys this
+    /// request did not touch keep what the other request wrote. Without the capability the
+    /// engine cannot do it and the save overwrites, as Django's.
+    #[default]
+    Merge,
+    /// `"overwrite"`: Django's behaviour, the last writer wins (the whole record is replaced).
+    Overwrite,
+}
+
+impl ConcurrentWrites {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        match value.as_str() {
+            Some("merge") => Ok(Self::Merge),
+            Some("overwrite") => Ok(Self::Overwrite),
+            _ => Err(format!("expected \"merge\" or \"overwrite\", got {value}")),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Merge => "merge",
+            Self::Overwrite => "overwrite",
+        }
+    }
+}
+
 /// Every session setting, with Django's defaults; what engines and sessions are built from.
 ///
 /// `Debug` redacts `SECRET_KEY`, the fallbacks and passwords inside URLs.
@@ -135,6 +167,8 @@ pub struct Settings {
     pub session_file_path: Option<PathBuf>,
     /// `SESSION_SERIALIZER`: one of [`JSON_SERIALIZER_NAMES`].
     pub session_serializer: String,
+    /// `SESSION_CONCURRENT_WRITES` (`merge`): see [`ConcurrentWrites`].
+    pub session_concurrent_writes: ConcurrentWrites,
     /// `SESSION_DB_URL`: the database of the db engines (they fall back to `DATABASE_URL`).
     pub session_db_url: Option<String>,
     /// `DATABASE_URL`: the application's database, the db engines' fallback.
@@ -227,6 +261,7 @@ impl Settings {
             session_cache_alias: "default".to_owned(),
             session_file_path: None,
             session_serializer: JSON_SERIALIZER_NAMES[0].to_owned(),
+            session_concurrent_writes: ConcurrentWrites::Merge,
             session_db_url: None,
             database_url: None,
             caches: default_caches(),
@@ -419,6 +454,10 @@ impl Settings {
             Value::String(self.session_serializer.clone()),
         );
         put(
+            "SESSION_CONCURRENT_WRITES",
+            Value::String(self.session_concurrent_writes.as_str().to_owned()),
+        );
+        put(
             "SESSION_DB_URL",
             optional_string(self.session_db_url.as_deref()),
         );
@@ -514,6 +553,10 @@ impl Settings {
                 let serializer = plain_string(&value).map_err(invalid)?;
                 check_serializer(&serializer)?;
                 self.session_serializer = serializer;
+            }
+            "SESSION_CONCURRENT_WRITES" => {
+                self.session_concurrent_writes =
+                    ConcurrentWrites::from_json(&value).map_err(invalid)?;
             }
             "SESSION_DB_URL" => self.session_db_url = optional(&value).map_err(invalid)?,
             "DATABASE_URL" => self.database_url = optional(&value).map_err(invalid)?,

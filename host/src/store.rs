@@ -7,11 +7,16 @@
 
 use std::fmt;
 
-use abi_stable::std_types::{ROption, RResult, RStr, RString};
 use sessionkit_codec::key::is_valid_session_key;
-use sessionkit_sdk::{Capabilities, KeyFormat, SessionRecord, SessionWrite, StoreBox, StoreError};
+use sessionkit_sdk::{
+    Capabilities, ConditionalSave, KeyFormat, SessionRecord, SessionStore, SessionWrite,
+    StoreError, StoreResult,
+};
 
-use crate::Error;
+use crate::{
+    Error,
+    plugin::{Contract, PluginStore},
+};
 
 /// The longest signed payload (cookie value) a [`KeyFormat::SignedPayload`] engine may use as a
 /// key: browsers drop cookies over 4096 bytes.
@@ -28,7 +33,7 @@ pub struct Store {
     engine: String,
     key_format: KeyFormat,
     capabilities: Capabilities,
-    inner: StoreBox,
+    inner: PluginStore,
 }
 
 impl Store {
@@ -38,7 +43,7 @@ impl Store {
         engine: String,
         key_format: KeyFormat,
         declared: Capabilities,
-        inner: StoreBox,
+        inner: PluginStore,
     ) -> Self {
         // What the opened store adds to what its engine declared (e.g. `non_blocking` for an
         // in-process cache): the host's view is the union.
@@ -54,6 +59,11 @@ impl Store {
     /// What the engine can do: what it declared, with what the opened store adds.
     pub fn capabilities(&self) -> Capabilities {
         self.capabilities
+    }
+
+    /// The contract revision the store's engine was built against.
+    pub fn contract(&self) -> Contract {
+        self.inner.contract()
     }
 
     /// The engine's short name.
@@ -82,8 +92,7 @@ impl Store {
             return Ok(false);
         }
         self.inner
-            .exists(RStr::from(key))
-            .into_result()
+            .exists(key)
             .map_err(|e| self.error("exists", Some(key), e))
     }
 
@@ -102,9 +111,7 @@ impl Store {
     /// [`Store::load`] of a key already known to fit the key format.
     pub(crate) fn load_valid_key(&self, key: &str) -> Result<Option<SessionRecord>, Error> {
         self.inner
-            .load(RStr::from(key))
-            .into_result()
-            .map(ROption::into_option)
+            .load(key)
             .map_err(|e| self.error("load", Some(key), e))
     }
 
@@ -130,6 +137,44 @@ impl Store {
         self.write("save", write, |inner, write| inner.save(write))
     }
 
+    /// Replaces the record under the write's key only if it still holds `expected_data` (what
+    /// the caller loaded); [`ConditionalSave::Conflict`] with the record stored now otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] without the `CONDITIONAL_SAVE` capability (the engine is not
+    /// called); [`Error::Engine`] of kind `NotFound` when the record is gone;
+    /// [`Error::InvalidKey`] for a key outside the format.
+    pub fn save_if_unchanged(
+        &self,
+        write: SessionWrite,
+        expected_data: &str,
+    ) -> Result<ConditionalSave, Error> {
+        const OPERATION: &str = "save_if_unchanged";
+        self.require(Capabilities::CONDITIONAL_SAVE, OPERATION)?;
+        let key = write.record.session_key.to_string();
+        if !self.is_valid_key(&key) {
+            return Err(Error::InvalidKey {
+                engine: self.engine.clone(),
+                operation: OPERATION,
+            });
+        }
+        let outcome = self
+            .inner
+            .save_if_unchanged(write, expected_data)
+            .map_err(|e| self.error(OPERATION, Some(&key), e))?;
+        if let ConditionalSave::Saved(stored) = &outcome
+            && *stored != key
+        {
+            return Err(self.error(
+                OPERATION,
+                Some(&key),
+                StoreError::other("the engine saved under another key"),
+            ));
+        }
+        Ok(outcome)
+    }
+
     /// Removes the record under `key`; unknown keys succeed.
     ///
     /// # Errors
@@ -140,8 +185,7 @@ impl Store {
             return Ok(());
         }
         self.inner
-            .delete(RStr::from(key))
-            .into_result()
+            .delete(key)
             .map_err(|e| self.error("delete", Some(key), e))
     }
 
@@ -153,7 +197,6 @@ impl Store {
     pub fn clear_expired(&self) -> Result<u64, Error> {
         self.inner
             .clear_expired()
-            .into_result()
             .map_err(|e| self.error("clear_expired", None, e))
     }
 
@@ -167,8 +210,6 @@ impl Store {
         self.require(Capabilities::ACCOUNT_INDEX, "sessions_of_account")?;
         self.inner
             .sessions_of_account(account_id)
-            .into_result()
-            .map(|records| records.into_vec())
             .map_err(|e| self.error("list sessions of account", None, e))
     }
 
@@ -185,13 +226,8 @@ impl Store {
     ) -> Result<u64, Error> {
         self.require(Capabilities::ACCOUNT_INDEX, "delete_sessions_of_account")?;
         let keep = keep.filter(|key| self.is_valid_key(key));
-        let ffi_keep = match keep {
-            Some(key) => ROption::RSome(RStr::from(key)),
-            None => ROption::RNone,
-        };
         self.inner
-            .delete_sessions_of_account(account_id, ffi_keep)
-            .into_result()
+            .delete_sessions_of_account(account_id, keep)
             .map_err(|e| self.error("delete sessions of account", keep, e))
     }
 
@@ -199,7 +235,7 @@ impl Store {
         &self,
         operation: &'static str,
         write: SessionWrite,
-        call: impl FnOnce(&StoreBox, SessionWrite) -> RResult<RString, StoreError>,
+        call: impl FnOnce(&PluginStore, SessionWrite) -> StoreResult<String>,
     ) -> Result<String, Error> {
         let key = write.record.session_key.to_string();
         if self.key_format == KeyFormat::DjangoSessionKey && !self.is_valid_key(&key) {
@@ -209,15 +245,10 @@ impl Store {
             });
         }
         let key_context = (!key.is_empty()).then_some(key.as_str());
-        let stored = call(&self.inner, write)
-            .into_result()
-            .map_err(|e| self.error(operation, key_context, e))?;
-        if self.key_format == KeyFormat::DjangoSessionKey && stored.as_str() == key {
-            // The key sent, checked above: no copy of the engine's string (which a plugin
-            // allocated, so it cannot be taken over as a `String`).
+        let stored = call(&self.inner, write).map_err(|e| self.error(operation, key_context, e))?;
+        if self.key_format == KeyFormat::DjangoSessionKey && stored == key {
             return Ok(key);
         }
-        let stored = stored.into_string();
         if !self.is_valid_key(&stored) {
             return Err(self.error(
                 operation,

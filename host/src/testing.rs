@@ -17,8 +17,8 @@ use sessionkit_codec::{
     expiry::{Clock, SystemClock},
 };
 use sessionkit_sdk::{
-    Capabilities, EngineInfo, KeyFormat, SessionRecord, SessionStore, SessionWrite, StoreError,
-    StoreResult, Timestamp, store::FfiAdapter,
+    Capabilities, ConditionalSave, EngineInfo, KeyFormat, SessionRecord, SessionStore,
+    SessionWrite, StoreError, StoreResult, Timestamp, store::FfiAdapter,
 };
 
 use crate::{Engine, Error, Settings};
@@ -53,7 +53,8 @@ impl MemoryStore {
         salt: RStr::from_str(SESSION_STORE_SALT),
         capabilities: Capabilities::SERVER_SIDE_INVALIDATION
             .union(Capabilities::CLEAR_EXPIRED)
-            .union(Capabilities::NON_BLOCKING),
+            .union(Capabilities::NON_BLOCKING)
+            .union(Capabilities::CONDITIONAL_SAVE),
         key_format: KeyFormat::DjangoSessionKey,
     };
 
@@ -178,5 +179,29 @@ impl SessionStore for MemoryStore {
         let before = records.len();
         records.retain(|_, record| record.expire_date > now);
         Ok((before - records.len()) as u64)
+    }
+
+    /// Compares and replaces under the map's lock.
+    fn save_if_unchanged(
+        &self,
+        write: SessionWrite,
+        expected_data: &str,
+    ) -> StoreResult<ConditionalSave> {
+        let key = write.record.session_key.to_string();
+        let now = self.now();
+        let mut records = self.records();
+        match records.get_mut(&key) {
+            Some(slot) if slot.expire_date > now => {
+                if slot.session_data.as_str() == expected_data {
+                    *slot = write.record;
+                    Ok(ConditionalSave::Saved(key))
+                } else {
+                    Ok(ConditionalSave::Conflict(slot.clone()))
+                }
+            }
+            _ => Err(StoreError::not_found(
+                "session deleted or expired meanwhile",
+            )),
+        }
     }
 }

@@ -33,6 +33,11 @@ impl Capabilities {
     /// instead of hopping to a blocking pool.
     pub const NON_BLOCKING: Self = Self::from_bits(1 << 6);
 
+    /// `save_if_unchanged` works (contract 0.2): a save that only replaces the record if it
+    /// still holds what the request loaded, so the host can merge concurrent requests to one
+    /// session instead of losing all but the last one's writes.
+    pub const CONDITIONAL_SAVE: Self = Self::from_bits(1 << 7);
+
     /// No capability at all.
     pub const NONE: Self = Self::from_bits(0);
 
@@ -52,7 +57,7 @@ impl Capabilities {
     }
 
     /// Each known capability with its name, for listings.
-    pub const ALL_NAMED: [(Self, &'static str); 7] = [
+    pub const ALL_NAMED: [(Self, &'static str); 8] = [
         (Self::SERVER_SIDE_INVALIDATION, "server_side_invalidation"),
         (Self::CLEAR_EXPIRED, "clear_expired"),
         (Self::EXPIRES_BY_ITSELF, "expires_by_itself"),
@@ -60,6 +65,7 @@ impl Capabilities {
         (Self::SHARED_BETWEEN_PROCESSES, "shared_between_processes"),
         (Self::ACCOUNT_INDEX, "account_index"),
         (Self::NON_BLOCKING, "non_blocking"),
+        (Self::CONDITIONAL_SAVE, "conditional_save"),
     ];
 
     /// The names of the known capabilities in this set.

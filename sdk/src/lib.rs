@@ -5,6 +5,9 @@
 
 pub mod capability;
 pub mod error;
+pub mod forward;
+pub mod frozen;
+pub mod host;
 pub mod module;
 pub mod record;
 pub mod store;
@@ -13,10 +16,16 @@ pub use abi_stable;
 
 pub use capability::{Capabilities, EngineInfo, KeyFormat};
 pub use error::{ErrorKind, StoreError, StoreResult};
+pub use host::{FfiHost, Host, HostBox, LogLevel};
 pub use module::{Engine, EngineModule, EngineModuleRef};
 pub use record::{SessionRecord, SessionWrite, Timestamp};
-pub use store::{FfiStore, SessionStore, StoreBox};
+pub use store::{ConditionalSave, FfiStore, SessionStore, StoreBox};
 
-/// The contract's version, checked by abi_stable when a plugin is loaded: a host accepts
-/// plugins built against this version or a later compatible one.
+/// This crate's version, which abi_stable checks when a plugin is loaded (see the README's
+/// versioning rule: the contract grows within `0.1.x`).
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The revision of the contract this SDK speaks. 0.1 was the first release; 0.2 added
+/// [`SessionStore::save_if_unchanged`], [`Capabilities::CONDITIONAL_SAVE`] and the host's log
+/// and clock ([`host`]).
+pub const CONTRACT_VERSION: &str = "0.2";

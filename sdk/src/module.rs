@@ -11,13 +11,19 @@ use abi_stable::{
     std_types::{RResult, RStr},
 };
 
-use crate::{EngineInfo, SessionStore, StoreBox, StoreError, store::FfiAdapter, store::panicked};
+use crate::{
+    EngineInfo, SessionStore, StoreBox, StoreError, forward,
+    host::{Host, HostBox},
+    store::{FfiAdapter, panicked},
+};
 
 /// The root module of an engine library: what the host finds behind the library's one
 /// exported symbol.
 ///
-/// A prefix type: a later SDK may append fields after `open` (plugins built against it still
-/// load into older hosts). Build it with [`export_engine!`](crate::export_engine), never by hand.
+/// A prefix type that only grows: each contract revision appends fields after the last one, so
+/// an engine built against a newer SDK still loads into an older host, and the host keeps the
+/// older layouts frozen in [`crate::frozen`] to load older engines. Build it with
+/// [`export_engine!`](crate::export_engine), never by hand.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = EngineModuleRef)))]
@@ -30,6 +36,11 @@ pub struct EngineModule {
     /// engine's constructor comes back as an [`ErrorKind::Panicked`](crate::ErrorKind) error.
     #[sabi(last_prefix_field)]
     pub open: extern "C" fn(settings_json: RStr<'_>) -> RResult<StoreBox, StoreError>,
+    /// Contract 0.2: opens a store like `open`, lending it the host's clock and log (see
+    /// [`crate::host`]). A host of contract 0.2 calls this one.
+    #[sabi(missing_field(option))]
+    pub open_with_host:
+        extern "C" fn(settings_json: RStr<'_>, host: HostBox) -> RResult<StoreBox, StoreError>,
 }
 
 impl RootModule for EngineModuleRef {
@@ -56,6 +67,19 @@ pub trait Engine {
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) for bad settings; any other kind for a
     /// store that cannot be reached.
     fn open(settings_json: &str) -> Result<Self::Store, StoreError>;
+
+    /// Opens a store with the host's services: its clock (judge expiry by [`Host::now`]) and
+    /// its log (the SDK already forwards this library's `tracing` events). The default ignores
+    /// the host and calls [`Engine::open`], which is right for an engine without expiry logic
+    /// of its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::open`].
+    fn open_with_host(settings_json: &str, host: &Host) -> Result<Self::Store, StoreError> {
+        let _ = host;
+        Self::open(settings_json)
+    }
 }
 
 extern "C" fn info_of<E: Engine>() -> EngineInfo {
@@ -63,20 +87,39 @@ extern "C" fn info_of<E: Engine>() -> EngineInfo {
 }
 
 extern "C" fn open_of<E: Engine>(settings_json: RStr<'_>) -> RResult<StoreBox, StoreError> {
+    guarded_open::<E>(|| E::open(settings_json.as_str()))
+}
+
+extern "C" fn open_with_host_of<E: Engine>(
+    settings_json: RStr<'_>,
+    host: HostBox,
+) -> RResult<StoreBox, StoreError> {
+    forward::connect(&host);
+    let host = Host::new(host);
+    guarded_open::<E>(|| E::open_with_host(settings_json.as_str(), &host))
+}
+
+fn guarded_open<E: Engine>(
+    open: impl FnOnce() -> Result<E::Store, StoreError>,
+) -> RResult<StoreBox, StoreError> {
     let name = E::info().name.as_str();
-    match catch_unwind(AssertUnwindSafe(|| E::open(settings_json.as_str()))) {
+    match catch_unwind(AssertUnwindSafe(open)) {
         Ok(Ok(store)) => RResult::ROk(FfiAdapter::new(name, store).into_box()),
         Ok(Err(error)) => RResult::RErr(error),
         Err(payload) => RResult::RErr(panicked(name, "open", payload.as_ref())),
     }
 }
 
-/// Builds the root module of engine `E`. Called by [`export_engine!`](crate::export_engine).
+/// Builds the root module of engine `E`, and silences the library's panic output (panics come
+/// back as errors). Called by [`export_engine!`](crate::export_engine) when the host loads the
+/// library.
 #[doc(hidden)]
 pub fn module_of<E: Engine>() -> EngineModuleRef {
+    forward::install_quiet_panic_hook();
     EngineModule {
         info: info_of::<E>,
         open: open_of::<E>,
+        open_with_host: open_with_host_of::<E>,
     }
     .leak_into_prefix()
 }

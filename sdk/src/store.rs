@@ -177,13 +177,75 @@ pub trait SessionStore: Send + Sync + 'static {
         let _ = (account_id, keep);
         Err(StoreError::unsupported("this engine has no account index"))
     }
+
+    /// Replaces an existing record only if it still holds what the caller loaded (the
+    /// [`CONDITIONAL_SAVE`] capability, contract 0.2): the primitive that lets the host merge
+    /// concurrent requests to one session instead of letting the last writer win.
+    ///
+    /// `expected_data` is the `session_data` the caller loaded; an engine compares it with
+    /// what it stores now (or compares a version it keeps beside the record).
+    ///
+    /// # Behavior
+    ///
+    /// - Without the capability, fails with [`ErrorKind::Unsupported`] and stores nothing.
+    /// - When the live record under the key holds `expected_data`, stores the write as `save`
+    ///   does and returns [`ConditionalSave::Saved`] with the key; `load` then gives the new
+    ///   record.
+    /// - When the live record holds other data, stores nothing and returns
+    ///   [`ConditionalSave::Conflict`] with the record as it is stored now.
+    /// - A key that is no longer stored (deleted, or expired) fails with
+    ///   [`ErrorKind::NotFound`] and stores nothing, as `save` does.
+    /// - Of concurrent conditional saves expecting the same data, exactly one is saved; the
+    ///   others see a conflict (or `NotFound`), never a lost update.
+    ///
+    /// [`CONDITIONAL_SAVE`]: crate::Capabilities::CONDITIONAL_SAVE
+    fn save_if_unchanged(
+        &self,
+        write: SessionWrite,
+        expected_data: &str,
+    ) -> StoreResult<ConditionalSave> {
+        let _ = (write, expected_data);
+        Err(StoreError::unsupported(
+            "this engine has no conditional save",
+        ))
+    }
+}
+
+/// What a conditional save did ([`SessionStore::save_if_unchanged`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConditionalSave {
+    /// The record held what the caller expected and now holds the write; the key it is
+    /// stored under.
+    Saved(String),
+    /// Another writer changed the record first; nothing was stored. The record as it is
+    /// stored now, so the caller can merge without loading it again.
+    Conflict(SessionRecord),
+}
+
+impl ConditionalSave {
+    fn into_ffi(self) -> RResult<RString, SessionRecord> {
+        match self {
+            Self::Saved(key) => RResult::ROk(key.into()),
+            Self::Conflict(current) => RResult::RErr(current),
+        }
+    }
+
+    /// The plain form of what [`FfiStore::save_if_unchanged`] returns across the ABI.
+    pub fn from_ffi(outcome: RResult<RString, SessionRecord>) -> Self {
+        match outcome {
+            RResult::ROk(key) => Self::Saved(key.into_string()),
+            RResult::RErr(current) => Self::Conflict(current),
+        }
+    }
 }
 
 /// The FFI-safe form of [`SessionStore`], as it crosses the plugin boundary.
 ///
 /// Do not implement it by hand: [`export_engine!`](crate::export_engine) derives it from a
-/// [`SessionStore`] and adds the panic guard. New methods may only be appended after the last
-/// one, which is marked `last_prefix_field`.
+/// [`SessionStore`] and adds the panic guard. It only grows: new methods are appended at the
+/// end (below `last_prefix_field`, which stays on the last method of contract 0.1), and the
+/// 0.1 form is kept frozen in [`crate::frozen`] so a newer host still loads older engines
+/// (see the SDK README's versioning rule).
 #[sabi_trait]
 pub trait FfiStore: Send + Sync {
     /// See [`SessionStore::exists`].
@@ -209,6 +271,18 @@ pub trait FfiStore: Send + Sync {
         account_id: i64,
         keep: ROption<RStr<'_>>,
     ) -> RResult<u64, StoreError>;
+
+    // Contract 0.2 (sessionkit-sdk 0.1.1). Methods appended below `last_prefix_field` may be
+    // absent from a store built against an older SDK; the host only calls them on stores whose
+    // root module matched the 0.2 layout (see `crate::frozen`).
+
+    /// See [`SessionStore::save_if_unchanged`]: `ROk(key)` when saved, `RErr(current)` on a
+    /// conflict.
+    fn save_if_unchanged(
+        &self,
+        write: SessionWrite,
+        expected_data: RStr<'_>,
+    ) -> RResult<RResult<RString, SessionRecord>, StoreError>;
 }
 
 /// An opened engine store as the host holds it: an owned, thread-safe FFI trait object.
@@ -244,16 +318,16 @@ impl<S: SessionStore> FfiAdapter<S> {
     }
 }
 
-/// The error for a panic caught in `operation` of `engine`.
+/// The error for a panic caught in `operation` of `engine`: the panic's message and, when the
+/// SDK's panic hook saw it, where it happened. Nothing is printed (see [`crate::forward`]).
 pub(crate) fn panicked(engine: &str, operation: &str, payload: &(dyn Any + Send)) -> StoreError {
-    let reason = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".to_owned());
+    let reason = crate::forward::panic_message(payload);
+    let place = crate::forward::take_panic_place()
+        .map(|place| format!(" at {place}"))
+        .unwrap_or_default();
     StoreError::new(
         ErrorKind::Panicked,
-        format!("engine '{engine}' panicked in {operation}: {reason}"),
+        format!("engine '{engine}' panicked in {operation}{place}: {reason}"),
     )
 }
 
@@ -300,6 +374,17 @@ impl<S: SessionStore> FfiStore for FfiAdapter<S> {
     ) -> RResult<u64, StoreError> {
         self.guard("delete_sessions_of_account", |s| {
             s.delete_sessions_of_account(account_id, keep.into_option().map(|k| k.as_str()))
+        })
+    }
+
+    fn save_if_unchanged(
+        &self,
+        write: SessionWrite,
+        expected_data: RStr<'_>,
+    ) -> RResult<RResult<RString, SessionRecord>, StoreError> {
+        self.guard("save_if_unchanged", |s| {
+            s.save_if_unchanged(write, expected_data.as_str())
+                .map(ConditionalSave::into_ffi)
         })
     }
 }

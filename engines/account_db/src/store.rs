@@ -6,7 +6,8 @@
 //! forwards, so every contract method is listed explicitly.
 
 use sessionkit_sdk::{
-    Capabilities, SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult,
+    Capabilities, ConditionalSave, SessionRecord, SessionStore, SessionWrite, StoreError,
+    StoreResult,
 };
 use sessionkit_sql::SqlStore;
 
@@ -98,5 +99,13 @@ impl SessionStore for AccountDbStore {
     /// Deletes the account's rows (expired ones too) except `keep`, in one statement.
     fn delete_sessions_of_account(&self, account_id: i64, keep: Option<&str>) -> StoreResult<u64> {
         self.inner.delete_sessions_of_account(account_id, keep)
+    }
+
+    fn save_if_unchanged(
+        &self,
+        write: SessionWrite,
+        expected_data: &str,
+    ) -> StoreResult<ConditionalSave> {
+        self.inner.save_if_unchanged(write, expected_data)
     }
 }

@@ -10,8 +10,8 @@ use sessionkit_cache::{
     CACHED_DB_SESSION_PREFIX, CacheBackend, CacheStore, Clock, DynBackend, SystemClock, open_store,
 };
 use sessionkit_sdk::{
-    Capabilities, ErrorKind, SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult,
-    abi_stable::std_types::RString,
+    Capabilities, ConditionalSave, ErrorKind, SessionRecord, SessionStore, SessionWrite,
+    StoreError, StoreResult, abi_stable::std_types::RString,
 };
 use sessionkit_sql::SqlStore;
 
@@ -290,6 +290,18 @@ impl<D: SessionStore, B: CacheBackend + 'static> SessionStore for CachedDbStore<
         let _ = (account_id, keep);
         Err(StoreError::unsupported(
             "the cached_db engine has no account index (use the account_db engine)",
+        ))
+    }
+
+    /// The database decides; the cache follows as for `save` (not yet: see issue 8).
+    fn save_if_unchanged(
+        &self,
+        write: SessionWrite,
+        expected_data: &str,
+    ) -> StoreResult<ConditionalSave> {
+        let _ = (write, expected_data);
+        Err(StoreError::unsupported(
+            "conditional save is not implemented yet",
         ))
     }
 }

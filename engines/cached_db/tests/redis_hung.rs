@@ -98,6 +98,7 @@ fn a_hung_cache_costs_a_request_at_most_one_timeout_and_the_database_serves_it()
         backend.clone(),
         KeyFunction::new("hung", 1),
         CACHED_DB_SESSION_PREFIX,
+        Arc::new(sessionkit_cache::SystemClock),
     );
     let store = Arc::new(CachedDbStore::new(db, cache, "default"));
     store.create(write(KEY, "before", 60)).unwrap();

@@ -142,7 +142,7 @@ fn file_store() -> &'static (std::path::PathBuf, FileStore) {
     STORE.get_or_init(|| {
         // Kept for the life of the process: the store's directory.
         let dir = tempfile::tempdir().expect("a temporary directory").keep();
-        let store = FileStore::open(FileConfig::new(&dir, "fuzz-secret"))
+        let store = FileStore::open(&FileConfig::new(&dir, "fuzz-secret"))
             .expect("the file store opens in a fresh private directory");
         (dir, store)
     })

@@ -124,6 +124,22 @@ impl SessionHandle {
         self.lock().await.clear();
     }
 
+    /// Reads, changes and saves one key as one step, re-running `update` on the newest value
+    /// when another request saved in between (a counter, a cart); see
+    /// [`Session::atomic_update`]. The session is saved at once; the middleware's save at the
+    /// end of the request then has only later changes to store.
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::atomic_update`].
+    pub async fn atomic_update<T, F>(&self, key: &str, update: F) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnMut(Option<T>) -> T + Send + 'static,
+    {
+        self.lock().await.atomic_update_async(key, update).await
+    }
+
     /// Deletes the stored session and forgets the key (`request.session.flush()`): the
     /// middleware then deletes the cookie. Use it at logout.
     ///

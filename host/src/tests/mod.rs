@@ -4,6 +4,7 @@ mod async_session;
 mod logs;
 mod memo;
 mod memory;
+mod merge;
 mod session;
 mod signed;
 mod store;

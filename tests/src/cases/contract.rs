@@ -1,11 +1,15 @@
 //! One case per line of the `# Behavior` lists of `SessionStore` (sdk/src/store.rs), each named
 //! after its line and exercised through `Engine::store()`, the raw contract.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, sync::Arc};
 
 use serde_json::json;
-use sessionkit::{Capabilities, Engine, EngineLibrary, ErrorKind, KeyFormat, loader::load_library};
-use sessionkit_sdk::{SessionWrite, StoreBox, abi_stable::std_types::RStr};
+use sessionkit::{
+    Capabilities, Engine, EngineLibrary, ErrorKind, KeyFormat, SystemClock,
+    loader::load_library,
+    plugin::{PluginStore, SharedClock},
+};
+use sessionkit_sdk::{SessionStore, SessionWrite};
 
 use super::reason;
 use crate::{
@@ -467,15 +471,16 @@ fn clear_expired_returns_zero_without_the_capability(t: &crate::Target) -> CaseR
 
 /// The engine's library and a store of it opened with the engine's own settings, so a case can ask
 /// the store itself (the host caches its answer at open). `None` for an engine built in-process
-/// (`Engine::from_store_for_tests`), which has no library to reopen.
-fn raw_store(engine: &Engine) -> Result<Option<(EngineLibrary, StoreBox)>, Failure> {
+/// (`Engine::from_store`), which has no library to reopen.
+fn raw_store(engine: &Engine) -> Result<Option<(EngineLibrary, PluginStore)>, Failure> {
     let path = &engine.description().path;
     if path.as_os_str().is_empty() {
         return Ok(None);
     }
     let library = load_library(path).map_err(|error| Failure::new(error.to_string()))?;
+    let clock = Arc::new(SharedClock::new(Arc::new(SystemClock)));
     let store = library
-        .open(&engine.settings().engine_settings_json())
+        .open(&engine.settings().engine_settings_json(), clock)
         .map_err(|error| Failure::new(error.to_string()))?;
     Ok(Some((library, store)))
 }
@@ -496,13 +501,12 @@ fn capabilities_answer_the_same_for_the_whole_life_of_the_store(t: &crate::Targe
     let before = store.capabilities();
     let key = new_key();
     // The results are other cases' business; this one only needs every call made.
-    let created = store.create(live_raw_write(&key, "data")).into_result();
-    let stored = created.map(|key| key.into_string()).unwrap_or(key);
-    let _ = store.exists(RStr::from_str(&stored));
-    let _ = store.load(RStr::from_str(&stored));
+    let stored = store.create(live_raw_write(&key, "data")).unwrap_or(key);
+    let _ = store.exists(&stored);
+    let _ = store.load(&stored);
     let _ = store.save(live_raw_write(&stored, "more"));
     let _ = store.clear_expired();
-    let _ = store.delete(RStr::from_str(&stored));
+    let _ = store.delete(&stored);
     let _ = store.sessions_of_account(new_account_id());
     ensure_eq!(
         store.capabilities(),

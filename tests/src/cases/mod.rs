@@ -10,6 +10,7 @@ macro_rules! case {
 mod account_index;
 mod async_api;
 mod bad_input;
+mod conditional;
 mod contract;
 mod expiry;
 mod keys;
@@ -23,6 +24,7 @@ use crate::Case;
 pub fn cases() -> Vec<Case> {
     [
         contract::cases(),
+        conditional::cases(),
         mapping::cases(),
         keys::cases(),
         lifecycle::cases(),
@@ -64,6 +66,12 @@ pub(crate) mod reason {
     /// For the rule about engines that expire records by themselves.
     pub(crate) const KEEPS_EXPIRED: &str = "the engine keeps expired sessions until clear_expired \
          removes them; this rule is for engines that expire them by themselves";
+    /// For the rules of conditional saves.
+    pub(crate) const CONDITIONAL_SAVE: &str = "the engine has no conditional save: concurrent \
+         requests to one session overwrite each other (last writer wins)";
+    /// For the rule about engines without a conditional save.
+    pub(crate) const HAS_CONDITIONAL_SAVE: &str =
+        "the engine has a conditional save; this rule is for engines without one";
     /// For rules about the account index.
     pub(crate) const ACCOUNT_INDEX: &str = "the engine keeps no index of sessions by account";
     /// For the rules about engines without an account index.

@@ -2,7 +2,7 @@
 
 use std::{io::Write, process::ExitCode, sync::Arc};
 
-use sessionkit::{Engine, Settings, SettingsError};
+use sessionkit::{Engine, Settings, SettingsError, plugin::Contract};
 use sessionkit_conformance::Target;
 
 use crate::failure::Failure;
@@ -22,7 +22,16 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<ExitCode, Failure> {
     let settings = Arc::new(settings_for_conformance()?);
     // Load once up front so a library that cannot load fails with its one-line reason.
-    Engine::load(&args.engine, &settings)?;
+    let engine = Engine::load(&args.engine, &settings)?;
+    if engine.contract() != Contract::V0_2 {
+        // The loader's warning is below this command's log level: say it here, once.
+        eprintln!(
+            "sessionkit: engine '{}' was built against contract {}: the cases of later \
+             capabilities are skipped",
+            engine.description().name,
+            engine.contract().as_str()
+        );
+    }
     let spec = args.engine.clone();
     let target = Target::new(Box::new(move || Engine::load(&spec, &settings)));
     let stdout = std::io::stdout();

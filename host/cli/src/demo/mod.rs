@@ -127,9 +127,7 @@ async fn current_member(
         members::HashCheck::Current => Ok(Some(members::ALICE.to_owned())),
         members::HashCheck::Fallback => {
             session.cycle_key_async().await?;
-            session
-                .insert_async(auth::HASH_SESSION_KEY, members::session_auth_hash(&secret))
-                .await?;
+            session.insert(auth::HASH_SESSION_KEY, members::session_auth_hash(&secret))?;
             Ok(Some(members::ALICE.to_owned()))
         }
         members::HashCheck::Mismatch => {

@@ -1,0 +1,242 @@
+//! An opened engine store as the host holds it, whichever contract revision its library
+//! speaks, and the services the host lends it (its clock and its log).
+//!
+//! The SDK's contract only grows (see the SDK README, "Versioning"): a library built against
+//! contract 0.1 is loaded through the frozen 0.1 root module and its store is adapted here —
+//! `save_if_unchanged` answers `Unsupported`, and the store judges expiry by its own system
+//! clock and logs into its own copy of `tracing` — while a 0.2 library gets the host's clock and
+//! log. The rest of the host sees one [`SessionStore`].
+
+use std::sync::Arc;
+
+use abi_stable::std_types::{ROption, RStr};
+use parking_lot::RwLock;
+use sessionkit_codec::expiry::Clock;
+use sessionkit_sdk::{
+    Capabilities, ConditionalSave, FfiHost, HostBox, LogLevel, SessionRecord, SessionStore,
+    SessionWrite, StoreBox, StoreError, StoreResult, Timestamp, frozen::v0_1,
+};
+
+/// The contract revision an engine library was built against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Contract {
+    /// The first release (sessionkit-sdk 0.1.0): no conditional save, no host services.
+    V0_1,
+    /// sessionkit-sdk 0.1.1: conditional save, the host's clock and log.
+    V0_2,
+}
+
+impl Contract {
+    /// The revision as written in the SDK README (`0.1`, `0.2`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::V0_1 => "0.1",
+            Self::V0_2 => "0.2",
+        }
+    }
+
+    /// The capabilities an engine of this revision can have at all: a 0.1 engine cannot
+    /// offer what 0.1 could not express, whatever bits it sets.
+    pub const fn possible_capabilities(self) -> Capabilities {
+        match self {
+            Self::V0_1 => Capabilities::from_bits((1 << 7) - 1),
+            Self::V0_2 => Capabilities::from_bits(u64::MAX),
+        }
+    }
+}
+
+/// A store opened from an engine library (or built in process), with one Rust interface
+/// whichever contract revision it speaks.
+pub struct PluginStore {
+    inner: Inner,
+}
+
+enum Inner {
+    Current(StoreBox),
+    V0_1(v0_1::StoreBox),
+}
+
+impl PluginStore {
+    /// A store of a library speaking the current contract.
+    pub fn current(store: StoreBox) -> Self {
+        Self {
+            inner: Inner::Current(store),
+        }
+    }
+
+    /// A store of a library built against contract 0.1.
+    pub fn v0_1(store: v0_1::StoreBox) -> Self {
+        Self {
+            inner: Inner::V0_1(store),
+        }
+    }
+
+    /// The contract revision the store's library speaks.
+    pub fn contract(&self) -> Contract {
+        match self.inner {
+            Inner::Current(_) => Contract::V0_2,
+            Inner::V0_1(_) => Contract::V0_1,
+        }
+    }
+}
+
+/// Calls `$method` on whichever trait object `$store` holds (both have it, same signature).
+macro_rules! either {
+    ($store:expr, $method:ident ( $($arg:expr),* )) => {
+        match &$store.inner {
+            Inner::Current(store) => store.$method($($arg),*),
+            Inner::V0_1(store) => store.$method($($arg),*),
+        }
+    };
+}
+
+impl SessionStore for PluginStore {
+    fn exists(&self, key: &str) -> StoreResult<bool> {
+        either!(self, exists(RStr::from(key))).into_result()
+    }
+
+    fn load(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
+        either!(self, load(RStr::from(key)))
+            .into_result()
+            .map(ROption::into_option)
+    }
+
+    fn create(&self, write: SessionWrite) -> StoreResult<String> {
+        either!(self, create(write))
+            .into_result()
+            .map(|key| key.into_string())
+    }
+
+    fn save(&self, write: SessionWrite) -> StoreResult<String> {
+        either!(self, save(write))
+            .into_result()
+            .map(|key| key.into_string())
+    }
+
+    fn delete(&self, key: &str) -> StoreResult<()> {
+        either!(self, delete(RStr::from(key))).into_result()
+    }
+
+    fn clear_expired(&self) -> StoreResult<u64> {
+        either!(self, clear_expired()).into_result()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let declared = either!(self, capabilities());
+        Capabilities::from_bits(declared.bits & self.contract().possible_capabilities().bits)
+    }
+
+    fn sessions_of_account(&self, account_id: i64) -> StoreResult<Vec<SessionRecord>> {
+        either!(self, sessions_of_account(account_id))
+            .into_result()
+            .map(Into::into)
+    }
+
+    fn delete_sessions_of_account(&self, account_id: i64, keep: Option<&str>) -> StoreResult<u64> {
+        let keep = keep.map(RStr::from).into();
+        either!(self, delete_sessions_of_account(account_id, keep)).into_result()
+    }
+
+    fn save_if_unchanged(
+        &self,
+        write: SessionWrite,
+        expected_data: &str,
+    ) -> StoreResult<ConditionalSave> {
+        match &self.inner {
+            Inner::Current(store) => store
+                .save_if_unchanged(write, RStr::from(expected_data))
+                .into_result()
+                .map(ConditionalSave::from_ffi),
+            Inner::V0_1(_) => Err(StoreError::unsupported(
+                "the engine was built against contract 0.1, which has no conditional save",
+            )),
+        }
+    }
+}
+
+/// The clock an engine's store judges expiry by: the host's, replaceable later
+/// ([`Engine::with_clock`](crate::Engine::with_clock)) so a test that freezes time freezes it
+/// for the engine too.
+#[derive(Debug)]
+pub struct SharedClock(RwLock<Arc<dyn Clock>>);
+
+impl SharedClock {
+    /// A slot holding `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self(RwLock::new(clock))
+    }
+
+    /// From now on, `clock` tells the time.
+    pub fn set(&self, clock: Arc<dyn Clock>) {
+        *self.0.write() = clock;
+    }
+
+    /// The current time by the clock in the slot.
+    pub fn now(&self) -> Timestamp {
+        self.0.read().now()
+    }
+}
+
+/// What the host lends one opened store: the clock, and a log that records the engine's events
+/// in the host's subscriber under target `sessionkit::engine` with the engine's name.
+#[derive(Clone)]
+pub(crate) struct HostServices {
+    engine: Arc<str>,
+    clock: Arc<SharedClock>,
+}
+
+impl HostServices {
+    /// The services for a store of engine `engine`, telling time by `clock`.
+    pub(crate) fn new(engine: &str, clock: Arc<SharedClock>) -> Self {
+        Self {
+            engine: engine.into(),
+            clock,
+        }
+    }
+
+    /// The FFI form handed to the engine's `open_with_host`.
+    pub(crate) fn into_box(self) -> HostBox {
+        HostBox::from_ptr(
+            abi_stable::std_types::RArc::new(self),
+            abi_stable::sabi_trait::TD_Opaque,
+        )
+    }
+}
+
+impl FfiHost for HostServices {
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn max_level(&self) -> LogLevel {
+        use tracing::level_filters::LevelFilter;
+        match LevelFilter::current() {
+            LevelFilter::TRACE => LogLevel::Trace,
+            LevelFilter::DEBUG => LogLevel::Debug,
+            LevelFilter::INFO => LogLevel::Info,
+            LevelFilter::WARN => LogLevel::Warn,
+            _ => LogLevel::Error,
+        }
+    }
+
+    fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
+        let (engine, origin, message) = (&*self.engine, target.as_str(), message.as_str());
+        match level {
+            LogLevel::Trace => {
+                tracing::trace!(target: "sessionkit::engine", engine, origin, "{message}");
+            }
+            LogLevel::Debug => {
+                tracing::debug!(target: "sessionkit::engine", engine, origin, "{message}");
+            }
+            LogLevel::Info => {
+                tracing::info!(target: "sessionkit::engine", engine, origin, "{message}");
+            }
+            LogLevel::Warn => {
+                tracing::warn!(target: "sessionkit::engine", engine, origin, "{message}");
+            }
+            LogLevel::Error => {
+                tracing::error!(target: "sessionkit::engine", engine, origin, "{message}");
+            }
+        }
+    }
+}

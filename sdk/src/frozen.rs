@@ -1,0 +1,79 @@
+//! The earlier forms of the contract, frozen, so a newer host keeps loading older engines.
+//!
+//! abi_stable checks a library's root module against the layout the host expects, and accepts
+//! a library whose prefix types have *more* fields than the host's, never fewer: an engine
+//! built against contract 0.1 has no `open_with_host` and no `save_if_unchanged`, so the
+//! current [`EngineModule`](crate::EngineModule) refuses it. The host therefore tries the
+//! current layout first and then each frozen one here, newest first, and adapts what it gets
+//! (a missing method becomes "unsupported", and the host says so once when it opens the store).
+//!
+//! Nothing in this module may ever change: each type is a copy, to the field and the method,
+//! of the release that introduced it (names included — abi_stable compares type, field and
+//! method names). The fixture engine built against the released 0.1 SDK
+//! (`tests/fixtures/contract-0.1`) proves the copy still matches.
+
+/// Contract 0.1, as released in `sessionkit-sdk` 0.1.0.
+pub mod v0_1 {
+    use abi_stable::{
+        StableAbi, declare_root_module_statics,
+        library::RootModule,
+        package_version_strings, sabi_trait,
+        sabi_types::VersionStrings,
+        std_types::{RBox, ROption, RResult, RStr, RString, RVec},
+    };
+
+    use crate::{Capabilities, EngineInfo, SessionRecord, SessionWrite, StoreError};
+
+    /// The store trait object of contract 0.1 (the current one without the methods appended
+    /// since).
+    #[sabi_trait]
+    pub trait FfiStore: Send + Sync {
+        /// See [`SessionStore::exists`](crate::SessionStore::exists).
+        fn exists(&self, key: RStr<'_>) -> RResult<bool, StoreError>;
+        /// See [`SessionStore::load`](crate::SessionStore::load).
+        fn load(&self, key: RStr<'_>) -> RResult<ROption<SessionRecord>, StoreError>;
+        /// See [`SessionStore::create`](crate::SessionStore::create).
+        fn create(&self, write: SessionWrite) -> RResult<RString, StoreError>;
+        /// See [`SessionStore::save`](crate::SessionStore::save).
+        fn save(&self, write: SessionWrite) -> RResult<RString, StoreError>;
+        /// See [`SessionStore::delete`](crate::SessionStore::delete).
+        fn delete(&self, key: RStr<'_>) -> RResult<(), StoreError>;
+        /// See [`SessionStore::clear_expired`](crate::SessionStore::clear_expired).
+        fn clear_expired(&self) -> RResult<u64, StoreError>;
+        /// See [`SessionStore::capabilities`](crate::SessionStore::capabilities).
+        fn capabilities(&self) -> Capabilities;
+        /// See [`SessionStore::sessions_of_account`](crate::SessionStore::sessions_of_account).
+        fn sessions_of_account(&self, account_id: i64) -> RResult<RVec<SessionRecord>, StoreError>;
+        /// See
+        /// [`SessionStore::delete_sessions_of_account`](crate::SessionStore::delete_sessions_of_account).
+        #[sabi(last_prefix_field)]
+        fn delete_sessions_of_account(
+            &self,
+            account_id: i64,
+            keep: ROption<RStr<'_>>,
+        ) -> RResult<u64, StoreError>;
+    }
+
+    /// A store opened by a contract-0.1 engine.
+    pub type StoreBox = FfiStore_TO<'static, RBox<()>>;
+
+    /// The root module of contract 0.1.
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = EngineModuleRef)))]
+    #[sabi(missing_field(panic))]
+    pub struct EngineModule {
+        /// The engine's name, version, salt, capabilities and key format.
+        pub info: extern "C" fn() -> EngineInfo,
+        /// Opens a store from the engine settings JSON.
+        #[sabi(last_prefix_field)]
+        pub open: extern "C" fn(settings_json: RStr<'_>) -> RResult<StoreBox, StoreError>,
+    }
+
+    impl RootModule for EngineModuleRef {
+        declare_root_module_statics! {EngineModuleRef}
+        const BASE_NAME: &'static str = "sessionkit_engine";
+        const NAME: &'static str = "sessionkit_engine";
+        const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    }
+}
