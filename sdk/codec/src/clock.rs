@@ -163,3 +163,23 @@ mod tests {
         assert!(SystemClock.monotonic() >= first);
     }
 }
+
+/// The host's clock as an engine's store sees it (contract 0.2): wall-clock readings come from
+/// the host, so a host that freezes time freezes the engine's expiry judgement with it.
+/// Monotonic readings stay the plugin's own process clock (the contract lends only the wall
+/// clock), so in-process TTL deadlines follow real time.
+#[derive(Debug, Clone)]
+pub struct HostClock(sessionkit_sdk::Host);
+
+impl HostClock {
+    /// The clock of `host` (the system clock for [`Host::standalone`](sessionkit_sdk::Host)).
+    pub fn new(host: &sessionkit_sdk::Host) -> Self {
+        Self(host.clone())
+    }
+}
+
+impl Clock for HostClock {
+    fn now(&self) -> Timestamp {
+        self.0.now()
+    }
+}

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::time::{from_datetime, parse_isoformat, to_datetime};
 
-pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::clock::{Clock, HostClock, ManualClock, SystemClock};
 
 /// The session key under which Django stores a custom expiry.
 pub const EXPIRY_KEY: &str = "_session_expiry";

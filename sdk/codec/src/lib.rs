@@ -9,7 +9,7 @@ pub mod signing;
 mod storable;
 pub mod time;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, HostClock, ManualClock, SystemClock};
 pub use expiry::EXPIRY_KEY;
 pub use json::JsonError;
 pub use redact::redact_url;
