@@ -46,8 +46,10 @@ use crate::{
 };
 
 /// How many times a save through a conditional-save engine reloads and replays after a
-/// conflict before it gives up with [`Error::WriteConflict`].
-pub const MERGE_ATTEMPTS: u32 = 16;
+/// conflict before it gives up with [`Error::WriteConflict`]. Every round lets at least one of
+/// the racing saves through, so N requests saving one session at once need at most N attempts:
+/// 64 covers a burst far larger than a browser sends.
+pub const MERGE_ATTEMPTS: u32 = 64;
 
 /// The session key Django's test cookie uses.
 pub const TEST_COOKIE_NAME: &str = "testcookie";

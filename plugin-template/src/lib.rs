@@ -3,7 +3,7 @@
 pub mod config;
 pub mod store;
 
-use sessionkit_sdk::{Capabilities, EngineInfo, KeyFormat, StoreError};
+use sessionkit_sdk::{Capabilities, EngineInfo, Host, KeyFormat, StoreError};
 
 pub use config::TemplateConfig;
 pub use store::TemplateStore;
@@ -16,8 +16,9 @@ pub const ENGINE_NAME: &str = "template";
 /// `clear_expired`. In memory: not persistent, not shared between processes. (An in-memory store
 /// could also declare `NON_BLOCKING`; a store that does I/O must not, so the template leaves it
 /// out.)
-pub const CAPABILITIES: Capabilities =
-    Capabilities::SERVER_SIDE_INVALIDATION.union(Capabilities::CLEAR_EXPIRED);
+pub const CAPABILITIES: Capabilities = Capabilities::SERVER_SIDE_INVALIDATION
+    .union(Capabilities::CLEAR_EXPIRED)
+    .union(Capabilities::CONDITIONAL_SAVE);
 /// What the engine says about itself before it is opened: name, version, the salt the host signs
 /// `session_data` with (Django's, as for every server-side engine), capabilities and key format.
 pub const INFO: EngineInfo = EngineInfo::new(
@@ -41,6 +42,11 @@ impl sessionkit_sdk::Engine for TemplateEngine {
     fn open(settings_json: &str) -> Result<Self::Store, StoreError> {
         TemplateStore::open(&TemplateConfig::from_settings_json(settings_json)?)
     }
+
+    // The host lends its clock: judge expiry by it (contract 0.2; an older host calls `open`).
+    fn open_with_host(settings_json: &str, host: &Host) -> Result<Self::Store, StoreError> {
+        TemplateStore::open_with_host(&TemplateConfig::from_settings_json(settings_json)?, host)
+    }
 }
 
 // The library's one exported symbol: the root module the host loads. Once per engine library.
@@ -63,7 +69,9 @@ mod tests {
         assert_eq!(info.key_format, KeyFormat::DjangoSessionKey);
         assert_eq!(
             info.capabilities,
-            Capabilities::SERVER_SIDE_INVALIDATION | Capabilities::CLEAR_EXPIRED
+            Capabilities::SERVER_SIDE_INVALIDATION
+                | Capabilities::CLEAR_EXPIRED
+                | Capabilities::CONDITIONAL_SAVE
         );
     }
 

@@ -8,7 +8,7 @@ use std::collections::{HashMap, hash_map::Entry};
 
 use parking_lot::RwLock;
 use sessionkit_sdk::{
-    SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult, Timestamp,
+    ConditionalSave, Host, SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult,
 };
 
 use crate::config::{MAX_SESSIONS_SETTING, TemplateConfig};
@@ -22,6 +22,8 @@ use crate::config::{MAX_SESSIONS_SETTING, TemplateConfig};
 pub struct TemplateStore {
     sessions: RwLock<HashMap<String, SessionRecord>>,
     max_sessions: usize,
+    /// The host that opened the store: its clock tells "now" for expiry.
+    host: Host,
 }
 
 /// What can go wrong inside this store, before it becomes a [`StoreError`].
@@ -29,7 +31,7 @@ pub struct TemplateStore {
 enum MemoryError {
     /// `create` found the key taken.
     Taken,
-    /// `save` found no session under the key.
+    /// `save` found no session under the key (or `save_if_unchanged` no live one).
     Missing,
     /// The store holds `max_sessions` live sessions.
     Full { max_sessions: usize },
@@ -58,9 +60,20 @@ impl TemplateStore {
     ///
     /// None for the in-memory store.
     pub fn open(config: &TemplateConfig) -> Result<Self, StoreError> {
+        Self::open_with_host(config, &Host::standalone())
+    }
+
+    /// [`TemplateStore::open`], judging expiry by the clock of `host` (the host that loaded
+    /// the engine lends it; a test that freezes the host's time freezes this store's too).
+    ///
+    /// # Errors
+    ///
+    /// None for the in-memory store.
+    pub fn open_with_host(config: &TemplateConfig, host: &Host) -> Result<Self, StoreError> {
         Ok(Self {
             sessions: RwLock::new(HashMap::new()),
             max_sessions: config.max_sessions,
+            host: host.clone(),
         })
     }
 
@@ -85,7 +98,7 @@ impl SessionStore for TemplateStore {
     fn load(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
         // "An unknown key gives None and stores nothing": a read lock cannot store anything.
         // "A record whose expire_date is at or before now gives None."
-        let now = Timestamp::now();
+        let now = self.host.now();
         Ok(self
             .sessions
             .read()
@@ -99,7 +112,7 @@ impl SessionStore for TemplateStore {
         let mut sessions = self.sessions.write();
         if sessions.len() >= self.max_sessions && !sessions.contains_key(&key) {
             // Make room from expired sessions before refusing.
-            let now = Timestamp::now();
+            let now = self.host.now();
             sessions.retain(|_, record| record.expire_date > now);
             if sessions.len() >= self.max_sessions {
                 return Err(map_error(MemoryError::Full {
@@ -134,6 +147,30 @@ impl SessionStore for TemplateStore {
         }
     }
 
+    fn save_if_unchanged(
+        &self,
+        write: SessionWrite,
+        expected_data: &str,
+    ) -> StoreResult<ConditionalSave> {
+        let key = write.record.session_key.to_string();
+        let now = self.host.now();
+        // One write lock around the comparison and the replacement: "of concurrent conditional
+        // saves expecting the same data, exactly one is saved".
+        let mut sessions = self.sessions.write();
+        match sessions.get_mut(&key) {
+            // "When the live record holds expected_data, stores the write as save does."
+            Some(slot) if slot.expire_date > now && slot.session_data.as_str() == expected_data => {
+                *slot = write.record;
+                Ok(ConditionalSave::Saved(key))
+            }
+            // "When the live record holds other data, stores nothing and returns Conflict with
+            // the record as it is stored now."
+            Some(slot) if slot.expire_date > now => Ok(ConditionalSave::Conflict(slot.clone())),
+            // "A key that is no longer stored (deleted, or expired) fails with NotFound."
+            _ => Err(map_error(MemoryError::Missing)),
+        }
+    }
+
     fn delete(&self, key: &str) -> StoreResult<()> {
         // "Deleting an unknown key succeeds."
         self.sessions.write().remove(key);
@@ -143,7 +180,7 @@ impl SessionStore for TemplateStore {
     fn clear_expired(&self) -> StoreResult<u64> {
         // "Live records stay loadable"; "expired records are gone afterwards, and the count
         // says how many went."
-        let now = Timestamp::now();
+        let now = self.host.now();
         let mut sessions = self.sessions.write();
         let before = sessions.len();
         sessions.retain(|_, record| record.expire_date > now);
@@ -156,7 +193,7 @@ impl SessionStore for TemplateStore {
 
 #[cfg(test)]
 mod tests {
-    use sessionkit_sdk::ErrorKind;
+    use sessionkit_sdk::{ErrorKind, Timestamp};
 
     use super::*;
 
@@ -333,5 +370,31 @@ mod tests {
             .create(write("fullkey000000002", "d", in_an_hour()))
             .unwrap_err();
         assert_eq!(taken.kind, ErrorKind::AlreadyExists);
+    }
+
+    #[test]
+    fn save_if_unchanged_replaces_only_what_the_caller_loaded() {
+        let store = store();
+        store.create(write(KEY, "loaded", in_an_hour())).unwrap();
+        assert_eq!(
+            store
+                .save_if_unchanged(write(KEY, "mine", in_an_hour()), "loaded")
+                .unwrap(),
+            ConditionalSave::Saved(KEY.to_owned())
+        );
+        match store
+            .save_if_unchanged(write(KEY, "lost", in_an_hour()), "loaded")
+            .unwrap()
+        {
+            ConditionalSave::Conflict(current) => assert_eq!(current.session_data.as_str(), "mine"),
+            saved => panic!("a stale conditional save went through: {saved:?}"),
+        }
+        store.delete(KEY).unwrap();
+        let gone = store.save_if_unchanged(write(KEY, "late", in_an_hour()), "mine");
+        assert_eq!(gone.unwrap_err().kind, ErrorKind::NotFound);
+        assert!(
+            store.load(KEY).unwrap().is_none(),
+            "a deleted session came back"
+        );
     }
 }

@@ -327,3 +327,36 @@ fn a_caught_engine_panic_prints_nothing() {
         "the plugin printed its panic:\n{stderr}"
     );
 }
+
+#[test]
+fn engines_of_contract_0_2_judge_expiry_by_the_hosts_clock_and_0_1_by_their_own() {
+    let record = |engine: &Engine| {
+        let mut session = engine.session(None);
+        session.insert("a", 1).unwrap();
+        session.save().unwrap();
+        session.session_key().unwrap().to_owned()
+    };
+    for (path, follows_host) in [
+        (current_engine("template"), true),
+        (fixture().legacy_engine.clone(), false),
+    ] {
+        let engine = Engine::load(spec(&path), &settings()).expect("loads");
+        let key = record(&engine);
+        // Two weeks and a day later by the host's clock: the session has expired.
+        let later = sessionkit::ManualClock::new(chrono::Utc::now() + chrono::Duration::days(15));
+        let engine = engine.with_clock(Arc::new(later));
+        let loaded = engine.store().load(&key).expect("load");
+        assert_eq!(
+            loaded.is_none(),
+            follows_host,
+            "engine '{}' (contract {}) judged expiry by {}",
+            engine.description().name,
+            engine.contract().as_str(),
+            if loaded.is_none() {
+                "the host's clock"
+            } else {
+                "its own clock"
+            }
+        );
+    }
+}

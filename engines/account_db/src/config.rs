@@ -1,6 +1,9 @@
 //! The `account_db` engine's settings: which database and which table.
 
 use serde_json::{Map, Value};
+use std::sync::Arc;
+
+use sessionkit_codec::{Clock, SystemClock};
 use sessionkit_sdk::StoreError;
 use sessionkit_sql::{SqlSettings, SqlStoreOptions};
 
@@ -23,6 +26,9 @@ const TABLE_SETTING: &str = "SESSION_DB_TABLE";
 pub struct AccountDbConfig {
     /// The database URL, where it came from, and the table.
     pub sql: SqlSettings,
+    /// What the store judges expiry by: the host's clock when the host lends it (contract
+    /// 0.2), else the system's.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl AccountDbConfig {
@@ -43,13 +49,22 @@ impl AccountDbConfig {
         default_table(&mut settings);
         Ok(Self {
             sql: SqlSettings::from_settings(&settings)?,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same settings, judging expiry by `clock` (the host's, lent at open).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The store layout: the configured table with Django's `account_id` example column,
     /// indexed and recomputed from `_auth_user_id` on every write.
     pub fn store_options(&self) -> SqlStoreOptions {
-        SqlStoreOptions::new(self.sql.table.clone()).with_account_column()
+        SqlStoreOptions::new(self.sql.table.clone())
+            .with_clock(Arc::clone(&self.clock))
+            .with_account_column()
     }
 }
 

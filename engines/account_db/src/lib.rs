@@ -3,7 +3,10 @@
 pub mod config;
 pub mod store;
 
-use sessionkit_sdk::{Capabilities, EngineInfo, KeyFormat, StoreError};
+use std::sync::Arc;
+
+use sessionkit_codec::HostClock;
+use sessionkit_sdk::{Capabilities, EngineInfo, Host, KeyFormat, StoreError};
 
 pub use config::{AccountDbConfig, DEFAULT_TABLE};
 pub use store::AccountDbStore;
@@ -15,7 +18,8 @@ pub const CAPABILITIES: Capabilities = Capabilities::SERVER_SIDE_INVALIDATION
     .union(Capabilities::CLEAR_EXPIRED)
     .union(Capabilities::PERSISTENT)
     .union(Capabilities::SHARED_BETWEEN_PROCESSES)
-    .union(Capabilities::ACCOUNT_INDEX);
+    .union(Capabilities::ACCOUNT_INDEX)
+    .union(Capabilities::CONDITIONAL_SAVE);
 /// What the engine says about itself before it is opened: name, version, salt, capabilities and
 /// key format, read by the host through the ABI.
 pub const INFO: EngineInfo = EngineInfo::new(
@@ -40,6 +44,11 @@ impl sessionkit_sdk::Engine for AccountDbEngine {
 
     fn open(settings_json: &str) -> Result<Self::Store, StoreError> {
         AccountDbStore::open(&AccountDbConfig::from_settings_json(settings_json)?)
+    }
+
+    fn open_with_host(settings_json: &str, host: &Host) -> Result<Self::Store, StoreError> {
+        let config = AccountDbConfig::from_settings_json(settings_json)?;
+        AccountDbStore::open(&config.with_clock(Arc::new(HostClock::new(host))))
     }
 }
 

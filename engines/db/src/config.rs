@@ -1,5 +1,8 @@
 //! The `db` engine's settings: which database and which table.
 
+use std::sync::Arc;
+
+use sessionkit_codec::{Clock, SystemClock};
 use sessionkit_sdk::StoreError;
 use sessionkit_sql::{SqlSettings, SqlStoreOptions};
 
@@ -11,6 +14,9 @@ use sessionkit_sql::{SqlSettings, SqlStoreOptions};
 pub struct DbConfig {
     /// The database URL, where it came from, and the table.
     pub sql: SqlSettings,
+    /// What the store judges expiry by: the host's clock when the host lends it (contract
+    /// 0.2), else the system's.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl DbConfig {
@@ -24,13 +30,20 @@ impl DbConfig {
     pub fn from_settings_json(settings_json: &str) -> Result<Self, StoreError> {
         Ok(Self {
             sql: SqlSettings::from_settings_json(settings_json)?,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same settings, judging expiry by `clock` (the host's, lent at open).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The store layout: the configured table, without the `account_id` column (that is the
     /// `account_db` engine).
     pub fn store_options(&self) -> SqlStoreOptions {
-        SqlStoreOptions::new(self.sql.table.clone())
+        SqlStoreOptions::new(self.sql.table.clone()).with_clock(Arc::clone(&self.clock))
     }
 }
 

@@ -3,7 +3,10 @@
 pub mod config;
 pub mod store;
 
-use sessionkit_sdk::{Capabilities, EngineInfo, KeyFormat, StoreError};
+use std::sync::Arc;
+
+use sessionkit_codec::HostClock;
+use sessionkit_sdk::{Capabilities, EngineInfo, Host, KeyFormat, StoreError};
 
 pub use config::DbConfig;
 pub use store::DbStore;
@@ -14,7 +17,8 @@ pub const ENGINE_NAME: &str = "db";
 pub const CAPABILITIES: Capabilities = Capabilities::SERVER_SIDE_INVALIDATION
     .union(Capabilities::CLEAR_EXPIRED)
     .union(Capabilities::PERSISTENT)
-    .union(Capabilities::SHARED_BETWEEN_PROCESSES);
+    .union(Capabilities::SHARED_BETWEEN_PROCESSES)
+    .union(Capabilities::CONDITIONAL_SAVE);
 /// What the engine says about itself before it is opened: name, version, salt, capabilities and
 /// key format, read by the host through the ABI.
 pub const INFO: EngineInfo = EngineInfo::new(
@@ -37,6 +41,11 @@ impl sessionkit_sdk::Engine for DbEngine {
 
     fn open(settings_json: &str) -> Result<Self::Store, StoreError> {
         DbStore::open(&DbConfig::from_settings_json(settings_json)?)
+    }
+
+    fn open_with_host(settings_json: &str, host: &Host) -> Result<Self::Store, StoreError> {
+        let config = DbConfig::from_settings_json(settings_json)?;
+        DbStore::open(&config.with_clock(Arc::new(HostClock::new(host))))
     }
 }
 

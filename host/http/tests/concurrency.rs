@@ -197,48 +197,64 @@ async fn race(app: &Router, cookie: &str, uri_of: impl Fn(usize) -> String) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_requests_of_one_visitor_keep_every_write_on_every_server_side_engine() {
-    for target in targets() {
+#[test]
+fn concurrent_requests_of_one_visitor_keep_every_write_on_every_server_side_engine() {
+    // The targets are set up (databases created with a blocking client) outside the runtime.
+    let targets = targets();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut lost = Vec::new();
+    for target in targets {
         let engine = engine(&target);
-        let app = app(engine.clone(), Arc::new(Barrier::new(REQUESTS)));
-        let (_, set_cookie) = post_to(&app, "/seed", None).await;
-        let set_cookie = set_cookie.expect("the seed request sets the cookie");
-        let cookie = set_cookie.split(';').next().expect("name=value").to_owned();
-        let key = cookie.split_once('=').expect("name=value").1.to_owned();
-
-        race(&app, &cookie, |n| format!("/add/{n}")).await;
-        let mut session = engine.session(Some(&key));
-        let kept = (0..REQUESTS)
-            .filter(|n| {
-                session
-                    .get::<usize>(&format!("comment-{n}"))
-                    .expect("read")
-                    .is_some()
-            })
-            .count();
+        let (kept, counter) = runtime.block_on(run(engine.clone(), target.label));
         println!(
             "{}: {kept} of {REQUESTS} concurrent writes kept",
             target.label
         );
-        assert_eq!(kept, REQUESTS, "{}: writes were lost", target.label);
-
-        race(&app, &cookie, |_| "/increment".to_owned()).await;
-        let mut session = engine.session(Some(&key));
-        let counter = session.get::<u64>("counter").expect("read");
         println!(
             "{}: {REQUESTS} concurrent increments → {counter:?}",
             target.label
         );
-        assert_eq!(
-            counter,
-            Some(REQUESTS as u64),
-            "{}: increments were lost",
-            target.label
-        );
+        if kept != REQUESTS || counter != Some(REQUESTS as u64) {
+            lost.push(format!(
+                "{}: kept {kept} of {REQUESTS} writes, counter {counter:?}",
+                target.label
+            ));
+        }
+        drop(engine);
         if let Some(cleanup) = target.cleanup {
-            drop(engine);
             cleanup();
         }
     }
+    assert!(lost.is_empty(), "writes were lost:\n{}", lost.join("\n"));
+}
+
+/// One run against `engine`: how many of the concurrent writes were kept, and the counter after
+/// the concurrent increments.
+async fn run(engine: Engine, label: &str) -> (usize, Option<u64>) {
+    let app = app(engine.clone(), Arc::new(Barrier::new(REQUESTS)));
+    let (_, set_cookie) = post_to(&app, "/seed", None).await;
+    let set_cookie =
+        set_cookie.unwrap_or_else(|| panic!("{label}: the seed request sets the cookie"));
+    let cookie = set_cookie.split(';').next().expect("name=value").to_owned();
+    let key = cookie.split_once('=').expect("name=value").1.to_owned();
+
+    race(&app, &cookie, |n| format!("/add/{n}")).await;
+    let mut session = engine.session(Some(&key));
+    let kept = (0..REQUESTS)
+        .filter(|n| {
+            session
+                .get::<usize>(&format!("comment-{n}"))
+                .expect("read")
+                .is_some()
+        })
+        .count();
+
+    race(&app, &cookie, |_| "/increment".to_owned()).await;
+    let mut session = engine.session(Some(&key));
+    let counter = session.get::<u64>("counter").expect("read");
+    (kept, counter)
 }

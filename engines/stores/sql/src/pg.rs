@@ -259,6 +259,7 @@ struct Prepared {
     exists: Statement,
     insert: Statement,
     update: Statement,
+    update_if: Statement,
     delete: Statement,
     clear_batch: Statement,
     of_account: Option<Statement>,
@@ -315,6 +316,7 @@ impl PgManager {
             exists: prepare(&sql.exists)?,
             insert: prepare(&sql.insert)?,
             update: prepare(&sql.update)?,
+            update_if: prepare(&sql.update_if)?,
             delete: prepare(&sql.delete)?,
             clear_batch: prepare(&sql.clear_batch)?,
             of_account,
@@ -499,6 +501,33 @@ impl PgBackend {
             } else {
                 c.driver
                     .run(c.client.execute(&c.st.update, &[&key, &data, &expire]))
+            }
+        })
+    }
+
+    /// The number of rows updated: 1 when the live row held `expected`, else 0.
+    pub(crate) fn update_if(
+        &self,
+        record: &SessionRecord,
+        account: Option<i32>,
+        account_column: bool,
+        expected: &str,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        let (key, data) = (record.session_key.as_str(), record.session_data.as_str());
+        let expire = to_chrono(record.expire_date);
+        let now = to_chrono(now);
+        self.with("save_if_unchanged", |c| {
+            if account_column {
+                c.driver.run(c.client.execute(
+                    &c.st.update_if,
+                    &[&key, &data, &expire, &account, &expected, &now],
+                ))
+            } else {
+                c.driver.run(
+                    c.client
+                        .execute(&c.st.update_if, &[&key, &data, &expire, &expected, &now]),
+                )
             }
         })
     }

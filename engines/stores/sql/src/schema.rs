@@ -144,6 +144,9 @@ pub(crate) struct Statements {
     pub insert: String,
     /// save: UPDATE by key, never an upsert.
     pub update: String,
+    /// save_if_unchanged: the UPDATE of `update`, only where the live row still holds the
+    /// expected data (parameters after `update`'s: the expected data, then now).
+    pub update_if: String,
     /// delete by key.
     pub delete: String,
     /// One batch of `clear_expired` (`expire_date < now`, as Django).
@@ -203,6 +206,17 @@ impl Statements {
                 p(3),
                 p(1)
             ),
+            update_if: {
+                let next = if account_column { 5 } else { 4 };
+                format!(
+                    r#"UPDATE "{table}" SET "session_data" = {}, "expire_date" = {}{account_set} WHERE "session_key" = {} AND "session_data" = {} AND "expire_date" > {}"#,
+                    p(2),
+                    p(3),
+                    p(1),
+                    p(next),
+                    p(next + 1)
+                )
+            },
             delete: format!(r#"DELETE FROM "{table}" WHERE "session_key" = {}"#, p(1)),
             clear_batch,
             of_account: format!(

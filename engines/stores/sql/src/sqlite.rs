@@ -264,6 +264,31 @@ impl SqliteBackend {
         result.map_err(|e| map_sqlite_error("save", e))
     }
 
+    /// The number of rows updated: 1 when the live row held `expected`, else 0.
+    pub(crate) fn update_if(
+        &self,
+        record: &SessionRecord,
+        account: Option<i32>,
+        account_column: bool,
+        expected: &str,
+        now: Timestamp,
+    ) -> StoreResult<usize> {
+        let conn = self.pool.get()?;
+        let mut stmt = conn
+            .prepare_cached(&self.sql.update_if)
+            .map_err(|e| map_sqlite_error("save_if_unchanged", e))?;
+        let key = record.session_key.as_str();
+        let data = record.session_data.as_str();
+        let expire = to_sqlite_text(record.expire_date);
+        let now = to_sqlite_text(now);
+        let result = if account_column {
+            stmt.execute(params![key, data, expire, account, expected, now])
+        } else {
+            stmt.execute(params![key, data, expire, expected, now])
+        };
+        result.map_err(|e| map_sqlite_error("save_if_unchanged", e))
+    }
+
     pub(crate) fn delete(&self, key: &str) -> StoreResult<()> {
         let conn = self.pool.get()?;
         let mut stmt = conn

@@ -4,7 +4,7 @@ use std::{fmt, sync::Arc};
 
 use sessionkit_codec::Clock;
 use sessionkit_sdk::{
-    SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult, Timestamp,
+    ConditionalSave, SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult, Timestamp,
 };
 
 use crate::{
@@ -175,6 +175,39 @@ impl SessionStore for SqlStore {
             )));
         }
         Ok(write.record.session_key.into_string())
+    }
+
+    /// One conditional `UPDATE` (the row's key, its `session_data` equal to what the caller
+    /// loaded, and still live); when it changes no row, the live row is read to tell a
+    /// conflict (returned as it is stored now) from a session that is gone (`NotFound`).
+    fn save_if_unchanged(
+        &self,
+        mut write: SessionWrite,
+        expected_data: &str,
+    ) -> StoreResult<ConditionalSave> {
+        write.record.expire_date = clamp(write.record.expire_date);
+        let account = self.account_of(&write);
+        let column = self.options.account_column;
+        let now = self.now();
+        let updated = match &self.backend {
+            Backend::Sqlite(b) => {
+                b.update_if(&write.record, account, column, expected_data, now)? as u64
+            }
+            Backend::Postgres(b) => {
+                b.update_if(&write.record, account, column, expected_data, now)?
+            }
+        };
+        let key = write.record.session_key.into_string();
+        if updated > 0 {
+            return Ok(ConditionalSave::Saved(key));
+        }
+        match self.load(&key)? {
+            Some(current) => Ok(ConditionalSave::Conflict(current)),
+            None => Err(StoreError::not_found(format!(
+                "session {}… is no longer stored",
+                key_prefix(&key)
+            ))),
+        }
     }
 
     /// Deletes the row; a missing key is fine.
