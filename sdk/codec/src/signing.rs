@@ -33,7 +33,8 @@ use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Decompress, FlushDecompress, Status};
+use libdeflater::{CompressionLvl, Compressor};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -44,9 +45,6 @@ use crate::json::{JsonError, map_to_python_json, parse_python_json, to_python_js
 /// The default cap on a decompressed payload; a larger one is reported as malformed, so a
 /// small signed "zip bomb" cannot make a decode allocate without bound.
 pub const MAX_DECOMPRESSED_LEN: usize = 1 << 20;
-
-/// zlib's default level, which Python's `zlib.compress` uses.
-const ZLIB_LEVEL: u32 = 6;
 
 /// Reads payload base64 the way Django does: padding optional, non-canonical trailing bits
 /// tolerated (the HMAC has already authenticated the exact text).
@@ -107,7 +105,7 @@ pub enum DecodeError {
 /// Django's `signing.dumps`/`loads` for one salt, with SECRET_KEY and SECRET_KEY_FALLBACKS.
 ///
 /// Derived keys are computed once in [`SessionCodec::new`] (the HMAC state after absorbing
-/// the key is cloned per call), and the zlib compressor is reused per thread, so encoding a
+/// the key is cloned per call), and the compressor is reused per thread, so encoding a
 /// 200-byte session takes a few microseconds. Cheap to clone; `Debug` never shows a secret.
 #[derive(Clone)]
 pub struct SessionCodec {
@@ -161,7 +159,11 @@ impl SessionCodec {
     }
 
     /// `signing.dumps(session, salt, compress=True)` at `now_unix` (seconds; the base62
-    /// timestamp), byte for byte what Django produces.
+    /// timestamp): Django's format, which Django's `signing.loads` decodes to the same dict.
+    ///
+    /// Byte for byte Django's output when the payload is stored uncompressed; a compressed
+    /// payload is another valid zlib stream of the same JSON (libdeflate, not zlib: see the
+    /// crate README), compressed under Django's rule (only when at least 2 bytes shorter).
     ///
     /// # Errors
     ///
@@ -361,46 +363,63 @@ fn derive_mac(salt: &str, secret: &[u8]) -> Hmac<Sha256> {
     <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC accepts any key length")
 }
 
-/// Calls `f` with the zlib stream of `json` when it is at least 2 bytes shorter than `json`
-/// (Django: `len(compressed) < len(json) - 1`), else with `None`.
+/// libdeflate's fastest level that compresses (0 stores): on session-sized JSON it compresses
+/// as well as zlib's level 6 (BENCHMARKS.md, "Codec write cost").
+const DEFLATE_LEVEL: CompressionLvl = match CompressionLvl::new(1) {
+    Ok(level) => level,
+    Err(_) => panic!("libdeflate has level 1"),
+};
+
+/// Calls `f` with a zlib stream of `json` when it is at least 2 bytes shorter than `json`
+/// (Django's rule: `len(compressed) < len(json) - 1`), else with `None`.
+///
+/// The stream comes from libdeflate at level 1, not from zlib: any valid zlib stream
+/// decodes in Django (`zlib.decompress`), and for a session of a few hundred bytes zlib spends
+/// most of its time resetting its 64 KiB hash table (BENCHMARKS.md, "Codec write cost").
 fn with_deflated<R>(json: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
     struct Deflater {
-        compress: Compress,
+        compressor: Compressor,
+        /// Never shrinks, so a thread's buffer is zero-filled once per high-water mark.
         out: Vec<u8>,
     }
-    thread_local! {
-        static DEFLATE: RefCell<Deflater> = RefCell::new(Deflater {
-            compress: Compress::new(Compression::new(ZLIB_LEVEL), true),
-            out: Vec::new(),
-        });
+    impl Deflater {
+        fn new() -> Self {
+            Self {
+                compressor: Compressor::new(DEFLATE_LEVEL),
+                out: Vec::new(),
+            }
+        }
+        /// The stream's length when it is at most `room` bytes.
+        fn deflate(&mut self, json: &[u8], room: usize) -> Option<usize> {
+            // libdeflate needs slack past the end of its output to write a stream that fits
+            // exactly, so it gets its worst-case bound and the length is judged afterwards.
+            let bound = self.compressor.zlib_compress_bound(json.len());
+            if self.out.len() < bound {
+                self.out.resize(bound, 0);
+            }
+            self.compressor
+                .zlib_compress(json, &mut self.out[..bound])
+                .ok()
+                .filter(|&len| len <= room)
+        }
     }
-    // Any useful output is at most len - 2 bytes; a stream that does not finish within that
-    // room is not used, so the buffer never needs to grow past it.
+    thread_local! {
+        static DEFLATE: RefCell<Deflater> = RefCell::new(Deflater::new());
+    }
+    // Useful output is at most len - 2 bytes.
     let Some(room) = json.len().checked_sub(2).filter(|&r| r > 0) else {
         return f(None);
     };
-    let deflate = |d: &mut Deflater| -> bool {
-        d.compress.reset();
-        d.out.clear();
-        d.out.reserve(room);
-        matches!(
-            d.compress
-                .compress_vec(json, &mut d.out, FlushCompress::Finish),
-            Ok(Status::StreamEnd)
-        ) && d.out.len() <= room
-    };
     DEFLATE.with(|cell| match cell.try_borrow_mut() {
         Ok(mut d) => {
-            let ok = deflate(&mut d);
-            f(ok.then_some(d.out.as_slice()))
+            let len = d.deflate(json, room);
+            f(len.map(|n| &d.out[..n]))
         }
+        // Only reachable by re-entrancy, which nothing here does; stay correct anyway.
         Err(_) => {
-            let mut d = Deflater {
-                compress: Compress::new(Compression::new(ZLIB_LEVEL), true),
-                out: Vec::new(),
-            };
-            let ok = deflate(&mut d);
-            f(ok.then_some(d.out.as_slice()))
+            let mut d = Deflater::new();
+            let len = d.deflate(json, room);
+            f(len.map(|n| &d.out[..n]))
         }
     })
 }
@@ -496,6 +515,7 @@ fn b62_decode(s: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    use flate2::{Compress, Compression, FlushCompress};
     use serde_json::json;
 
     use super::*;
@@ -572,20 +592,30 @@ mod tests {
 
     #[test]
     fn compression_is_used_only_when_two_bytes_shorter() {
-        // {"k":"aaa…"} compresses to a roughly constant size while the JSON grows by one byte
-        // per character, so the gain passes through every value; the marker must appear
-        // exactly when zlib's output is at most len - 2.
+        // Random hex strings compress by a few bytes at best, and the gain grows with the
+        // length, so a sweep passes through len - 1 and len - 2; the marker must appear
+        // exactly when our compressor's output is at most len - 2 (Django's rule).
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut hex = |n: usize| -> String {
+            (0..n)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    char::from(b"0123456789abcdef"[usize::try_from(seed >> 60).unwrap()])
+                })
+                .collect()
+        };
         let mut seen_not = false;
         let mut seen_yes = false;
-        for n in 0..60 {
-            let m = map(json!({"k": "a".repeat(n)}));
+        for n in (0..120).chain(0..120) {
+            let m = map(json!({"k": hex(n)}));
             let enc = codec().encode(&m, T).unwrap();
             let zlen = {
-                let mut c = Compress::new(Compression::new(6), true);
-                let mut out = Vec::with_capacity(256);
-                c.compress_vec(enc.session_json.as_bytes(), &mut out, FlushCompress::Finish)
-                    .unwrap();
-                out.len()
+                let mut c = Compressor::new(DEFLATE_LEVEL);
+                let mut out = vec![0; 512];
+                c.zlib_compress(enc.session_json.as_bytes(), &mut out)
+                    .unwrap()
             };
             let should = zlen < enc.session_json.len() - 1;
             assert_eq!(
