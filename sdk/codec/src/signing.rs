@@ -34,8 +34,8 @@ use base64::alphabet;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use flate2::{Decompress, FlushDecompress, Status};
-use libdeflater::{CompressionLvl, Compressor};
 use hmac::{Hmac, Mac};
+use libdeflater::{CompressionLvl, Compressor};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 

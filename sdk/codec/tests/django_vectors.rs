@@ -14,10 +14,10 @@
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value, json};
-use sessionkit_codec::expiry::{expires_at_browser_close, expiry_age, expiry_date};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
+use sessionkit_codec::expiry::{expires_at_browser_close, expiry_age, expiry_date};
 use sessionkit_codec::json::{parse_python_json, to_python_json};
 use sessionkit_codec::signing::payload_segment;
 use sessionkit_codec::time::{isoformat, parse_isoformat, to_datetime};
@@ -612,7 +612,10 @@ fn we_sign_like_django_and_only_compressed_bytes_differ() {
         let ours = c.encode(&object(&case.value), case.ts).unwrap();
         let django_payload = payload_segment(django).unwrap();
         if c.sign_payload(django_payload, case.ts) != *django {
-            failures.push(format!("{}: our signature of Django's payload differs", case.name));
+            failures.push(format!(
+                "{}: our signature of Django's payload differs",
+                case.name
+            ));
         }
         if !django.starts_with('.') && !ours.session_data.starts_with('.') {
             identical += 1;
@@ -665,7 +668,10 @@ fn compressed_sizes_stay_close_to_djangos() {
     }
     eprintln!("compressible corpus: ours {ours_total} bytes, Django {django_total} bytes");
     assert!(django_total > 10_000, "{django_total}");
-    assert!(ours_total * 100 <= django_total * 101, "{ours_total} vs {django_total}");
+    assert!(
+        ours_total * 100 <= django_total * 101,
+        "{ours_total} vs {django_total}"
+    );
 }
 
 #[test]
