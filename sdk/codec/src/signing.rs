@@ -33,9 +33,8 @@ use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
-use flate2::{Decompress, FlushDecompress, Status};
 use hmac::{Hmac, Mac};
-use libdeflater::{CompressionLvl, Compressor};
+use libdeflater::{CompressionLvl, Compressor, DecompressionError, Decompressor};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -284,9 +283,15 @@ impl SessionCodec {
         let raw = LENIENT_URL_SAFE
             .decode(b64)
             .map_err(|e| DecodeError::Malformed(format!("payload is not base64: {e}")))?;
-        let json = if compressed { self.inflate(&raw)? } else { raw };
-        parse_python_json(&json)
-            .map_err(|e| DecodeError::Malformed(format!("payload is not JSON: {e}")))
+        let parse = |json: &[u8]| {
+            parse_python_json(json)
+                .map_err(|e| DecodeError::Malformed(format!("payload is not JSON: {e}")))
+        };
+        if compressed {
+            with_inflated(&raw, self.max_decompressed_len, parse)?
+        } else {
+            parse(&raw)
+        }
     }
 
     /// Checks `sig` against SECRET_KEY, then each fallback, in constant time per key.
@@ -334,21 +339,6 @@ impl SessionCodec {
         let tag = mac.finalize().into_bytes();
         data.push(':');
         URL_SAFE_NO_PAD.encode_string(tag, data);
-    }
-
-    /// zlib-decompresses `input`, refusing output past the cap.
-    fn inflate(&self, input: &[u8]) -> Result<Vec<u8>, DecodeError> {
-        thread_local! {
-            static INFLATE: RefCell<Decompress> = RefCell::new(Decompress::new(true));
-        }
-        INFLATE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut d) => {
-                d.reset(true);
-                inflate_capped(&mut d, input, self.max_decompressed_len)
-            }
-            // Only reachable by re-entrancy, which nothing here does; stay correct anyway.
-            Err(_) => inflate_capped(&mut Decompress::new(true), input, self.max_decompressed_len),
-        })
     }
 }
 
@@ -424,37 +414,69 @@ fn with_deflated<R>(json: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
     })
 }
 
-fn inflate_capped(d: &mut Decompress, input: &[u8], cap: usize) -> Result<Vec<u8>, DecodeError> {
-    let too_large = || DecodeError::Malformed(format!("decompressed payload exceeds {cap} bytes"));
-    let mut out: Vec<u8> = Vec::with_capacity(input.len().saturating_mul(4).clamp(64, cap + 1));
-    loop {
-        if out.len() == out.capacity() {
-            let grow = out.capacity().max(64).min(cap + 1 - out.len());
-            out.reserve_exact(grow);
-        }
-        let (in_before, out_before) = (d.total_in(), out.len());
-        // total_in never exceeds input.len().
-        let rest = &input[usize::try_from(in_before)
-            .unwrap_or(input.len())
-            .min(input.len())..];
-        let status = d
-            .decompress_vec(rest, &mut out, FlushDecompress::None)
-            .map_err(|e| DecodeError::Malformed(format!("payload is not a zlib stream: {e}")))?;
-        if out.len() > cap {
-            return Err(too_large());
-        }
-        match status {
-            Status::StreamEnd => return Ok(out),
-            Status::Ok | Status::BufError => {
-                if d.total_in() == in_before && out.len() == out_before {
-                    if out.len() == cap {
-                        return Err(too_large());
-                    }
-                    return Err(DecodeError::Malformed("truncated zlib stream".into()));
+/// Calls `f` with the zlib-decompressed `input`, refusing output past `cap` bytes.
+///
+/// Like Python's `zlib.decompress`, data after the stream's checksum is ignored. The output
+/// buffer is reused per thread (and shrunk again after an unusually large payload).
+fn with_inflated<R>(
+    input: &[u8],
+    cap: usize,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R, DecodeError> {
+    /// Larger buffers are not kept for the next decode.
+    const KEEP: usize = 64 * 1024;
+    struct Inflater {
+        decompressor: Decompressor,
+        out: Vec<u8>,
+    }
+    thread_local! {
+        static INFLATE: RefCell<Inflater> = RefCell::new(Inflater {
+            decompressor: Decompressor::new(),
+            out: Vec::new(),
+        });
+    }
+    let inflate = |d: &mut Inflater| -> Result<usize, DecodeError> {
+        // Session JSON compresses ~2-4x; grow by doubling (each try starts over) up to the cap.
+        let mut size = input.len().saturating_mul(4).max(1024).min(cap);
+        loop {
+            if d.out.len() < size {
+                d.out.resize(size, 0);
+            }
+            match d.decompressor.zlib_decompress(input, &mut d.out[..size]) {
+                Ok(len) => return Ok(len),
+                Err(DecompressionError::InsufficientSpace) if size < cap => {
+                    size = size.saturating_mul(2).min(cap);
+                }
+                Err(DecompressionError::InsufficientSpace) => {
+                    return Err(DecodeError::Malformed(format!(
+                        "decompressed payload exceeds {cap} bytes"
+                    )));
+                }
+                Err(DecompressionError::BadData) => {
+                    return Err(DecodeError::Malformed(
+                        "payload is not a valid zlib stream".into(),
+                    ));
                 }
             }
         }
-    }
+    };
+    INFLATE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut d) => {
+            let result = inflate(&mut d).map(|len| f(&d.out[..len]));
+            if d.out.len() > KEEP {
+                d.out = Vec::new();
+            }
+            result
+        }
+        // Only reachable by re-entrancy, which nothing here does; stay correct anyway.
+        Err(_) => {
+            let mut d = Inflater {
+                decompressor: Decompressor::new(),
+                out: Vec::new(),
+            };
+            inflate(&mut d).map(|len| f(&d.out[..len]))
+        }
+    })
 }
 
 const B62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -515,7 +537,7 @@ fn b62_decode(s: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use flate2::{Compress, Compression, FlushCompress};
+    use flate2::{Compress, Compression, FlushCompress, Status};
     use serde_json::json;
 
     use super::*;
