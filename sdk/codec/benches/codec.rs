@@ -59,7 +59,7 @@ fn codec_benches(c: &mut Criterion) {
     c.bench_function("to_python_json", |b| {
         b.iter(|| to_python_json(black_box(&value)))
     });
-    c.bench_function("encode (json+zlib+b64+hmac)", |b| {
+    c.bench_function("encode (json+deflate+b64+hmac)", |b| {
         b.iter(|| codec.encode(black_box(&session), NOW))
     });
     // Before: the same steps with real zlib at level 6 (byte-identical with Django), as
