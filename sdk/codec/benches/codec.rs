@@ -1,10 +1,14 @@
 //! Encode/decode cost of the reference session (perf-anchors.md "Payload": 5 keys, 213 bytes of
-//! compact JSON), with `serde_json::to_string` of the same map as the in-run baseline.
+//! compact JSON), with `serde_json::to_string` of the same map as the in-run baseline, and the
+//! previous Django-byte-identical encode (real zlib at level 6, state reused) as the baseline
+//! of the encode.
 //!
 //! Run: `cargo bench -p sessionkit-codec --bench codec -- --quick`
 
 use std::hint::black_box;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use serde_json::{Value, json};
@@ -55,8 +59,29 @@ fn codec_benches(c: &mut Criterion) {
     c.bench_function("to_python_json", |b| {
         b.iter(|| to_python_json(black_box(&value)))
     });
-    c.bench_function("encode (json+zlib+b64+hmac)", |b| {
+    c.bench_function("encode (json+deflate+b64+hmac)", |b| {
         b.iter(|| codec.encode(black_box(&session), NOW))
+    });
+    // Before: the same steps with real zlib at level 6 (byte-identical with Django), as
+    // SessionCodec::encode did until issue 11: JSON, deflate with a reused state, base64, HMAC.
+    let mut zlib = Compress::new(Compression::new(6), true);
+    let mut zlib_out = Vec::with_capacity(512);
+    c.bench_function("encode, before: zlib level 6 (baseline)", |b| {
+        b.iter(|| {
+            let json = to_python_json(black_box(&value)).expect("storable");
+            zlib.reset();
+            zlib_out.clear();
+            zlib.compress_vec(json.as_bytes(), &mut zlib_out, FlushCompress::Finish)
+                .expect("deflate");
+            let mut payload = String::with_capacity(json.len() * 4 / 3 + 64);
+            if zlib_out.len() + 1 < json.len() {
+                payload.push('.');
+                URL_SAFE_NO_PAD.encode_string(&zlib_out, &mut payload);
+            } else {
+                URL_SAFE_NO_PAD.encode_string(json.as_bytes(), &mut payload);
+            }
+            codec.sign_payload(&payload, NOW)
+        })
     });
     c.bench_function("decode (hmac+b64+inflate+json)", |b| {
         b.iter(|| codec.decode(black_box(&encoded.session_data), None, NOW))

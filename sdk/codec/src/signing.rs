@@ -33,8 +33,8 @@ use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use hmac::{Hmac, Mac};
+use libdeflater::{CompressionLvl, Compressor, DecompressionError, Decompressor};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -44,9 +44,6 @@ use crate::json::{JsonError, map_to_python_json, parse_python_json, to_python_js
 /// The default cap on a decompressed payload; a larger one is reported as malformed, so a
 /// small signed "zip bomb" cannot make a decode allocate without bound.
 pub const MAX_DECOMPRESSED_LEN: usize = 1 << 20;
-
-/// zlib's default level, which Python's `zlib.compress` uses.
-const ZLIB_LEVEL: u32 = 6;
 
 /// Reads payload base64 the way Django does: padding optional, non-canonical trailing bits
 /// tolerated (the HMAC has already authenticated the exact text).
@@ -107,7 +104,7 @@ pub enum DecodeError {
 /// Django's `signing.dumps`/`loads` for one salt, with SECRET_KEY and SECRET_KEY_FALLBACKS.
 ///
 /// Derived keys are computed once in [`SessionCodec::new`] (the HMAC state after absorbing
-/// the key is cloned per call), and the zlib compressor is reused per thread, so encoding a
+/// the key is cloned per call), and the compressor is reused per thread, so encoding a
 /// 200-byte session takes a few microseconds. Cheap to clone; `Debug` never shows a secret.
 #[derive(Clone)]
 pub struct SessionCodec {
@@ -161,7 +158,11 @@ impl SessionCodec {
     }
 
     /// `signing.dumps(session, salt, compress=True)` at `now_unix` (seconds; the base62
-    /// timestamp), byte for byte what Django produces.
+    /// timestamp): Django's format, which Django's `signing.loads` decodes to the same dict.
+    ///
+    /// Byte for byte Django's output when the payload is stored uncompressed; a compressed
+    /// payload is another valid zlib stream of the same JSON (libdeflate, not zlib: see the
+    /// crate README), compressed under Django's rule (only when at least 2 bytes shorter).
     ///
     /// # Errors
     ///
@@ -282,9 +283,15 @@ impl SessionCodec {
         let raw = LENIENT_URL_SAFE
             .decode(b64)
             .map_err(|e| DecodeError::Malformed(format!("payload is not base64: {e}")))?;
-        let json = if compressed { self.inflate(&raw)? } else { raw };
-        parse_python_json(&json)
-            .map_err(|e| DecodeError::Malformed(format!("payload is not JSON: {e}")))
+        let parse = |json: &[u8]| {
+            parse_python_json(json)
+                .map_err(|e| DecodeError::Malformed(format!("payload is not JSON: {e}")))
+        };
+        if compressed {
+            with_inflated(&raw, self.max_decompressed_len, parse)?
+        } else {
+            parse(&raw)
+        }
     }
 
     /// Checks `sig` against SECRET_KEY, then each fallback, in constant time per key.
@@ -333,21 +340,6 @@ impl SessionCodec {
         data.push(':');
         URL_SAFE_NO_PAD.encode_string(tag, data);
     }
-
-    /// zlib-decompresses `input`, refusing output past the cap.
-    fn inflate(&self, input: &[u8]) -> Result<Vec<u8>, DecodeError> {
-        thread_local! {
-            static INFLATE: RefCell<Decompress> = RefCell::new(Decompress::new(true));
-        }
-        INFLATE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut d) => {
-                d.reset(true);
-                inflate_capped(&mut d, input, self.max_decompressed_len)
-            }
-            // Only reachable by re-entrancy, which nothing here does; stay correct anyway.
-            Err(_) => inflate_capped(&mut Decompress::new(true), input, self.max_decompressed_len),
-        })
-    }
 }
 
 /// HMAC-SHA256 keyed with `SHA256(salt + "signer" + secret)` (Django's `salted_hmac`).
@@ -361,81 +353,130 @@ fn derive_mac(salt: &str, secret: &[u8]) -> Hmac<Sha256> {
     <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC accepts any key length")
 }
 
-/// Calls `f` with the zlib stream of `json` when it is at least 2 bytes shorter than `json`
-/// (Django: `len(compressed) < len(json) - 1`), else with `None`.
+/// libdeflate's fastest level that compresses (0 stores): on session-sized JSON it compresses
+/// as well as zlib's level 6 (BENCHMARKS.md, "Codec write cost").
+const DEFLATE_LEVEL: CompressionLvl = match CompressionLvl::new(1) {
+    Ok(level) => level,
+    Err(_) => panic!("libdeflate has level 1"),
+};
+
+/// Calls `f` with a zlib stream of `json` when it is at least 2 bytes shorter than `json`
+/// (Django's rule: `len(compressed) < len(json) - 1`), else with `None`.
+///
+/// The stream comes from libdeflate at level 1, not from zlib: any valid zlib stream
+/// decodes in Django (`zlib.decompress`), and for a session of a few hundred bytes zlib spends
+/// most of its time resetting its 64 KiB hash table (BENCHMARKS.md, "Codec write cost").
 fn with_deflated<R>(json: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
     struct Deflater {
-        compress: Compress,
+        compressor: Compressor,
+        /// Never shrinks, so a thread's buffer is zero-filled once per high-water mark.
         out: Vec<u8>,
     }
-    thread_local! {
-        static DEFLATE: RefCell<Deflater> = RefCell::new(Deflater {
-            compress: Compress::new(Compression::new(ZLIB_LEVEL), true),
-            out: Vec::new(),
-        });
+    impl Deflater {
+        fn new() -> Self {
+            Self {
+                compressor: Compressor::new(DEFLATE_LEVEL),
+                out: Vec::new(),
+            }
+        }
+        /// The stream's length when it is at most `room` bytes.
+        fn deflate(&mut self, json: &[u8], room: usize) -> Option<usize> {
+            // libdeflate needs slack past the end of its output to write a stream that fits
+            // exactly, so it gets its worst-case bound and the length is judged afterwards.
+            let bound = self.compressor.zlib_compress_bound(json.len());
+            if self.out.len() < bound {
+                self.out.resize(bound, 0);
+            }
+            self.compressor
+                .zlib_compress(json, &mut self.out[..bound])
+                .ok()
+                .filter(|&len| len <= room)
+        }
     }
-    // Any useful output is at most len - 2 bytes; a stream that does not finish within that
-    // room is not used, so the buffer never needs to grow past it.
+    thread_local! {
+        static DEFLATE: RefCell<Deflater> = RefCell::new(Deflater::new());
+    }
+    // Useful output is at most len - 2 bytes.
     let Some(room) = json.len().checked_sub(2).filter(|&r| r > 0) else {
         return f(None);
     };
-    let deflate = |d: &mut Deflater| -> bool {
-        d.compress.reset();
-        d.out.clear();
-        d.out.reserve(room);
-        matches!(
-            d.compress
-                .compress_vec(json, &mut d.out, FlushCompress::Finish),
-            Ok(Status::StreamEnd)
-        ) && d.out.len() <= room
-    };
     DEFLATE.with(|cell| match cell.try_borrow_mut() {
         Ok(mut d) => {
-            let ok = deflate(&mut d);
-            f(ok.then_some(d.out.as_slice()))
+            let len = d.deflate(json, room);
+            f(len.map(|n| &d.out[..n]))
         }
+        // Only reachable by re-entrancy, which nothing here does; stay correct anyway.
         Err(_) => {
-            let mut d = Deflater {
-                compress: Compress::new(Compression::new(ZLIB_LEVEL), true),
-                out: Vec::new(),
-            };
-            let ok = deflate(&mut d);
-            f(ok.then_some(d.out.as_slice()))
+            let mut d = Deflater::new();
+            let len = d.deflate(json, room);
+            f(len.map(|n| &d.out[..n]))
         }
     })
 }
 
-fn inflate_capped(d: &mut Decompress, input: &[u8], cap: usize) -> Result<Vec<u8>, DecodeError> {
-    let too_large = || DecodeError::Malformed(format!("decompressed payload exceeds {cap} bytes"));
-    let mut out: Vec<u8> = Vec::with_capacity(input.len().saturating_mul(4).clamp(64, cap + 1));
-    loop {
-        if out.len() == out.capacity() {
-            let grow = out.capacity().max(64).min(cap + 1 - out.len());
-            out.reserve_exact(grow);
-        }
-        let (in_before, out_before) = (d.total_in(), out.len());
-        // total_in never exceeds input.len().
-        let rest = &input[usize::try_from(in_before)
-            .unwrap_or(input.len())
-            .min(input.len())..];
-        let status = d
-            .decompress_vec(rest, &mut out, FlushDecompress::None)
-            .map_err(|e| DecodeError::Malformed(format!("payload is not a zlib stream: {e}")))?;
-        if out.len() > cap {
-            return Err(too_large());
-        }
-        match status {
-            Status::StreamEnd => return Ok(out),
-            Status::Ok | Status::BufError => {
-                if d.total_in() == in_before && out.len() == out_before {
-                    if out.len() == cap {
-                        return Err(too_large());
-                    }
-                    return Err(DecodeError::Malformed("truncated zlib stream".into()));
+/// Calls `f` with the zlib-decompressed `input`, refusing output past `cap` bytes.
+///
+/// Like Python's `zlib.decompress`, data after the stream's checksum is ignored. The output
+/// buffer is reused per thread (and shrunk again after an unusually large payload).
+fn with_inflated<R>(
+    input: &[u8],
+    cap: usize,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R, DecodeError> {
+    /// Larger buffers are not kept for the next decode.
+    const KEEP: usize = 64 * 1024;
+    struct Inflater {
+        decompressor: Decompressor,
+        out: Vec<u8>,
+    }
+    thread_local! {
+        static INFLATE: RefCell<Inflater> = RefCell::new(Inflater {
+            decompressor: Decompressor::new(),
+            out: Vec::new(),
+        });
+    }
+    let inflate = |d: &mut Inflater| -> Result<usize, DecodeError> {
+        // Session JSON compresses ~2-4x; grow by doubling (each try starts over) up to the cap.
+        let mut size = input.len().saturating_mul(4).max(1024).min(cap);
+        loop {
+            if d.out.len() < size {
+                d.out.resize(size, 0);
+            }
+            match d.decompressor.zlib_decompress(input, &mut d.out[..size]) {
+                Ok(len) => return Ok(len),
+                Err(DecompressionError::InsufficientSpace) if size < cap => {
+                    size = size.saturating_mul(2).min(cap);
+                }
+                Err(DecompressionError::InsufficientSpace) => {
+                    return Err(DecodeError::Malformed(format!(
+                        "decompressed payload exceeds {cap} bytes"
+                    )));
+                }
+                Err(DecompressionError::BadData) => {
+                    return Err(DecodeError::Malformed(
+                        "payload is not a valid zlib stream".into(),
+                    ));
                 }
             }
         }
-    }
+    };
+    INFLATE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut d) => {
+            let result = inflate(&mut d).map(|len| f(&d.out[..len]));
+            if d.out.len() > KEEP {
+                d.out = Vec::new();
+            }
+            result
+        }
+        // Only reachable by re-entrancy, which nothing here does; stay correct anyway.
+        Err(_) => {
+            let mut d = Inflater {
+                decompressor: Decompressor::new(),
+                out: Vec::new(),
+            };
+            inflate(&mut d).map(|len| f(&d.out[..len]))
+        }
+    })
 }
 
 const B62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -496,6 +537,7 @@ fn b62_decode(s: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    use flate2::{Compress, Compression, FlushCompress, Status};
     use serde_json::json;
 
     use super::*;
@@ -572,20 +614,30 @@ mod tests {
 
     #[test]
     fn compression_is_used_only_when_two_bytes_shorter() {
-        // {"k":"aaa…"} compresses to a roughly constant size while the JSON grows by one byte
-        // per character, so the gain passes through every value; the marker must appear
-        // exactly when zlib's output is at most len - 2.
+        // Random hex strings compress by a few bytes at best, and the gain grows with the
+        // length, so a sweep passes through len - 1 and len - 2; the marker must appear
+        // exactly when our compressor's output is at most len - 2 (Django's rule).
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut hex = |n: usize| -> String {
+            (0..n)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    char::from(b"0123456789abcdef"[usize::try_from(seed >> 60).unwrap()])
+                })
+                .collect()
+        };
         let mut seen_not = false;
         let mut seen_yes = false;
-        for n in 0..60 {
-            let m = map(json!({"k": "a".repeat(n)}));
+        for n in (0..120).chain(0..120) {
+            let m = map(json!({"k": hex(n)}));
             let enc = codec().encode(&m, T).unwrap();
             let zlen = {
-                let mut c = Compress::new(Compression::new(6), true);
-                let mut out = Vec::with_capacity(256);
-                c.compress_vec(enc.session_json.as_bytes(), &mut out, FlushCompress::Finish)
-                    .unwrap();
-                out.len()
+                let mut c = Compressor::new(DEFLATE_LEVEL);
+                let mut out = vec![0; 512];
+                c.zlib_compress(enc.session_json.as_bytes(), &mut out)
+                    .unwrap()
             };
             let should = zlen < enc.session_json.len() - 1;
             assert_eq!(
