@@ -12,6 +12,7 @@ root=$(dirname "$here")
 work=${SESSIONKIT_PY_WORK:-$root/target/python-ci}
 venv=$work/venv
 mkdir -p "$work"
+export SESSIONKIT_TEST_POSTGRES_URL="${SESSIONKIT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 
 step() { printf '\n==> python: %s\n' "$*"; }
 
@@ -19,7 +20,7 @@ step "virtualenv with maturin and Django 5.2 ($venv)"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/pip" install --quiet --upgrade "maturin>=1.5,<2" "django>=5.2,<6" "redis>=5"
+"$venv/bin/pip" install --quiet --upgrade "maturin>=1.5,<2" "django>=5.2,<6" "redis>=5" "psycopg[binary]>=3.1,<4"
 "$venv/bin/python" -c 'import django; print("Django", django.get_version())'
 
 step "maturin build --release (the wheel for this platform)"
@@ -61,6 +62,6 @@ export SESSIONKIT_CLI="$root/target/release/sessionkit"
 step "a stock Django project with SESSION_ENGINE = sessionkit.django.db"
 demo_tmp=$(mktemp -d "$work/demo.XXXXXX")
 trap 'rm -rf "$demo_tmp"' EXIT
-(cd "$here/tests/demo" && DEMO_DB="$demo_tmp/demo.sqlite3" \
+(cd "$here/tests/demo" && DEMO_DB="$demo_tmp/demo.sqlite3" DEMO_SESSIONS_DB="$demo_tmp/sessions.sqlite3" \
   DJANGO_SETTINGS_MODULE=demo_site.settings \
   "$venv/bin/python" -m django test demo_site --noinput -v 2)

@@ -17,17 +17,41 @@ import sys
 import tempfile
 import unittest
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 HERE = Path(__file__).resolve().parent
 TABLE = HERE.parent / "DJANGO_TESTS.md"
 
 
+def postgres_database(url):
+    """Django's DATABASES entry for ``url`` (postgres://user[:pass]@host[:port]/db), with a
+    test database of this run's own."""
+    parts = urlsplit(url)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": parts.path.lstrip("/") or "postgres",
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "127.0.0.1",
+        "PORT": parts.port or 5432,
+        "TEST": {"NAME": f"test_sessionkit_py_{os.getpid()}"},
+    }
+
+
 def configure(django_source, workdir):
-    """Settings for the suite: one SQLite file shared by Django's ORM and the engine."""
+    """Settings for the suite: Django's ORM and the engine on one PostgreSQL database (each
+    with its own connection, as two processes would be)."""
     sys.path.insert(0, str(Path(django_source) / "tests"))
     sys.path.insert(0, str(HERE))
     from django.conf import settings
 
+    url = os.environ.get("SESSIONKIT_TEST_POSTGRES_URL")
+    if not url:
+        sys.exit(
+            "SESSIONKIT_TEST_POSTGRES_URL is not set: the db tests need a PostgreSQL database "
+            "that Django's ORM and the engine both open (SQLite cannot be shared by two SQLite "
+            "libraries in one process)"
+        )
     settings.configure(
         SECRET_KEY="sessionkit-django-suite-secret",
         INSTALLED_APPS=[
@@ -36,15 +60,7 @@ def configure(django_source, workdir):
             "django.contrib.sessions",
             "sessions_tests",
         ],
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.sqlite3",
-                "NAME": str(workdir / "suite.sqlite3"),
-                # A file, not Django's in-memory test database: the engine opens its own
-                # connection to the same database.
-                "TEST": {"NAME": str(workdir / "test_suite.sqlite3")},
-            }
-        },
+        DATABASES={"default": postgres_database(url)},
         CACHES={
             "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
         },
@@ -53,6 +69,7 @@ def configure(django_source, workdir):
         USE_TZ=False,
         TIME_ZONE="UTC",
         SESSION_ENGINE="sessionkit.django.db",
+        SESSION_FILE_PATH=str(workdir),
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",
         ROOT_URLCONF=[],
         MIDDLEWARE=[],
@@ -70,6 +87,26 @@ def not_applicable_in_table():
         if match:
             rows[f"{match[1]}.{match[2]}"] = match[3].strip()
     return rows
+
+
+def release_engine_connections():
+    """Closes what the engines hold on the test database, so Django can drop it: the opened
+    engines are forgotten (their pools close when dropped), and any connection still open is
+    ended by PostgreSQL."""
+    import gc
+
+    from django.db import connection
+
+    from sessionkit.django import _base
+
+    _base.close_engines()
+    gc.collect()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    connection.close()
 
 
 class CountingResult(unittest.TextTestResult):
@@ -156,27 +193,39 @@ def main():
                 resultclass=CountingResult, verbosity=verbosity, stream=sys.stdout
             ).run(suite)
         finally:
+            release_engine_connections()
             teardown_databases(old_config, verbosity=0)
             teardown_test_environment()
 
-    totals = {"passed": 0, "failed": 0, "not applicable": 0, "skipped by Django": 0}
-    print(f"\n{'class':45} {'passed':>7} {'failed':>7} {'n/a':>5} {'skipped':>8}")
-    for name, counts in result.per_class.items():
-        for outcome, count in counts.items():
-            totals[outcome] += count
+    import suite_classes
+
+    django_classes = {case.__name__ for case in suite_classes.CLASSES}
+    grand = dict.fromkeys(("passed", "failed", "not applicable", "skipped by Django"), 0)
+    for title, names in (
+        ("Django's sessions_tests", [n for n in result.per_class if n in django_classes]),
+        ("ours (tests/test_sessionkit.py)", [n for n in result.per_class if n not in django_classes]),
+    ):
+        totals = {"passed": 0, "failed": 0, "not applicable": 0, "skipped by Django": 0}
+        print(f"\n{title:45} {'passed':>7} {'failed':>7} {'n/a':>5} {'skipped':>8}")
+        for name in names:
+            counts = result.per_class[name]
+            for outcome, count in counts.items():
+                totals[outcome] += count
+            print(
+                f"{name:45} {counts['passed']:7} {counts['failed']:7} "
+                f"{counts['not applicable']:5} {counts['skipped by Django']:8}"
+            )
         print(
-            f"{name:45} {counts['passed']:7} {counts['failed']:7} "
-            f"{counts['not applicable']:5} {counts['skipped by Django']:8}"
+            f"{'total':45} {totals['passed']:7} {totals['failed']:7} "
+            f"{totals['not applicable']:5} {totals['skipped by Django']:8}"
         )
+        for outcome, count in totals.items():
+            grand[outcome] += count
     print(
-        f"{'total':45} {totals['passed']:7} {totals['failed']:7} "
-        f"{totals['not applicable']:5} {totals['skipped by Django']:8}"
+        f"\nsessions_tests: {grand['passed']} passed, {grand['failed']} failed, "
+        f"{grand['not applicable'] + grand['skipped by Django']} skipped"
     )
-    print(
-        f"django sessions_tests: {totals['passed']} passed, {totals['failed']} failed, "
-        f"{totals['not applicable'] + totals['skipped by Django']} skipped"
-    )
-    sys.exit(0 if result.wasSuccessful() and totals["failed"] == 0 else 1)
+    sys.exit(0 if result.wasSuccessful() and grand["failed"] == 0 else 1)
 
 
 if __name__ == "__main__":

@@ -139,10 +139,16 @@ class DjangoInteropTests(TransactionTestCase):
 class SettingsMappingTests(SimpleTestCase):
     """``DATABASES["default"]`` → the engine's URL, else ``SESSION_DB_URL``."""
 
-    def test_sqlite_file(self):
-        databases = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/my db.sqlite3"}}
+    def test_sqlite_is_never_shared_with_djangos_connection(self):
+        databases = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/app.sqlite3"}}
         with override_settings(DATABASES=databases):
-            self.assertEqual(database_url(), "sqlite:///srv/my%20db.sqlite3")
+            with self.assertRaisesMessage(ImproperlyConfigured, "POSIX locks"):
+                database_url()
+            with override_settings(SESSION_DB_URL="sqlite:///srv/app.sqlite3"):
+                with self.assertRaisesMessage(ImproperlyConfigured, "Django's own SQLite"):
+                    database_url()
+            with override_settings(SESSION_DB_URL="sqlite:///srv/sessions.sqlite3"):
+                self.assertEqual(database_url(), "sqlite:///srv/sessions.sqlite3")
 
     def test_postgresql(self):
         databases = {

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import threading
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import (
@@ -61,6 +61,12 @@ def native_engine(name, engine_settings):
     return engine
 
 
+def close_engines():
+    """Forgets every opened engine (each closes its connections once no store holds it)."""
+    with _lock:
+        _engines.clear()
+
+
 def codec(salt):
     """Django's signer for ``salt`` with the current ``SECRET_KEY`` and fallbacks."""
     secret = settings.SECRET_KEY
@@ -83,18 +89,26 @@ def common_settings():
 
 def database_url():
     """The db engines' database: ``SESSION_DB_URL`` when set, else ``DATABASES["default"]``
-    where it maps cleanly (SQLite file, PostgreSQL over TCP)."""
-    explicit = getattr(settings, "SESSION_DB_URL", None)
-    if explicit:
-        return explicit
+    when it maps cleanly (PostgreSQL over TCP).
+
+    A SQLite ``DATABASES["default"]`` never maps: Django's connection and the engine's would be
+    two SQLite libraries on one file in one process, and POSIX locks are per process, so
+    neither sees the other's locks (closing Django's connection deletes the WAL the engine is
+    still writing to). Give the sessions their own file with ``SESSION_DB_URL``, which must
+    then not be Django's database file.
+    """
     database = settings.DATABASES.get("default", {})
     backend = database.get("ENGINE", "")
     name = str(database.get("NAME") or "")
-    if backend == "django.db.backends.sqlite3":
-        if name and name != ":memory:" and "mode=memory" not in name:
-            return "sqlite://" + quote(os.path.abspath(name), safe="/")
-        reason = "an in-memory SQLite database cannot be shared with another connection"
-    elif backend in (
+    explicit = getattr(settings, "SESSION_DB_URL", None)
+    if explicit:
+        if backend == "django.db.backends.sqlite3" and name and _same_sqlite_file(explicit, name):
+            raise ImproperlyConfigured(
+                f"SESSION_DB_URL {explicit!r} is Django's own SQLite database: two SQLite "
+                "libraries in one process cannot share a file safely; use another file"
+            )
+        return explicit
+    if backend in (
         "django.db.backends.postgresql",
         "django.db.backends.postgresql_psycopg2",
     ):
@@ -106,12 +120,27 @@ def database_url():
             port = f":{database['PORT']}" if database.get("PORT") else ""
             return f"postgres://{credentials}{host}{port}/{quote(name, safe='')}"
         reason = "a Unix-socket host or OPTIONS do not map to a URL"
+    elif backend == "django.db.backends.sqlite3":
+        reason = (
+            "SQLite cannot be shared by Django's connection and the engine's in one process "
+            "(POSIX locks are per process); give the sessions their own file"
+        )
     else:
         reason = f"ENGINE {backend!r} has no sessionkit URL"
     raise ImproperlyConfigured(
         f"sessionkit db engines: DATABASES['default'] cannot be used ({reason}); "
-        "set SESSION_DB_URL (sqlite:///abs/path.sqlite3 or postgres://user:pass@host/db)"
+        "set SESSION_DB_URL (sqlite:///abs/sessions.sqlite3 or postgres://user:pass@host/db)"
     )
+
+
+def _same_sqlite_file(url, name):
+    if not url.startswith("sqlite://"):
+        return False
+    path = unquote(url[len("sqlite://"):].split("?", 1)[0])
+    try:
+        return os.path.samefile(path, name)
+    except OSError:
+        return os.path.abspath(path) == os.path.abspath(name)
 
 
 def cache_settings():
@@ -193,6 +222,8 @@ class NativeSessionStore(SessionBase):
         return self._engine().exists(session_key)
 
     def load(self):
+        if self.session_key is None:
+            return {}
         outcome, text = self._engine().load(self._codec(), self.session_key)
         if outcome == _MISSING:
             self._session_key = None

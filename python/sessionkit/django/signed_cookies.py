@@ -65,3 +65,27 @@ class SessionStore(NativeSessionStore):
     @classmethod
     def clear_expired(cls):
         """Cookies expire in the browser; there is nothing to clear."""
+
+    # No I/O behind any of these (the engine is non-blocking), so the async twins call the
+    # sync methods directly, as Django's signed_cookies backend does.
+    async def aload(self):
+        return self.load()
+
+    async def acreate(self):
+        return self.create()
+
+    async def asave(self, must_create=False):
+        return self.save(must_create=must_create)
+
+    async def aexists(self, session_key=None):
+        return self.exists(session_key=session_key)
+
+    async def adelete(self, session_key=None):
+        return self.delete(session_key=session_key)
+
+    async def acycle_key(self):
+        return self.cycle_key()
+
+    @classmethod
+    async def aclear_expired(cls):
+        return cls.clear_expired()

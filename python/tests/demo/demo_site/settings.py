@@ -1,7 +1,9 @@
-"""A stock Django project whose only sessionkit line is SESSION_ENGINE.
+"""A stock Django project on SQLite; its sessionkit lines are SESSION_ENGINE and
+SESSION_DB_URL.
 
-The database is a SQLite file (DEMO_DB, else demo.sqlite3 here) so the sessionkit db engine
-and a Rust process can open the same file.
+The sessions get their own SQLite file (DEMO_SESSIONS_DB): Django's connection and the
+engine's must not share one SQLite file in one process (two SQLite libraries, per-process
+POSIX locks). A Rust process opens the same sessions file.
 """
 
 import os
@@ -52,3 +54,6 @@ TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 SESSION_ENGINE = "sessionkit.django.db"
+SESSION_DB_URL = "sqlite://" + os.environ.get(
+    "DEMO_SESSIONS_DB", str(BASE_DIR / "demo-sessions.sqlite3")
+)

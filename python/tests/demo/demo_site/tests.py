@@ -9,10 +9,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.contrib.sessions.models import Session
 from django.test import Client, TransactionTestCase
 
 import sessionkit
+from sessionkit.django.db import SessionStore
 
 
 def rust_cli(*args):
@@ -26,7 +26,7 @@ def rust_cli(*args):
         "PATH": os.environ.get("PATH", ""),
         "SECRET_KEY": settings.SECRET_KEY,
         "SESSION_ENGINE": "db",
-        "SESSION_DB_URL": "sqlite://" + str(Path(settings.DATABASES["default"]["NAME"]).resolve()),
+        "SESSION_DB_URL": settings.SESSION_DB_URL,
         "SESSIONKIT_ENGINE_PATH": str(engine.parent),
     }
     return subprocess.run([cli, *args], env=env, capture_output=True, text=True, timeout=60)
@@ -48,8 +48,7 @@ class DemoFlowTests(TransactionTestCase):
         response = self.client.post("/login", {"username": "ada", "password": "correct horse"})
         self.assertEqual(response.status_code, 200)
         key = self.client.cookies[settings.SESSION_COOKIE_NAME].value
-        row = Session.objects.get(session_key=key)
-        self.assertEqual(row.get_decoded()["_auth_user_id"], str(User.objects.get().pk))
+        self.assertEqual(SessionStore(key)["_auth_user_id"], str(User.objects.get().pk))
 
         self.client.post("/comment", {"text": "first!"})
         self.client.post("/comment", {"text": "second"})
@@ -58,7 +57,7 @@ class DemoFlowTests(TransactionTestCase):
         )
 
         self.client.post("/logout")
-        self.assertFalse(Session.objects.filter(session_key=key).exists())
+        self.assertIs(SessionStore().exists(key), False)
         self.assertEqual(self.client.get("/").json(), {"user": None, "comments": []})
 
     def test_admin_login_page_uses_the_session(self):
