@@ -40,6 +40,9 @@ _MICROSECOND = datetime.timedelta(microseconds=1)
 _lock = threading.Lock()
 _engines = {}
 _codecs = {}
+# (store class, its settings_key()) → engine: the per-store lookup, without building and
+# serializing the engine settings each time.
+_by_settings_key = {}
 
 
 def native_engine(name, engine_settings):
@@ -65,6 +68,7 @@ def close_engines():
     """Forgets every opened engine (each closes its connections once no store holds it)."""
     with _lock:
         _engines.clear()
+        _by_settings_key.clear()
 
 
 def codec(salt):
@@ -76,6 +80,32 @@ def codec(salt):
     if found is None:
         found = _codecs[key] = _native.Codec(salt, secret, list(fallbacks))
     return found
+
+
+def common_settings_key():
+    """What ``common_settings()`` depends on, cheaply."""
+    return (settings.SECRET_KEY, settings.SESSION_COOKIE_AGE, settings.SESSION_COOKIE_NAME)
+
+
+def database_settings_key():
+    """What ``database_url()`` depends on, cheaply."""
+    database = settings.DATABASES.get("default", {})
+    return (
+        getattr(settings, "SESSION_DB_URL", None),
+        database.get("ENGINE"),
+        database.get("NAME"),
+        database.get("HOST"),
+        database.get("PORT"),
+        database.get("USER"),
+        database.get("PASSWORD"),
+        bool(database.get("OPTIONS")),
+    )
+
+
+def cache_settings_key():
+    """What ``cache_settings()`` depends on, cheaply."""
+    alias = settings.SESSION_CACHE_ALIAS
+    return (alias, repr(settings.CACHES.get(alias)))
 
 
 def common_settings():
@@ -176,9 +206,20 @@ class NativeSessionStore(SessionBase):
         return common_settings()
 
     @classmethod
+    def settings_key(cls):
+        """A cheap, hashable digest of every setting ``engine_settings()`` reads: equal keys
+        mean equal engine settings."""
+        return common_settings_key()
+
+    @classmethod
     def native_engine(cls):
         """The opened engine for the current settings."""
-        return native_engine(cls.engine_name, cls.engine_settings())
+        key = (cls, cls.settings_key())
+        engine = _by_settings_key.get(key)
+        if engine is None:
+            engine = native_engine(cls.engine_name, cls.engine_settings())
+            _by_settings_key[key] = engine
+        return engine
 
     def _engine(self):
         # Once per store (a store lives for one request): settings are read when it is first

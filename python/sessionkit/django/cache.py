@@ -1,7 +1,13 @@
 """``SESSION_ENGINE = "sessionkit.django.cache"``: sessions in ``CACHES[SESSION_CACHE_ALIAS]``
 (LocMem in the engine's process memory, or Redis), through the sessionkit ``cache`` engine."""
 
-from sessionkit.django._base import NativeSessionStore, cache_settings, common_settings
+from sessionkit.django._base import (
+    NativeSessionStore,
+    cache_settings,
+    cache_settings_key,
+    common_settings,
+    common_settings_key,
+)
 
 
 class SessionStore(NativeSessionStore):
@@ -18,6 +24,10 @@ class SessionStore(NativeSessionStore):
     @property
     def cache_key(self):
         return self.cache_key_prefix + self._get_or_create_session_key()
+
+    @classmethod
+    def settings_key(cls):
+        return (common_settings_key(), cache_settings_key())
 
     @classmethod
     def engine_settings(cls):

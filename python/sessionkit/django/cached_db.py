@@ -3,7 +3,7 @@ write-through cache (``CACHES[SESSION_CACHE_ALIAS]``, LocMem or Redis), through 
 ``cached_db`` engine."""
 
 from sessionkit.django import db
-from sessionkit.django._base import cache_settings
+from sessionkit.django._base import cache_settings, cache_settings_key
 
 
 class SessionStore(db.SessionStore):
@@ -21,6 +21,10 @@ class SessionStore(db.SessionStore):
     @property
     def cache_key(self):
         return self.cache_key_prefix + self._get_or_create_session_key()
+
+    @classmethod
+    def settings_key(cls):
+        return (super().settings_key(), cache_settings_key())
 
     @classmethod
     def engine_settings(cls):

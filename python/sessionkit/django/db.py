@@ -3,7 +3,13 @@ sessionkit ``db`` engine (SQLite or PostgreSQL, its own connection)."""
 
 from django.contrib.sessions.backends.db import SessionStore as DjangoDBStore
 
-from sessionkit.django._base import NativeSessionStore, common_settings, database_url
+from sessionkit.django._base import (
+    NativeSessionStore,
+    common_settings,
+    common_settings_key,
+    database_settings_key,
+    database_url,
+)
 
 
 class SessionStore(NativeSessionStore):
@@ -27,6 +33,10 @@ class SessionStore(NativeSessionStore):
         except (ImportError, RuntimeError, LookupError):
             model = None
         return model._meta.db_table if model is not None else cls.default_table
+
+    @classmethod
+    def settings_key(cls):
+        return (common_settings_key(), database_settings_key())
 
     @classmethod
     def engine_settings(cls):

@@ -10,7 +10,7 @@ from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.contrib.sessions.exceptions import InvalidSessionKey
 from django.core.exceptions import ImproperlyConfigured
 
-from sessionkit.django._base import NativeSessionStore, common_settings
+from sessionkit.django._base import NativeSessionStore, common_settings, common_settings_key
 
 
 class SessionStore(NativeSessionStore):
@@ -48,6 +48,10 @@ class SessionStore(NativeSessionStore):
         if not set(session_key).issubset(VALID_KEY_CHARS):
             raise InvalidSessionKey("Invalid characters in session key")
         return os.path.join(self.storage_path, self.file_prefix + session_key)
+
+    @classmethod
+    def settings_key(cls):
+        return (common_settings_key(), str(cls._get_storage_path()))
 
     @classmethod
     def engine_settings(cls):
