@@ -82,7 +82,11 @@ fn main() {
             .unwrap_or_else(|e| panic!("cannot copy {}: {e}", from.display()));
         // The workspace's release profile keeps line tables (for its benchmarks); a wheel does
         // not need them (a sixth of the size). Exported symbols stay.
-        match Command::new("strip").arg("--strip-debug").arg(&staging).status() {
+        match Command::new("strip")
+            .arg("--strip-debug")
+            .arg(&staging)
+            .status()
+        {
             Ok(status) if status.success() => {}
             other => println!(
                 "cargo:warning=strip --strip-debug {} failed ({other:?}); bundling it unstripped",

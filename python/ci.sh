@@ -5,7 +5,8 @@
 # SessionStores (tests/django_suite.py), then the demo project's flows and the Django <-> Rust
 # sharing tests (tests/demo). Exits non-zero on any failure.
 #
-# Needs: cargo, python3 (with venv), PyPI. Optional: SESSIONKIT_TEST_REDIS_URL (Redis tests).
+# Needs: cargo, python3 (with venv), PyPI, PostgreSQL and Redis on 127.0.0.1 (as .ci/run starts
+# them; SESSIONKIT_TEST_POSTGRES_URL / SESSIONKIT_TEST_REDIS_URL override the defaults).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -13,6 +14,7 @@ work=${SESSIONKIT_PY_WORK:-$root/target/python-ci}
 venv=$work/venv
 mkdir -p "$work"
 export SESSIONKIT_TEST_POSTGRES_URL="${SESSIONKIT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export SESSIONKIT_TEST_REDIS_URL="${SESSIONKIT_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 
 step() { printf '\n==> python: %s\n' "$*"; }
 

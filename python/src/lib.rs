@@ -197,7 +197,9 @@ impl NativeEngine {
     /// Whether a record is stored under `key` (Django's `exists`).
     fn exists(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
         let store = self.engine.store();
-        Ok(py.detach(|| store.exists(key)).map_err(BindingError::from)?)
+        Ok(py
+            .detach(|| store.exists(key))
+            .map_err(BindingError::from)?)
     }
 
     /// Loads the live record under `key` and decodes it with `codec`: `(outcome, json)` as
@@ -258,7 +260,9 @@ impl NativeEngine {
     /// Removes the record under `key`; unknown keys succeed.
     fn delete(&self, py: Python<'_>, key: &str) -> PyResult<()> {
         let store = self.engine.store();
-        Ok(py.detach(|| store.delete(key)).map_err(BindingError::from)?)
+        Ok(py
+            .detach(|| store.delete(key))
+            .map_err(BindingError::from)?)
     }
 
     /// Removes every expired record (Django's `clearsessions`); returns how many went.
@@ -313,7 +317,11 @@ fn parse_session_json(json: &[u8]) -> Result<Value, BindingError> {
     }
 }
 
-fn decode_with(codec: &SessionCodec, session_data: &str, max_age: Option<i64>) -> (u8, Option<String>) {
+fn decode_with(
+    codec: &SessionCodec,
+    session_data: &str,
+    max_age: Option<i64>,
+) -> (u8, Option<String>) {
     // Object-only, as the Rust host: a validly signed non-object payload is an empty session.
     match codec.decode(session_data, max_age, now_unix()) {
         Ok(map) => match to_python_json(&Value::Object(map)) {
@@ -328,7 +336,9 @@ fn decode_with(codec: &SessionCodec, session_data: &str, max_age: Option<i64>) -
 fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
 }
 
 /// The `sessionkit._native` module.

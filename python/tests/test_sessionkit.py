@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import SimpleTestCase, TransactionTestCase, override_settings
 
 from sessionkit.django import cache, cached_db, db, signed_cookies
-from sessionkit.django._base import database_url
+from sessionkit.django._base import url_for_database
 
 REDIS_URL = os.environ.get("SESSIONKIT_TEST_REDIS_URL")
 
@@ -140,37 +140,38 @@ class SettingsMappingTests(SimpleTestCase):
     """``DATABASES["default"]`` → the engine's URL, else ``SESSION_DB_URL``."""
 
     def test_sqlite_is_never_shared_with_djangos_connection(self):
-        databases = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/app.sqlite3"}}
-        with override_settings(DATABASES=databases):
-            with self.assertRaisesMessage(ImproperlyConfigured, "POSIX locks"):
-                database_url()
-            with override_settings(SESSION_DB_URL="sqlite:///srv/app.sqlite3"):
-                with self.assertRaisesMessage(ImproperlyConfigured, "Django's own SQLite"):
-                    database_url()
-            with override_settings(SESSION_DB_URL="sqlite:///srv/sessions.sqlite3"):
-                self.assertEqual(database_url(), "sqlite:///srv/sessions.sqlite3")
+        database = {"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/app.sqlite3"}
+        with self.assertRaisesMessage(ImproperlyConfigured, "POSIX locks"):
+            url_for_database(database, None)
+        with self.assertRaisesMessage(ImproperlyConfigured, "Django's own SQLite"):
+            url_for_database(database, "sqlite:///srv/app.sqlite3")
+        self.assertEqual(
+            url_for_database(database, "sqlite:///srv/sessions.sqlite3"),
+            "sqlite:///srv/sessions.sqlite3",
+        )
 
     def test_postgresql(self):
-        databases = {
-            "default": {
-                "ENGINE": "django.db.backends.postgresql",
-                "NAME": "app",
-                "USER": "u",
-                "PASSWORD": "p@ss",
-                "HOST": "db.internal",
-                "PORT": 5433,
-            }
+        database = {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "app",
+            "USER": "u",
+            "PASSWORD": "p@ss",
+            "HOST": "db.internal",
+            "PORT": 5433,
         }
-        with override_settings(DATABASES=databases):
-            self.assertEqual(database_url(), "postgres://u:p%40ss@db.internal:5433/app")
+        self.assertEqual(
+            url_for_database(database, None), "postgres://u:p%40ss@db.internal:5433/app"
+        )
+        with self.assertRaisesMessage(ImproperlyConfigured, "Unix-socket"):
+            url_for_database({**database, "HOST": "/run/postgresql"}, None)
 
     def test_session_db_url_wins_and_unmappable_asks_for_it(self):
-        databases = {"default": {"ENGINE": "django.db.backends.mysql", "NAME": "app"}}
-        with override_settings(DATABASES=databases):
-            with self.assertRaisesMessage(ImproperlyConfigured, "SESSION_DB_URL"):
-                database_url()
-            with override_settings(SESSION_DB_URL="sqlite:///tmp/x.sqlite3"):
-                self.assertEqual(database_url(), "sqlite:///tmp/x.sqlite3")
+        database = {"ENGINE": "django.db.backends.mysql", "NAME": "app"}
+        with self.assertRaisesMessage(ImproperlyConfigured, "SESSION_DB_URL"):
+            url_for_database(database, None)
+        self.assertEqual(
+            url_for_database(database, "sqlite:///tmp/x.sqlite3"), "sqlite:///tmp/x.sqlite3"
+        )
 
 
 class SignedCookieTests(SimpleTestCase):

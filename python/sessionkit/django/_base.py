@@ -127,10 +127,15 @@ def database_url():
     still writing to). Give the sessions their own file with ``SESSION_DB_URL``, which must
     then not be Django's database file.
     """
-    database = settings.DATABASES.get("default", {})
+    return url_for_database(
+        settings.DATABASES.get("default", {}), getattr(settings, "SESSION_DB_URL", None)
+    )
+
+
+def url_for_database(database, explicit):
+    """``database_url()`` for a ``DATABASES`` entry and a ``SESSION_DB_URL`` value (or None)."""
     backend = database.get("ENGINE", "")
     name = str(database.get("NAME") or "")
-    explicit = getattr(settings, "SESSION_DB_URL", None)
     if explicit:
         if backend == "django.db.backends.sqlite3" and name and _same_sqlite_file(explicit, name):
             raise ImproperlyConfigured(
