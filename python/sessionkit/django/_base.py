@@ -319,3 +319,20 @@ class NativeSessionStore(SessionBase):
     @classmethod
     def clear_expired(cls):
         cls.native_engine().clear_expired()
+
+
+class CacheAliasMixin:
+    """What the cache-backed stores share with Django's: the alias is resolved at construction
+    (``InvalidCacheBackendError``), and ``cache_key`` is Django's key layout, which the engine
+    uses too."""
+
+    #: Django's key prefix for this kind of store.
+    cache_key_prefix = None
+
+    def __init__(self, session_key=None):
+        cache_settings()
+        super().__init__(session_key)
+
+    @property
+    def cache_key(self):
+        return self.cache_key_prefix + self._get_or_create_session_key()

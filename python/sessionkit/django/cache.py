@@ -2,6 +2,7 @@
 (LocMem in the engine's process memory, or Redis), through the sessionkit ``cache`` engine."""
 
 from sessionkit.django._base import (
+    CacheAliasMixin,
     NativeSessionStore,
     cache_settings,
     cache_settings_key,
@@ -10,20 +11,11 @@ from sessionkit.django._base import (
 )
 
 
-class SessionStore(NativeSessionStore):
+class SessionStore(CacheAliasMixin, NativeSessionStore):
     """Django's cache session store, run by the sessionkit ``cache`` engine."""
 
     engine_name = "cache"
-    #: Django's cache key prefix (the engine lays out cache keys the same way).
     cache_key_prefix = "django.contrib.sessions.cache"
-
-    def __init__(self, session_key=None):
-        cache_settings()
-        super().__init__(session_key)
-
-    @property
-    def cache_key(self):
-        return self.cache_key_prefix + self._get_or_create_session_key()
 
     @classmethod
     def settings_key(cls):
