@@ -273,6 +273,33 @@ impl NativeEngine {
             .map_err(BindingError::from)?)
     }
 
+    /// The keys of `account_id`'s live sessions (engines with the account index: account_db).
+    fn sessions_of_account(&self, py: Python<'_>, account_id: i64) -> PyResult<Vec<String>> {
+        let store = self.engine.store();
+        let records = py
+            .detach(|| store.sessions_of_account(account_id))
+            .map_err(BindingError::from)?;
+        Ok(records
+            .into_iter()
+            .map(|record| record.session_key.into_string())
+            .collect())
+    }
+
+    /// Deletes every session of `account_id` except `keep` ("log out everywhere else");
+    /// returns how many went.
+    #[pyo3(signature = (account_id, keep=None))]
+    fn delete_sessions_of_account(
+        &self,
+        py: Python<'_>,
+        account_id: i64,
+        keep: Option<&str>,
+    ) -> PyResult<u64> {
+        let store = self.engine.store();
+        Ok(py
+            .detach(|| store.delete_sessions_of_account(account_id, keep))
+            .map_err(BindingError::from)?)
+    }
+
     fn __repr__(&self) -> String {
         let description = self.engine.description();
         format!(

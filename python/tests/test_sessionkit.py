@@ -10,7 +10,7 @@ from django.contrib.sessions.models import Session
 from django.core.exceptions import ImproperlyConfigured
 from django.test import SimpleTestCase, TransactionTestCase, override_settings
 
-from sessionkit.django import cache, cached_db, db, signed_cookies
+from sessionkit.django import account_db, cache, cached_db, db, signed_cookies
 from sessionkit.django._base import url_for_database
 
 REDIS_URL = os.environ.get("SESSIONKIT_TEST_REDIS_URL")
@@ -134,6 +134,31 @@ class DjangoInteropTests(TransactionTestCase):
             self.assertEqual(db.SessionStore(ours.session_key)["x"], 1)
         with override_settings(SECRET_KEY="new-secret"):
             self.assertEqual(db.SessionStore(ours.session_key).load(), {})
+
+
+class AccountDbTests(TransactionTestCase):
+    """account_db's own table and its account index ("log out everywhere")."""
+
+    def test_log_out_everywhere_but_here(self):
+        stores = []
+        for _ in range(3):
+            store = account_db.SessionStore()
+            store["_auth_user_id"] = "7"
+            store.save()
+            stores.append(store)
+        other = account_db.SessionStore()
+        other["_auth_user_id"] = "8"
+        other.save()
+        keys = sorted(account_db.SessionStore.session_keys_of_account(7))
+        self.assertEqual(keys, sorted(s.session_key for s in stores))
+        here = stores[0].session_key
+        self.assertEqual(account_db.SessionStore.delete_sessions_of_account(7, keep=here), 2)
+        self.assertEqual(account_db.SessionStore.session_keys_of_account(7), [here])
+        self.assertEqual(account_db.SessionStore(here)["_auth_user_id"], "7")
+        self.assertIs(account_db.SessionStore().exists(stores[1].session_key), False)
+        self.assertEqual(account_db.SessionStore.session_keys_of_account(8), [other.session_key])
+        for store in (stores[0], other):
+            store.delete()
 
 
 class SettingsMappingTests(SimpleTestCase):

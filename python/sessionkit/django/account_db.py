@@ -20,3 +20,14 @@ class SessionStore(db.SessionStore):
     def get_model_class(cls):
         """No Django model by default; subclasses return theirs to share its table."""
         return None
+
+    @classmethod
+    def session_keys_of_account(cls, account_id):
+        """The keys of the live sessions of ``account_id`` (a user's pk)."""
+        return cls.native_engine().sessions_of_account(int(account_id))
+
+    @classmethod
+    def delete_sessions_of_account(cls, account_id, keep=None):
+        """Logs ``account_id`` out everywhere except the session ``keep`` (e.g. the current
+        request's ``session.session_key``); returns how many sessions were deleted."""
+        return cls.native_engine().delete_sessions_of_account(int(account_id), keep)
