@@ -199,6 +199,8 @@ def main():
 
     import suite_classes
 
+    for test, reason in result.skipped:
+        print(f"skipped {type(test).__name__}.{test._testMethodName}: {reason}")
     django_classes = {case.__name__ for case in suite_classes.CLASSES}
     grand = dict.fromkeys(("passed", "failed", "not applicable", "skipped by Django"), 0)
     for title, names in (
