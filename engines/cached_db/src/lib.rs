@@ -2,8 +2,12 @@
 
 pub mod config;
 pub mod store;
+mod suspects;
 
-use sessionkit_sdk::{Capabilities, EngineInfo, KeyFormat, StoreError};
+use std::sync::Arc;
+
+use sessionkit_cache::clock::HostClock;
+use sessionkit_sdk::{Capabilities, EngineInfo, Host, KeyFormat, StoreError};
 
 pub use config::CachedDbConfig;
 pub use store::{CachedDbStore, LOG_TARGET};
@@ -38,6 +42,14 @@ impl sessionkit_sdk::Engine for CachedDbEngine {
 
     fn open(settings_json: &str) -> Result<Self::Store, StoreError> {
         CachedDbStore::open(&CachedDbConfig::from_settings_json(settings_json)?)
+    }
+
+    /// Both halves judge expiry by the host's clock.
+    fn open_with_host(settings_json: &str, host: &Host) -> Result<Self::Store, StoreError> {
+        CachedDbStore::open_with_clock(
+            &CachedDbConfig::from_settings_json(settings_json)?,
+            Arc::new(HostClock::new(host)),
+        )
     }
 }
 
