@@ -131,12 +131,59 @@ mod tests {
         );
     }
 
+    /// A host whose clock stands still at `.0`.
+    #[derive(Clone)]
+    struct FrozenHost(Timestamp);
+
+    impl sessionkit_sdk::FfiHost for FrozenHost {
+        fn now(&self) -> Timestamp {
+            self.0
+        }
+        fn max_level(&self) -> sessionkit_sdk::LogLevel {
+            sessionkit_sdk::LogLevel::Error
+        }
+        fn log(&self, _: sessionkit_sdk::LogLevel, _: RStr<'_>, _: RStr<'_>) {}
+    }
+
     #[test]
-    fn an_opened_store_adds_no_capability_even_over_locmem() {
+    fn open_with_host_judges_expiry_by_the_hosts_clock_in_both_halves() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = 3_600_000_000;
+        let day_ago = Timestamp::from_micros(Timestamp::now().micros - 24 * hour);
+        let host = Host::new(sessionkit_sdk::HostBox::from_ptr(
+            abi_stable::std_types::RArc::new(FrozenHost(day_ago)),
+            abi_stable::sabi_trait::TD_Opaque,
+        ));
+        let json = settings(dir.path(), "locmem://lib-host-clock");
+        let store = CachedDbEngine::open_with_host(&json, &host).unwrap();
+        // Expired an hour ago by the wall clock, but the host's clock says a day ago.
+        let key = "libhostclockkey00001";
+        let record = SessionRecord::new(
+            key,
+            "data",
+            Timestamp::from_micros(Timestamp::now().micros - hour),
+        );
+        store.create(SessionWrite::new(record, "{}")).unwrap();
+        assert!(store.db().load(key).unwrap().is_some(), "the database half");
+        assert!(store.cache().load(key).unwrap().is_some(), "the cache half");
+        assert!(store.load(key).unwrap().is_some());
+        // The same row through a store on the system clock is expired.
+        let system = CachedDbEngine::open(&settings(dir.path(), "locmem://lib-sys-clock")).unwrap();
+        assert_eq!(system.load(key).unwrap(), None);
+    }
+
+    #[test]
+    fn an_opened_store_adds_only_the_databases_conditional_save_even_over_locmem() {
         // SQLite does I/O, so a LocMem cache in front does not make the store non-blocking.
         let dir = tempfile::tempdir().unwrap();
         let store = CachedDbEngine::open(&settings(dir.path(), "locmem://lib-caps")).unwrap();
-        assert_eq!(store.capabilities(), Capabilities::NONE);
+        let conditional = Capabilities::CONDITIONAL_SAVE;
+        let expected = if store.db().capabilities().contains(conditional) {
+            conditional
+        } else {
+            Capabilities::NONE
+        };
+        assert_eq!(store.capabilities(), expected);
     }
 
     #[test]

@@ -113,7 +113,11 @@ fn data(record: Option<SessionRecord>) -> Option<String> {
 
 #[test]
 fn conditional_save_is_declared_only_when_the_database_store_has_it() {
-    assert!(store().capabilities().contains(Capabilities::CONDITIONAL_SAVE));
+    assert!(
+        store()
+            .capabilities()
+            .contains(Capabilities::CONDITIONAL_SAVE)
+    );
     let sql = sessionkit_sql::SqlStore::open(
         &sessionkit_sql::DatabaseUrl::parse("sqlite::memory:").unwrap(),
         sessionkit_sql::SqlStoreOptions::default(),
@@ -156,7 +160,9 @@ fn a_conflict_returns_the_stored_record_and_leaves_no_stale_entry() {
     // The database moved on behind the cache (what a stale entry looks like).
     store.db().save(write(KEY, "theirs", 60)).unwrap();
     assert_eq!(data(store.load(KEY).unwrap()).as_deref(), Some("a"));
-    let outcome = store.save_if_unchanged(write(KEY, "mine", 60), "a").unwrap();
+    let outcome = store
+        .save_if_unchanged(write(KEY, "mine", 60), "a")
+        .unwrap();
     let ConditionalSave::Conflict(current) = outcome else {
         panic!("expected a conflict, got {outcome:?}");
     };
@@ -165,7 +171,11 @@ fn a_conflict_returns_the_stored_record_and_leaves_no_stale_entry() {
         data(store.db().load(KEY).unwrap()).as_deref(),
         Some("theirs")
     );
-    assert_eq!(store.cache().load(KEY).unwrap(), None, "the stale entry went");
+    assert_eq!(
+        store.cache().load(KEY).unwrap(),
+        None,
+        "the stale entry went"
+    );
     assert_eq!(data(store.load(KEY).unwrap()).as_deref(), Some("theirs"));
     // Merging onto the current record then saves.
     let retried = store

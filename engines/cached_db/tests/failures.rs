@@ -6,7 +6,7 @@ mod common;
 
 use std::{
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -32,6 +32,24 @@ struct CacheSwitches {
     get: AtomicBool,
     write: AtomicBool,
     delete: AtomicBool,
+    /// When set, this many more deletes succeed, then every delete fails.
+    deletes_left: Mutex<Option<usize>>,
+}
+
+impl CacheSwitches {
+    fn delete_allowed(&self) -> Result<(), CacheError> {
+        down(&self.delete)?;
+        match &mut *self.deletes_left.lock().unwrap() {
+            Some(0) => Err(CacheError::Unavailable(
+                "test cache went down mid-call".into(),
+            )),
+            Some(left) => {
+                *left -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 /// A LocMem cache whose reads, writes (`add`, `set`, `set_if_present`) or deletes can be made
@@ -71,7 +89,7 @@ impl CacheBackend for FlakyCache {
         self.inner.set(key, value, ttl)
     }
     fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        down(&self.fail.delete)?;
+        self.fail.delete_allowed()?;
         self.inner.delete(key)
     }
 }
@@ -276,6 +294,33 @@ fn a_logout_the_cache_cannot_follow_fails_with_the_session_unchanged() {
     f.store.delete(KEY).unwrap();
     assert_eq!(f.store.load(KEY).unwrap(), None);
     assert_eq!(f.store.cache().load(KEY).unwrap(), None);
+}
+
+#[test]
+fn a_logout_whose_second_cache_removal_fails_stands_and_the_key_never_loads() {
+    let f = fixture();
+    f.store.create(write(KEY, "d", 60)).unwrap();
+    // The first removal (before the row) succeeds; the cache goes down before the second.
+    *f.cache.deletes_left.lock().unwrap() = Some(1);
+    let (deleted, logs) = capture_logs(|| f.store.delete(KEY));
+    deleted.unwrap();
+    assert!(
+        logs.contains("Error deleting a stale entry from cache"),
+        "{logs}"
+    );
+    assert!(!f.store.db().exists(KEY).unwrap(), "the logout stands");
+    // What the second removal was for: a load that cached the row between the first removal
+    // and the row delete left an entry.
+    f.store.cache().put(&write(KEY, "d", 60).record).unwrap();
+    assert_eq!(f.store.load(KEY).unwrap(), None);
+    assert!(!f.store.exists(KEY).unwrap());
+    *f.cache.deletes_left.lock().unwrap() = None;
+    assert_eq!(f.store.load(KEY).unwrap(), None);
+    assert_eq!(
+        f.store.cache().load(KEY).unwrap(),
+        None,
+        "removed on the next load"
+    );
 }
 
 #[test]

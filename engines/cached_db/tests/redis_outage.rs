@@ -101,7 +101,10 @@ fn a_logout_during_the_outage_never_comes_back(outage: Outage) {
     let db_url = format!("sqlite://{}", dir.path().join("s.sqlite3").display());
     let store = Arc::new(store_on(&server, &db_url));
     store.create(write(KEY, "logged in", 600)).unwrap();
-    assert!(store.cache().load(KEY).unwrap().is_some(), "cached in Redis");
+    assert!(
+        store.cache().load(KEY).unwrap().is_some(),
+        "cached in Redis"
+    );
 
     outage.begin(&mut server);
     let logout = within(WATCHDOG, {
@@ -110,7 +113,10 @@ fn a_logout_during_the_outage_never_comes_back(outage: Outage) {
     });
     let row = data(store.db().load(KEY).unwrap());
     match &logout {
-        Ok(()) => assert_eq!(row, None, "{outage:?}: a logout that succeeded deleted the row"),
+        Ok(()) => assert_eq!(
+            row, None,
+            "{outage:?}: a logout that succeeded deleted the row"
+        ),
         Err(error) => assert_eq!(
             row.as_deref(),
             Some("logged in"),
@@ -135,10 +141,7 @@ fn a_logout_during_the_outage_never_comes_back(outage: Outage) {
                 data(eventually(|| store.load(KEY))).as_deref(),
                 Some("logged in")
             );
-            assert_eq!(
-                data(other.load(KEY).unwrap()).as_deref(),
-                Some("logged in")
-            );
+            assert_eq!(data(other.load(KEY).unwrap()).as_deref(), Some("logged in"));
             eventually(|| store.delete(KEY));
         }
     }
@@ -150,7 +153,9 @@ fn a_logout_during_the_outage_never_comes_back(outage: Outage) {
         );
         assert!(!eventually(|| s.exists(KEY)), "{outage:?}: {who}");
     }
-    println!("{outage:?}: the logout during the outage returned {logout:?}; the key never loaded afterwards");
+    println!(
+        "{outage:?}: the logout during the outage returned {logout:?}; the key never loaded afterwards"
+    );
 }
 
 #[test]
@@ -208,5 +213,7 @@ fn a_save_during_the_outage_is_not_undone_by_the_entry_redis_kept() {
         );
         thread::sleep(Duration::from_millis(100));
     }
-    println!("{loads} loads after the restart, all from the database, until the cache held the saved record");
+    println!(
+        "{loads} loads after the restart, all from the database, until the cache held the saved record"
+    );
 }
