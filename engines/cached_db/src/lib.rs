@@ -173,6 +173,38 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_expired_by_the_stores_clock_does_not_outlive_its_cleared_row() {
+        // The conformance case `clear_expired_judges_sessions_without_expiry_by_the_cookie_age`:
+        // a record saved while the host's clock stood in the past is cached with a TTL (real
+        // time) that outlasts its expire_date once the clock is set back to now.
+        let dir = tempfile::tempdir().unwrap();
+        let real_now = chrono::Utc::now();
+        let clock = Arc::new(sessionkit_cache::ManualClock::new(
+            real_now - chrono::TimeDelta::days(1),
+        ));
+        let config =
+            CachedDbConfig::from_settings_json(&settings(dir.path(), "locmem://lib-clock-moves"))
+                .unwrap();
+        let store = CachedDbStore::open_with_clock(&config, clock.clone()).unwrap();
+        let key = "libclockmoveskey0001";
+        let ten_seconds_ago = Timestamp::from_micros(Timestamp::now().micros - 10_000_000);
+        store
+            .create(SessionWrite::new(
+                SessionRecord::new(key, "data", ten_seconds_ago),
+                "{}",
+            ))
+            .unwrap();
+        assert!(
+            store.exists(key).unwrap(),
+            "live while the clock is a day back"
+        );
+        clock.set(real_now);
+        assert_eq!(store.clear_expired().unwrap(), 1);
+        assert!(!store.exists(key).unwrap());
+        assert_eq!(store.load(key).unwrap(), None);
+    }
+
+    #[test]
     fn an_opened_store_adds_only_the_databases_conditional_save_even_over_locmem() {
         // SQLite does I/O, so a LocMem cache in front does not make the store non-blocking.
         let dir = tempfile::tempdir().unwrap();

@@ -271,14 +271,16 @@ where
 #[deny(clippy::missing_trait_methods)]
 impl<D: SessionStore, B: CacheBackend + 'static> SessionStore for CachedDbStore<D, B> {
     /// The cache first (no database query on a hit), then the database; a suspect key only
-    /// the database.
+    /// the database. A hit is the entry's record, not the key's presence: an entry whose
+    /// `expire_date` passed by the store's clock (a host that moved its clock on) may outlive
+    /// its row by its TTL, which runs on real time.
     fn exists(&self, key: &str) -> StoreResult<bool> {
         if self.suspects.distrusts(key) {
             return self.db.exists(key);
         }
-        match self.cache.exists(key) {
-            Ok(true) => return Ok(true),
-            Ok(false) => {}
+        match self.cache.load(key) {
+            Ok(Some(_)) => return Ok(true),
+            Ok(None) => {}
             Err(error) => tracing::warn!(
                 target: LOG_TARGET,
                 cache = %self.alias,
