@@ -1,73 +1,52 @@
 //! `cached_db`'s conditional save (issue 8): the database decides, the cache follows. The
-//! database is a small in-test store with a conditional save (a map behind a mutex, as the
-//! host's `MemoryStore`), so these tests do not wait for the SQL store's own; the cache is
-//! LocMem.
+//! database is the host's in-memory reference store (`sessionkit::testing::MemoryStore`),
+//! which has a conditional save, so these tests do not wait for the SQL store's own; the
+//! cache is LocMem.
 
 mod common;
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Barrier, Mutex},
+    sync::{Arc, Barrier},
     thread,
 };
 
+use sessionkit::testing::MemoryStore;
 use sessionkit_cache::{
     CACHED_DB_SESSION_PREFIX, CacheStore, KeyFunction, LocMemBackend, LocMemOptions, SystemClock,
 };
 use sessionkit_engine_cached_db::CachedDbStore;
 use sessionkit_sdk::{
     Capabilities, ConditionalSave, ErrorKind, SessionRecord, SessionStore, SessionWrite,
-    StoreError, StoreResult, Timestamp,
+    StoreResult,
 };
 
 use common::write;
 
 const KEY: &str = "cacheddbcas0123456789abcdefghijk";
 
-/// A database with a conditional save: records in a map, compared on `session_data`.
+/// A database with a conditional save: the host's in-memory reference store, declaring the
+/// capability it implements (the host's test engine declares it in its `EngineInfo`).
 #[derive(Default)]
-struct CasDb(Mutex<HashMap<String, SessionRecord>>);
-
-impl CasDb {
-    fn live(&self, key: &str) -> Option<SessionRecord> {
-        let now = Timestamp::now();
-        let records = self.0.lock().unwrap();
-        records.get(key).filter(|r| r.expire_date > now).cloned()
-    }
-}
+struct CasDb(MemoryStore);
 
 impl SessionStore for CasDb {
     fn exists(&self, key: &str) -> StoreResult<bool> {
-        Ok(self.0.lock().unwrap().contains_key(key))
+        self.0.exists(key)
     }
     fn load(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
-        Ok(self.live(key))
+        self.0.load(key)
     }
     fn create(&self, write: SessionWrite) -> StoreResult<String> {
-        let key = write.record.session_key.to_string();
-        let mut records = self.0.lock().unwrap();
-        if records.contains_key(&key) {
-            return Err(StoreError::already_exists("key taken"));
-        }
-        records.insert(key.clone(), write.record);
-        Ok(key)
+        self.0.create(write)
     }
     fn save(&self, write: SessionWrite) -> StoreResult<String> {
-        let key = write.record.session_key.to_string();
-        match self.0.lock().unwrap().get_mut(&key) {
-            Some(slot) => {
-                *slot = write.record;
-                Ok(key)
-            }
-            None => Err(StoreError::not_found("session vanished")),
-        }
+        self.0.save(write)
     }
     fn delete(&self, key: &str) -> StoreResult<()> {
-        self.0.lock().unwrap().remove(key);
-        Ok(())
+        self.0.delete(key)
     }
     fn clear_expired(&self) -> StoreResult<u64> {
-        Ok(0)
+        self.0.clear_expired()
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities::CONDITIONAL_SAVE
@@ -77,20 +56,7 @@ impl SessionStore for CasDb {
         write: SessionWrite,
         expected_data: &str,
     ) -> StoreResult<ConditionalSave> {
-        let key = write.record.session_key.to_string();
-        let now = Timestamp::now();
-        let mut records = self.0.lock().unwrap();
-        match records.get_mut(&key) {
-            Some(slot) if slot.expire_date > now => {
-                if slot.session_data.as_str() == expected_data {
-                    *slot = write.record;
-                    Ok(ConditionalSave::Saved(key))
-                } else {
-                    Ok(ConditionalSave::Conflict(slot.clone()))
-                }
-            }
-            _ => Err(StoreError::not_found("session deleted or expired")),
-        }
+        self.0.save_if_unchanged(write, expected_data)
     }
 }
 
