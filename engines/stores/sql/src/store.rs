@@ -4,7 +4,8 @@ use std::{fmt, sync::Arc};
 
 use sessionkit_codec::Clock;
 use sessionkit_sdk::{
-    Capabilities, ConditionalSave, SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult, Timestamp,
+    Capabilities, ConditionalSave, SessionRecord, SessionStore, SessionWrite, StoreError,
+    StoreResult, Timestamp,
 };
 
 use crate::{
