@@ -17,7 +17,7 @@ use std::{cell::Cell, fmt::Write as _, path::Path, time::Duration};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use postgres::NoTls;
-use sessionkit_sdk::{SessionRecord, SessionStore, SessionWrite, Timestamp};
+use sessionkit_sdk::{ConditionalSave, SessionRecord, SessionStore, SessionWrite, Timestamp};
 use sessionkit_sql::{
     DatabaseUrl, SqlStore, SqlStoreOptions,
     testing::{TempPostgresDatabase, postgres_url},
@@ -108,6 +108,42 @@ fn sqlite_fill(conn: &mut rusqlite::Connection, prefix: &str, n: usize, expire: 
     tx.commit().expect("commit");
 }
 
+/// How many sessions the conditional-save bench cycles through.
+const CONDITIONAL_SET: usize = 100;
+
+/// `save_if_unchanged` of a session whose stored data the bench knows (as a request that loaded
+/// it does): the cost of the conditional save next to `update/store`'s plain one, same run.
+fn bench_conditional_save(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    store: &SqlStore,
+    live: Timestamp,
+) {
+    let stored: Vec<String> = (0..CONDITIONAL_SET)
+        .map(|slot| {
+            let data = payload(3_000_000 + slot as u64);
+            store
+                .create(write(key("c", slot), data.clone(), live))
+                .expect("create");
+            data
+        })
+        .collect();
+    let stored = std::cell::RefCell::new(stored);
+    let saved = Cell::new(0u64);
+    group.bench_function("update_if_unchanged/store", |b| {
+        b.iter(|| {
+            let n = saved.replace(saved.get() + 1);
+            let slot = n as usize % CONDITIONAL_SET;
+            let expire = Timestamp::from_micros(live.micros + n as i64);
+            let data = payload(4_000_000 + n);
+            let expected = std::mem::replace(&mut stored.borrow_mut()[slot], data.clone());
+            let outcome = store
+                .save_if_unchanged(write(key("c", slot), data, expire), &expected)
+                .expect("save_if_unchanged");
+            assert!(matches!(outcome, ConditionalSave::Saved(_)), "{outcome:?}");
+        })
+    });
+}
+
 fn sqlite(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     for synchronous in ["FULL", "NORMAL"] {
@@ -188,6 +224,7 @@ fn sqlite(c: &mut Criterion) {
                     .expect("save")
             })
         });
+        bench_conditional_save(&mut group, &store, live);
         {
             let mut stmt = raw.prepare(SQLITE_UPDATE).expect("prepare");
             let saved = Cell::new(0u64);
@@ -352,6 +389,7 @@ fn postgres(c: &mut Criterion) {
                 .expect("save")
         })
     });
+    bench_conditional_save(&mut group, &store, live);
     let update = raw.prepare(PG_UPDATE).expect("prepare");
     let saved = Cell::new(0u64);
     group.bench_function("update/raw", |b| {
