@@ -9,7 +9,7 @@ pub mod locmem;
 pub mod redis_backend;
 pub mod store;
 
-pub use backend::{CacheBackend, CacheError, DynBackend};
+pub use backend::{CacheBackend, CacheError, CompareAndSet, DynBackend};
 pub use config::{CacheConfig, ConfigError, Location};
 pub use key::KeyFunction;
 pub use locmem::{LocMemBackend, LocMemOptions};
