@@ -15,7 +15,7 @@ pub use key::KeyFunction;
 pub use locmem::{LocMemBackend, LocMemOptions};
 pub use redis_backend::{RedisBackend, RedisOptions};
 /// The clock every store and backend of this crate reads time from (the codec's one `Clock`).
-pub use sessionkit_codec::clock::{self, Clock, ManualClock, SystemClock};
+pub use sessionkit_codec::clock::{self, Clock, HostClock, ManualClock, SystemClock};
 pub use store::{CACHE_SESSION_PREFIX, CACHED_DB_SESSION_PREFIX, CacheStore};
 
 /// Opens the backend a cache alias configures.
