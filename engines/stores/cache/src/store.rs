@@ -280,13 +280,11 @@ struct CachedRecord<'a> {
 }
 
 fn encode_record(record: &SessionRecord) -> Vec<u8> {
-    let cached = CachedRecord {
+    encode(&CachedRecord {
         session_key: Cow::Borrowed(record.session_key.as_str()),
         session_data: Cow::Borrowed(record.session_data.as_str()),
         expire_date: record.expire_date.micros,
-    };
-    // Serialising a struct of two strings and an integer into memory cannot fail.
-    serde_json::to_vec(&cached).expect("a CachedRecord always serialises")
+    })
 }
 
 /// The start of [`encode_record`]'s output for a record of `session_key` holding
@@ -294,14 +292,22 @@ fn encode_record(record: &SessionRecord) -> Vec<u8> {
 /// It ends after the data's closing quote and the next field's name, so data that merely
 /// begins with `session_data` does not match.
 fn record_prefix(session_key: &str, session_data: &str) -> Vec<u8> {
-    let mut prefix = encode_record(&SessionRecord::new(
-        session_key,
-        session_data,
-        Timestamp::from_micros(0),
-    ));
+    let mut prefix = encode(&CachedRecord {
+        session_key: Cow::Borrowed(session_key),
+        session_data: Cow::Borrowed(session_data),
+        expire_date: 0,
+    });
     // The record ends with `"expire_date":0}`; drop the `0}`.
     prefix.truncate(prefix.len() - b"0}".len());
     prefix
+}
+
+/// `cached` as JSON, in a buffer sized for it at once (the fields plus JSON's punctuation).
+fn encode(cached: &CachedRecord<'_>) -> Vec<u8> {
+    let mut buffer = Vec::with_capacity(cached.session_key.len() + cached.session_data.len() + 72);
+    // Serialising a struct of two strings and an integer into memory cannot fail.
+    serde_json::to_writer(&mut buffer, cached).expect("a CachedRecord always serialises");
+    buffer
 }
 
 fn decode_record(value: &[u8]) -> StoreResult<SessionRecord> {
