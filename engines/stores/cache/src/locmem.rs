@@ -198,14 +198,17 @@ impl CacheBackend for LocMemBackend {
         let now = self.clock.monotonic();
         let deadline = self.deadline(ttl);
         let mut entries = self.entries.lock();
-        if !entries.is_live(key, now) {
-            entries.remove(key);
-            return Ok(CompareAndSet::Missing);
-        }
-        if let Some(entry) = entries.map.get(key)
-            && !entry.value.starts_with(expected_prefix)
-        {
-            return Ok(CompareAndSet::Mismatch(entry.value.clone()));
+        // One lookup for both checks.
+        match entries.map.get(key) {
+            Some(entry) if entry.deadline > now => {
+                if !entry.value.starts_with(expected_prefix) {
+                    return Ok(CompareAndSet::Mismatch(entry.value.clone()));
+                }
+            }
+            _ => {
+                entries.remove(key);
+                return Ok(CompareAndSet::Missing);
+            }
         }
         entries.write(key, value, ttl, deadline, self.options);
         Ok(CompareAndSet::Replaced)

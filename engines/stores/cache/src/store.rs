@@ -292,6 +292,26 @@ fn encode_record(record: &SessionRecord) -> Vec<u8> {
 /// It ends after the data's closing quote and the next field's name, so data that merely
 /// begins with `session_data` does not match.
 fn record_prefix(session_key: &str, session_data: &str) -> Vec<u8> {
+    const OPEN: &[u8] = br#"{"session_key":""#;
+    const DATA: &[u8] = br#"","session_data":""#;
+    const CLOSE: &[u8] = br#"","expire_date":"#;
+    // Django's session keys and signed data never need escaping: copy them between the
+    // punctuation serde_json writes, without running the serialiser.
+    if !needs_json_escape(session_key) && !needs_json_escape(session_data) {
+        let mut prefix = Vec::with_capacity(
+            OPEN.len() + session_key.len() + DATA.len() + session_data.len() + CLOSE.len(),
+        );
+        for part in [
+            OPEN,
+            session_key.as_bytes(),
+            DATA,
+            session_data.as_bytes(),
+            CLOSE,
+        ] {
+            prefix.extend_from_slice(part);
+        }
+        return prefix;
+    }
     let mut prefix = encode(&CachedRecord {
         session_key: Cow::Borrowed(session_key),
         session_data: Cow::Borrowed(session_data),
@@ -300,6 +320,15 @@ fn record_prefix(session_key: &str, session_data: &str) -> Vec<u8> {
     // The record ends with `"expire_date":0}`; drop the `0}`.
     prefix.truncate(prefix.len() - b"0}".len());
     prefix
+}
+
+/// Whether serde_json writes `text` other than as it is: a quote, a backslash or a control
+/// character.
+fn needs_json_escape(text: &str) -> bool {
+    // A fold without an early exit, so the compiler can check many bytes at once.
+    text.bytes().fold(false, |found, b| {
+        found | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
 }
 
 /// `cached` as JSON, in a buffer sized for it at once (the fields plus JSON's punctuation).
@@ -556,6 +585,25 @@ mod tests {
             .save_if_unchanged(write(KEY, "new", in_secs(60)), data)
             .unwrap();
         assert_eq!(outcome, ConditionalSave::Saved(KEY.to_owned()));
+    }
+
+    #[test]
+    fn record_prefix_is_the_start_of_the_encoded_record() {
+        for data in [
+            "",
+            "plain.base64:signed",
+            "quote \" backslash \\ tab \t unicode \u{e9} \u{2028}",
+        ] {
+            let record = write(KEY, data, in_secs(60)).record;
+            let encoded = encode_record(&record);
+            let prefix = record_prefix(KEY, data);
+            assert!(encoded.starts_with(&prefix), "{data:?}");
+            assert_eq!(
+                &encoded[prefix.len()..],
+                format!("{}}}", in_secs(60).micros).as_bytes(),
+                "{data:?}"
+            );
+        }
     }
 
     #[test]
