@@ -896,10 +896,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_timed_out_server_makes_the_next_call_fail_fast() {
-        // A listener that accepts and never answers: the first call pays the timeout, the next
-        // is refused by the breaker without waiting.
+    /// On a listener that accepts and never answers: the first `call` pays the timeout, the
+    /// next is refused by the breaker without waiting.
+    fn assert_times_out_then_fails_fast(call: impl Fn(&RedisBackend) -> Result<(), CacheError>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let _keep = std::thread::spawn(move || {
@@ -910,43 +909,28 @@ mod tests {
         let backend = RedisBackend::open(&format!("redis://127.0.0.1:{port}/0"), OPTIONS)
             .unwrap()
             .with_breaker_cooldown(Duration::from_secs(60));
-        let first = backend.get("k").unwrap_err().to_string();
+        let first = call(&backend).unwrap_err().to_string();
         assert!(
             first.contains("within") && !first.contains("circuit breaker"),
             "{first}"
         );
         assert!(backend.breaker_open());
-        let second = backend.get("k").unwrap_err().to_string();
+        let second = call(&backend).unwrap_err().to_string();
         assert!(second.contains("circuit breaker"), "{second}");
     }
 
     #[test]
+    fn a_timed_out_server_makes_the_next_call_fail_fast() {
+        assert_times_out_then_fails_fast(|backend| backend.get("k").map(drop));
+    }
+
+    #[test]
     fn a_compare_and_set_on_a_hung_server_is_bounded_and_opens_the_breaker() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let _keep = std::thread::spawn(move || {
-            let held: Vec<_> = listener.incoming().take(4).collect();
-            std::thread::sleep(Duration::from_secs(30));
-            drop(held);
+        assert_times_out_then_fails_fast(|backend| {
+            backend
+                .replace_if_prefixed("k", b"p", b"v", Duration::from_secs(3600))
+                .map(drop)
         });
-        let backend = RedisBackend::open(&format!("redis://127.0.0.1:{port}/0"), OPTIONS)
-            .unwrap()
-            .with_breaker_cooldown(Duration::from_secs(60));
-        let hour = Duration::from_secs(3600);
-        let first = backend
-            .replace_if_prefixed("k", b"p", b"v", hour)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            first.contains("within") && !first.contains("circuit breaker"),
-            "{first}"
-        );
-        assert!(backend.breaker_open());
-        let second = backend
-            .replace_if_prefixed("k", b"p", b"v", hour)
-            .unwrap_err()
-            .to_string();
-        assert!(second.contains("circuit breaker"), "{second}");
     }
 
     #[test]

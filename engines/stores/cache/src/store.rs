@@ -398,6 +398,23 @@ mod tests {
         }
     }
 
+    /// Stores `OTHER_KEY`'s record (data `"data"`) under `KEY`'s cache key as well.
+    fn plant_another_sessions_record(f: &Fixture) {
+        f.store
+            .create(write(OTHER_KEY, "data", in_secs(60)))
+            .unwrap();
+        let raw = f
+            .store
+            .backend()
+            .get(&f.store.cache_key(OTHER_KEY))
+            .unwrap()
+            .unwrap();
+        f.store
+            .backend()
+            .set(&f.store.cache_key(KEY), &raw, Duration::from_secs(60))
+            .unwrap();
+    }
+
     /// A record expiring `secs` seconds after the fixture's start.
     fn in_secs(secs: i64) -> Timestamp {
         Timestamp::from_secs(START + secs)
@@ -692,19 +709,7 @@ mod tests {
     #[test]
     fn save_if_unchanged_of_an_entry_holding_another_session_is_corrupted() {
         let f = fixture();
-        f.store
-            .create(write(OTHER_KEY, "data", in_secs(60)))
-            .unwrap();
-        let raw = f
-            .store
-            .backend()
-            .get(&f.store.cache_key(OTHER_KEY))
-            .unwrap()
-            .unwrap();
-        f.store
-            .backend()
-            .set(&f.store.cache_key(KEY), &raw, Duration::from_secs(60))
-            .unwrap();
+        plant_another_sessions_record(&f);
         let error = f
             .store
             .save_if_unchanged(write(KEY, "new", in_secs(60)), "data")
@@ -894,19 +899,7 @@ mod tests {
     #[test]
     fn an_entry_holding_another_sessions_record_is_reported_as_corrupted() {
         let f = fixture();
-        f.store
-            .create(write(OTHER_KEY, "data", in_secs(60)))
-            .unwrap();
-        let raw = f
-            .store
-            .backend()
-            .get(&f.store.cache_key(OTHER_KEY))
-            .unwrap()
-            .unwrap();
-        f.store
-            .backend()
-            .set(&f.store.cache_key(KEY), &raw, Duration::from_secs(60))
-            .unwrap();
+        plant_another_sessions_record(&f);
         let error = f.store.load(KEY).unwrap_err();
         assert_eq!(error.kind, ErrorKind::Corrupted);
         assert!(!error.message.contains(KEY) && !error.message.contains(OTHER_KEY));
