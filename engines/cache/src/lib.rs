@@ -3,7 +3,10 @@
 pub mod config;
 pub mod store;
 
-use sessionkit_sdk::{Capabilities, EngineInfo, KeyFormat, StoreError};
+use std::sync::Arc;
+
+use sessionkit_cache::{HostClock, SystemClock};
+use sessionkit_sdk::{Capabilities, EngineInfo, Host, KeyFormat, StoreError};
 
 pub use config::CacheConfig;
 pub use store::CacheStore;
@@ -12,10 +15,11 @@ pub use store::CacheStore;
 pub const ENGINE_NAME: &str = "cache";
 /// What every location offers. Capabilities are declared before `open` sees the settings, so
 /// they are the ones every location has: the in-process cache neither survives a restart nor is
-/// seen by other processes. An opened Redis store adds `PERSISTENT` and
-/// `SHARED_BETWEEN_PROCESSES` (see the README).
-pub const CAPABILITIES: Capabilities =
-    Capabilities::SERVER_SIDE_INVALIDATION.union(Capabilities::EXPIRES_BY_ITSELF);
+/// seen by other processes, and both backends compare-and-set atomically (`CONDITIONAL_SAVE`).
+/// An opened store adds what its location offers (see the README).
+pub const CAPABILITIES: Capabilities = Capabilities::SERVER_SIDE_INVALIDATION
+    .union(Capabilities::EXPIRES_BY_ITSELF)
+    .union(Capabilities::CONDITIONAL_SAVE);
 /// What the engine says about itself before it is opened: name, version, salt, capabilities and
 /// key format, read by the host through the ABI.
 pub const INFO: EngineInfo = EngineInfo::new(
@@ -36,8 +40,20 @@ impl sessionkit_sdk::Engine for CacheEngine {
         INFO
     }
 
+    /// Opens on the system clock (a host of contract 0.1).
     fn open(settings_json: &str) -> Result<Self::Store, StoreError> {
-        store::open(&CacheConfig::from_settings_json(settings_json)?)
+        store::open(
+            &CacheConfig::from_settings_json(settings_json)?,
+            Arc::new(SystemClock),
+        )
+    }
+
+    /// Opens on the host's clock, so a host that freezes time freezes expiry here too.
+    fn open_with_host(settings_json: &str, host: &Host) -> Result<Self::Store, StoreError> {
+        store::open(
+            &CacheConfig::from_settings_json(settings_json)?,
+            Arc::new(HostClock::new(host)),
+        )
     }
 }
 
@@ -86,7 +102,9 @@ mod tests {
         assert_eq!(info.key_format, KeyFormat::DjangoSessionKey);
         assert_eq!(
             info.capabilities,
-            Capabilities::SERVER_SIDE_INVALIDATION | Capabilities::EXPIRES_BY_ITSELF
+            Capabilities::SERVER_SIDE_INVALIDATION
+                | Capabilities::EXPIRES_BY_ITSELF
+                | Capabilities::CONDITIONAL_SAVE
         );
         assert!(!info.capabilities.contains(Capabilities::PERSISTENT));
         assert!(
@@ -95,6 +113,56 @@ mod tests {
                 .contains(Capabilities::SHARED_BETWEEN_PROCESSES)
         );
         assert!(!info.capabilities.contains(Capabilities::CLEAR_EXPIRED));
+    }
+
+    /// A host whose clock stands still at `now`.
+    #[derive(Clone)]
+    struct FrozenHost {
+        now: Timestamp,
+    }
+
+    impl sessionkit_sdk::FfiHost for FrozenHost {
+        fn now(&self) -> Timestamp {
+            self.now
+        }
+        fn max_level(&self) -> sessionkit_sdk::LogLevel {
+            sessionkit_sdk::LogLevel::Error
+        }
+        fn log(&self, _: sessionkit_sdk::LogLevel, _: RStr<'_>, _: RStr<'_>) {}
+    }
+
+    fn frozen_host(now: Timestamp) -> Host {
+        Host::new(sessionkit_sdk::HostBox::from_ptr(
+            sessionkit_sdk::abi_stable::std_types::RArc::new(FrozenHost { now }),
+            sessionkit_sdk::abi_stable::sabi_trait::TD_Opaque,
+        ))
+    }
+
+    #[test]
+    fn open_with_host_judges_expiry_by_the_hosts_clock() {
+        const HOUR: i64 = 3_600_000_000;
+        let real_now = Timestamp::now().micros;
+        let json = settings("locmem://engine-test-host-clock");
+        // The host's clock stands two hours back: a record that expired an hour ago by the
+        // system clock is live for it, stored with an hour's TTL, and loads.
+        let host = frozen_host(Timestamp::from_micros(real_now - 2 * HOUR));
+        let store = CacheEngine::open_with_host(&json, &host).unwrap();
+        let record = SessionRecord::new(
+            "enginehostclockkey01",
+            "data",
+            Timestamp::from_micros(real_now - HOUR),
+        );
+        store
+            .create(SessionWrite::new(record.clone(), "{}"))
+            .unwrap();
+        assert_eq!(store.load("enginehostclockkey01").unwrap(), Some(record));
+        // The same entry, judged by the system clock, has expired.
+        let system = CacheEngine::open(&json).unwrap();
+        assert_eq!(system.load("enginehostclockkey01").unwrap(), None);
+        // A host that says the record has expired sees it expired.
+        let later = frozen_host(Timestamp::from_micros(real_now));
+        let store = CacheEngine::open_with_host(&json, &later).unwrap();
+        assert_eq!(store.load("enginehostclockkey01").unwrap(), None);
     }
 
     #[test]

@@ -62,6 +62,37 @@ pub trait CacheBackend: Send + Sync {
     /// - Afterwards `get` gives `value` until the TTL passes (a zero TTL removes the entry).
     fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError>;
 
+    /// Replaces the value under `key` only if a live one is stored and begins with
+    /// `expected_prefix`, in one atomic step: the compare-and-set a conditional save is made of
+    /// (the store passes the encoded record up to its `session_data`, so the stored format stays
+    /// as it is).
+    ///
+    /// # Behavior
+    ///
+    /// - A live value beginning with `expected_prefix` is replaced as `set_if_present` replaces
+    ///   it (same TTL rules: a zero TTL removes the entry) and the call gives
+    ///   [`CompareAndSet::Replaced`].
+    /// - A live value that does not begin with it stays untouched and comes back as
+    ///   [`CompareAndSet::Mismatch`].
+    /// - No live value gives [`CompareAndSet::Missing`] and stores nothing: it never brings back
+    ///   an entry that was deleted or expired.
+    /// - The check and the write are one atomic step: of concurrent calls expecting the same
+    ///   value, at most one replaces it; the others see its value as a mismatch.
+    /// - The default, for a backend that cannot do this atomically, fails with
+    ///   [`CacheError::Unsupported`] and stores nothing.
+    fn replace_if_prefixed(
+        &self,
+        key: &str,
+        expected_prefix: &[u8],
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<CompareAndSet, CacheError> {
+        let _ = (key, expected_prefix, value, ttl);
+        Err(CacheError::Unsupported(
+            "this cache backend has no atomic compare-and-set".to_owned(),
+        ))
+    }
+
     /// Removes the value under `key`.
     ///
     /// # Behavior
@@ -107,6 +138,16 @@ impl<B: CacheBackend + ?Sized> CacheBackend for Arc<B> {
         (**self).set(key, value, ttl)
     }
 
+    fn replace_if_prefixed(
+        &self,
+        key: &str,
+        expected_prefix: &[u8],
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<CompareAndSet, CacheError> {
+        (**self).replace_if_prefixed(key, expected_prefix, value, ttl)
+    }
+
     fn delete(&self, key: &str) -> Result<bool, CacheError> {
         (**self).delete(key)
     }
@@ -114,6 +155,17 @@ impl<B: CacheBackend + ?Sized> CacheBackend for Arc<B> {
     fn capabilities(&self) -> Capabilities {
         (**self).capabilities()
     }
+}
+
+/// What [`CacheBackend::replace_if_prefixed`] found, and so whether it wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompareAndSet {
+    /// The live value began with the expected prefix and now holds the new value.
+    Replaced,
+    /// The live value did not begin with the expected prefix; it is unchanged, and here it is.
+    Mismatch(Vec<u8>),
+    /// No live value was stored; nothing was written.
+    Missing,
 }
 
 /// A cache backend's failure.
@@ -126,4 +178,7 @@ pub enum CacheError {
     /// The backend answered with an error (a rejected command, an out-of-memory reply).
     #[error("cache error: {0}")]
     Backend(String),
+    /// The backend does not offer the operation (a compare-and-set it cannot make atomic).
+    #[error("cache operation unsupported: {0}")]
+    Unsupported(String),
 }

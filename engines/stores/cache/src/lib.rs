@@ -9,13 +9,13 @@ pub mod locmem;
 pub mod redis_backend;
 pub mod store;
 
-pub use backend::{CacheBackend, CacheError, DynBackend};
+pub use backend::{CacheBackend, CacheError, CompareAndSet, DynBackend};
 pub use config::{CacheConfig, ConfigError, Location};
 pub use key::KeyFunction;
 pub use locmem::{LocMemBackend, LocMemOptions};
 pub use redis_backend::{RedisBackend, RedisOptions};
 /// The clock every store and backend of this crate reads time from (the codec's one `Clock`).
-pub use sessionkit_codec::clock::{self, Clock, ManualClock, SystemClock};
+pub use sessionkit_codec::clock::{self, Clock, HostClock, ManualClock, SystemClock};
 pub use store::{CACHE_SESSION_PREFIX, CACHED_DB_SESSION_PREFIX, CacheStore};
 
 /// Opens the backend a cache alias configures.

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use sessionkit_sdk::Capabilities;
 
 use crate::{
-    backend::{CacheBackend, CacheError},
+    backend::{CacheBackend, CacheError, CompareAndSet},
     clock::Clock,
 };
 
@@ -185,6 +185,33 @@ impl CacheBackend for LocMemBackend {
             .lock()
             .write(key, value, ttl, deadline, self.options);
         Ok(())
+    }
+
+    /// Compares and writes under the cache's one lock.
+    fn replace_if_prefixed(
+        &self,
+        key: &str,
+        expected_prefix: &[u8],
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<CompareAndSet, CacheError> {
+        let now = self.clock.monotonic();
+        let deadline = self.deadline(ttl);
+        let mut entries = self.entries.lock();
+        // One lookup for both checks.
+        match entries.map.get(key) {
+            Some(entry) if entry.deadline > now => {
+                if !entry.value.starts_with(expected_prefix) {
+                    return Ok(CompareAndSet::Mismatch(entry.value.clone()));
+                }
+            }
+            _ => {
+                entries.remove(key);
+                return Ok(CompareAndSet::Missing);
+            }
+        }
+        entries.write(key, value, ttl, deadline, self.options);
+        Ok(CompareAndSet::Replaced)
     }
 
     fn delete(&self, key: &str) -> Result<bool, CacheError> {
@@ -450,6 +477,100 @@ mod tests {
         cache.set("a", b"old", HOUR).unwrap();
         assert!(cache.set_if_present("a", b"new", Duration::ZERO).unwrap());
         assert!(!cache.contains("a").unwrap());
+    }
+
+    #[test]
+    fn replace_if_prefixed_replaces_a_live_value_with_the_prefix() {
+        let (cache, _) = private(300, 3);
+        cache.set("a", b"prefix:old", HOUR).unwrap();
+        assert_eq!(
+            cache
+                .replace_if_prefixed("a", b"prefix:", b"new", HOUR)
+                .unwrap(),
+            CompareAndSet::Replaced
+        );
+        assert_eq!(cache.get("a").unwrap().as_deref(), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn replace_if_prefixed_leaves_another_value_and_returns_it() {
+        let (cache, _) = private(300, 3);
+        cache.set("a", b"other:value", HOUR).unwrap();
+        assert_eq!(
+            cache
+                .replace_if_prefixed("a", b"prefix:", b"new", HOUR)
+                .unwrap(),
+            CompareAndSet::Mismatch(b"other:value".to_vec())
+        );
+        assert_eq!(
+            cache.get("a").unwrap().as_deref(),
+            Some(&b"other:value"[..])
+        );
+    }
+
+    #[test]
+    fn replace_if_prefixed_never_resurrects_a_deleted_or_expired_key() {
+        let (cache, clock) = private(300, 3);
+        assert_eq!(
+            cache.replace_if_prefixed("gone", b"", b"v", HOUR).unwrap(),
+            CompareAndSet::Missing
+        );
+        cache.set("old", b"v", Duration::from_secs(1)).unwrap();
+        clock.advance(TimeDelta::seconds(1));
+        assert_eq!(
+            cache.replace_if_prefixed("old", b"v", b"v2", HOUR).unwrap(),
+            CompareAndSet::Missing
+        );
+        assert!(!cache.contains("gone").unwrap());
+        assert!(!cache.contains("old").unwrap());
+    }
+
+    #[test]
+    fn replace_if_prefixed_with_zero_ttl_removes_the_entry() {
+        let (cache, _) = private(300, 3);
+        cache.set("a", b"old", HOUR).unwrap();
+        assert_eq!(
+            cache
+                .replace_if_prefixed("a", b"old", b"new", Duration::ZERO)
+                .unwrap(),
+            CompareAndSet::Replaced
+        );
+        assert!(!cache.contains("a").unwrap());
+    }
+
+    #[test]
+    fn concurrent_replace_if_prefixed_expecting_one_value_replaces_it_once() {
+        const WRITERS: usize = 16;
+        let (cache, _) = private(300, 3);
+        cache.set("a", b"v0", HOUR).unwrap();
+        let start = std::sync::Barrier::new(WRITERS);
+        let outcomes: Vec<CompareAndSet> = std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..WRITERS)
+                .map(|writer| {
+                    let (cache, start) = (&cache, &start);
+                    scope.spawn(move || {
+                        start.wait();
+                        let value = format!("writer {writer}");
+                        cache
+                            .replace_if_prefixed("a", b"v0", value.as_bytes(), HOUR)
+                            .unwrap()
+                    })
+                })
+                .collect();
+            writers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let winners = outcomes
+            .iter()
+            .filter(|o| **o == CompareAndSet::Replaced)
+            .count();
+        assert_eq!(winners, 1, "{outcomes:?}");
+        let stored = cache.get("a").unwrap().unwrap();
+        assert!(stored.starts_with(b"writer "), "{stored:?}");
+        for outcome in outcomes {
+            if let CompareAndSet::Mismatch(seen) = outcome {
+                assert_eq!(seen, stored, "a loser sees the winner's value");
+            }
+        }
     }
 
     #[test]

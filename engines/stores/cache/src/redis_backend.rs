@@ -12,7 +12,7 @@ use sessionkit_sdk::Capabilities;
 
 use sessionkit_codec::redact_url;
 
-use crate::backend::{CacheBackend, CacheError};
+use crate::backend::{CacheBackend, CacheError, CompareAndSet};
 
 /// Default time to open a connection (TCP connect, TLS, `AUTH`/`SELECT`).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -29,6 +29,31 @@ pub const DEFAULT_BREAKER_COOLDOWN: Duration = Duration::from_secs(1);
 /// expiry whose absolute time overflows, so a record expiring later is kept this long (its
 /// own `expire_date` still decides when it stops loading).
 pub const MAX_TTL_MILLIS: u64 = 1_000_000_000_000_000;
+
+/// The compare-and-set script of [`RedisBackend::replace_if_prefixed`]: `KEYS[1]` the key,
+/// `ARGV[1]` the prefix the live value must begin with, `ARGV[2]` the new value, `ARGV[3]` its
+/// TTL in milliseconds (`0`: remove the entry). Returns 1 when it wrote, 0 when no value is
+/// stored, the stored value when it does not begin with the prefix. Redis runs a script as one
+/// atomic step, so nothing can write between its `GET` and its `SET`.
+pub const COMPARE_AND_SET_SCRIPT: &str = concat!(
+    "local current = redis.call('GET', KEYS[1])\n",
+    "if not current then\n",
+    "  return 0\n",
+    "end\n",
+    "if string.sub(current, 1, #ARGV[1]) ~= ARGV[1] then\n",
+    "  return current\n",
+    "end\n",
+    "if ARGV[3] == '0' then\n",
+    "  redis.call('DEL', KEYS[1])\n",
+    "else\n",
+    "  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])\n",
+    "end\n",
+    "return 1",
+);
+
+/// The SHA-1 of [`COMPARE_AND_SET_SCRIPT`], the name Redis caches it under (`EVALSHA`); the
+/// Redis tests check it against the server's `SCRIPT LOAD`.
+pub const COMPARE_AND_SET_SHA1: &str = "b8fedc22e3e1acf3bb21633b3316ea569de8a556";
 
 /// How a Redis backend connects: timeouts and pool size, from the alias's `OPTIONS`.
 ///
@@ -64,6 +89,11 @@ impl Default for RedisOptions {
 ///   brings back a deleted or expired entry), `set` is `SET … PX ttl`, `delete` is `DEL`,
 ///   `contains` is `EXISTS`; a zero TTL is a `DEL` (or an `EXISTS` for `add`), as the trait's
 ///   TTL rules say. TTLs are rounded up to whole milliseconds.
+/// - `replace_if_prefixed` is one server-side Lua script ([`COMPARE_AND_SET_SCRIPT`]), sent by
+///   `EVALSHA` and, on a server that has not cached it yet (`NOSCRIPT`), by `EVAL` on the same
+///   connection: one round trip, and atomic because Redis runs nothing else during a script.
+///   (`WATCH`/`MULTI` would take a `GET` plus a transaction, two or three round trips, and a
+///   retry loop under contention.)
 /// - Connections are opened on demand (opening the backend does not connect), kept for reuse,
 ///   and at most [`RedisOptions::max_connections`] exist at once. A connection that fails with
 ///   anything but an error reply from the server is dropped, along with every idle one (they
@@ -417,6 +447,36 @@ impl RedisBackend {
         })
     }
 
+    /// Runs [`COMPARE_AND_SET_SCRIPT`] by its SHA-1, loading it with `EVAL` if the server
+    /// answers `NOSCRIPT` (first use, or after `SCRIPT FLUSH` or a restart).
+    fn compare_and_set(
+        &self,
+        key: &str,
+        expected_prefix: &[u8],
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<Value, CacheError> {
+        let millis = if ttl.is_zero() { 0 } else { ttl_millis(ttl) };
+        let invoke = |con: &mut Connection, command: &str, script: &str| {
+            redis::cmd(command)
+                .arg(script)
+                .arg(1)
+                .arg(key)
+                .arg(expected_prefix)
+                .arg(value)
+                .arg(millis)
+                .query::<Value>(con)
+        };
+        self.run(|con| match invoke(con, "EVALSHA", COMPARE_AND_SET_SHA1) {
+            Err(error)
+                if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                invoke(con, "EVAL", COMPARE_AND_SET_SCRIPT)
+            }
+            other => other,
+        })
+    }
+
     fn del(&self, key: &str) -> Result<bool, CacheError> {
         self.run(|con| redis::cmd("DEL").arg(key).query::<i64>(con).map(|n| n > 0))
     }
@@ -625,6 +685,25 @@ impl CacheBackend for RedisBackend {
         self.set_with(key, value, ttl, None).map(drop)
     }
 
+    fn replace_if_prefixed(
+        &self,
+        key: &str,
+        expected_prefix: &[u8],
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<CompareAndSet, CacheError> {
+        match self.compare_and_set(key, expected_prefix, value, ttl)? {
+            Value::Int(1) => Ok(CompareAndSet::Replaced),
+            Value::Int(0) => Ok(CompareAndSet::Missing),
+            Value::BulkString(current) => Ok(CompareAndSet::Mismatch(current)),
+            other => Err(CacheError::Backend(format!(
+                "Redis at {} answered the compare-and-set script with an unexpected {}",
+                self.url,
+                reply_kind(&other)
+            ))),
+        }
+    }
+
     fn delete(&self, key: &str) -> Result<bool, CacheError> {
         self.del(key)
     }
@@ -644,6 +723,18 @@ pub fn ttl_millis(ttl: Duration) -> u64 {
     u64::try_from(millis)
         .unwrap_or(u64::MAX)
         .min(MAX_TTL_MILLIS)
+}
+
+/// The kind of an unexpected reply, for a message that shows no value.
+fn reply_kind(reply: &Value) -> &'static str {
+    match reply {
+        Value::Nil => "nil",
+        Value::Int(_) => "integer",
+        Value::BulkString(_) | Value::SimpleString(_) | Value::VerbatimString { .. } => "string",
+        Value::Okay => "OK",
+        Value::Array(_) | Value::Set(_) | Value::Map(_) => "collection",
+        _ => "reply",
+    }
 }
 
 /// Whether `error` is an error reply from the server: the connection is still in step and can
@@ -805,10 +896,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_timed_out_server_makes_the_next_call_fail_fast() {
-        // A listener that accepts and never answers: the first call pays the timeout, the next
-        // is refused by the breaker without waiting.
+    /// On a listener that accepts and never answers: the first `call` pays the timeout, the
+    /// next is refused by the breaker without waiting.
+    fn assert_times_out_then_fails_fast(call: impl Fn(&RedisBackend) -> Result<(), CacheError>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let _keep = std::thread::spawn(move || {
@@ -819,14 +909,28 @@ mod tests {
         let backend = RedisBackend::open(&format!("redis://127.0.0.1:{port}/0"), OPTIONS)
             .unwrap()
             .with_breaker_cooldown(Duration::from_secs(60));
-        let first = backend.get("k").unwrap_err().to_string();
+        let first = call(&backend).unwrap_err().to_string();
         assert!(
             first.contains("within") && !first.contains("circuit breaker"),
             "{first}"
         );
         assert!(backend.breaker_open());
-        let second = backend.get("k").unwrap_err().to_string();
+        let second = call(&backend).unwrap_err().to_string();
         assert!(second.contains("circuit breaker"), "{second}");
+    }
+
+    #[test]
+    fn a_timed_out_server_makes_the_next_call_fail_fast() {
+        assert_times_out_then_fails_fast(|backend| backend.get("k").map(drop));
+    }
+
+    #[test]
+    fn a_compare_and_set_on_a_hung_server_is_bounded_and_opens_the_breaker() {
+        assert_times_out_then_fails_fast(|backend| {
+            backend
+                .replace_if_prefixed("k", b"p", b"v", Duration::from_secs(3600))
+                .map(drop)
+        });
     }
 
     #[test]
@@ -907,6 +1011,7 @@ mod tests {
             backend.add("k", b"v", hour).map(drop),
             backend.set_if_present("k", b"v", hour).map(drop),
             backend.set("k", b"v", hour),
+            backend.replace_if_prefixed("k", b"v", b"w", hour).map(drop),
             backend.delete("k").map(drop),
             backend.ping(),
         ];

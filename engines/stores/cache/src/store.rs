@@ -4,12 +4,12 @@ use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use sessionkit_sdk::{
-    Capabilities, SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult, Timestamp,
-    abi_stable::std_types::RString,
+    Capabilities, ConditionalSave, SessionRecord, SessionStore, SessionWrite, StoreError,
+    StoreResult, Timestamp, abi_stable::std_types::RString,
 };
 
 use crate::{
-    backend::{CacheBackend, CacheError},
+    backend::{CacheBackend, CacheError, CompareAndSet},
     clock::Clock,
     key::KeyFunction,
 };
@@ -28,6 +28,11 @@ pub const CACHED_DB_SESSION_PREFIX: &str = "django.contrib.sessions.cached_db";
 ///   of one removes the entry.
 /// - `create` is an add-if-absent, `save` a set-if-present: a save never brings back a session
 ///   deleted or expired meanwhile.
+/// - `save_if_unchanged` is the backend's atomic compare-and-set
+///   ([`CacheBackend::replace_if_prefixed`]) with the encoded record up to and including its
+///   `session_data` as the prefix, so the comparison is on `session_data` and the stored value
+///   keeps its format. Like `save`, it judges "live" by the backend's TTL, which ends at the
+///   record's `expire_date` (rounded up to the backend's resolution).
 /// - `load` never returns an expired record, whatever the backend's TTL rounding.
 /// - `clear_expired` has nothing to do: the cache expires entries by itself.
 ///
@@ -86,6 +91,36 @@ impl<B: CacheBackend> CacheStore<B> {
             .map_err(|error| map_error("set", error))
     }
 
+    /// The backend's compare-and-set for `save_if_unchanged`: `None` when it wrote, the stored
+    /// value when that does not begin with `expected`, `NotFound` when nothing is stored.
+    fn compare_and_set(
+        &self,
+        key: &str,
+        expected: &[u8],
+        value: &[u8],
+        ttl: Duration,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        match self
+            .backend
+            .replace_if_prefixed(key, expected, value, ttl)
+            .map_err(|error| map_error("save_if_unchanged", error))?
+        {
+            CompareAndSet::Replaced => Ok(None),
+            CompareAndSet::Mismatch(current) => Ok(Some(current)),
+            CompareAndSet::Missing => Err(vanished("save_if_unchanged")),
+        }
+    }
+
+    /// The live record a mismatching compare-and-set found, or `NotFound` if it has expired by
+    /// this store's clock.
+    fn live_current(&self, session_key: &str, current: &[u8]) -> StoreResult<SessionRecord> {
+        let record = same_session(decode_record(current)?, session_key)?;
+        if record.expire_date <= self.clock.now() {
+            return Err(vanished("save_if_unchanged"));
+        }
+        Ok(record)
+    }
+
     /// The time `expire_date` is away from now; zero if it has passed.
     fn ttl(&self, expire_date: Timestamp) -> Duration {
         let left = expire_date.micros.saturating_sub(self.clock.now().micros);
@@ -116,13 +151,7 @@ impl<B: CacheBackend + 'static> SessionStore for CacheStore<B> {
         else {
             return Ok(None);
         };
-        let record = decode_record(&value)?;
-        if record.session_key.as_str() != key {
-            return Err(StoreError::new(
-                sessionkit_sdk::ErrorKind::Corrupted,
-                "the cache entry holds a different session's record",
-            ));
-        }
+        let record = same_session(decode_record(&value)?, key)?;
         if record.expire_date <= self.clock.now() {
             return Ok(None);
         }
@@ -152,11 +181,39 @@ impl<B: CacheBackend + 'static> SessionStore for CacheStore<B> {
             .set_if_present(&key, &encode_record(&record), self.ttl(record.expire_date))
             .map_err(|error| map_error("save", error))?;
         if !replaced {
-            return Err(StoreError::not_found(
-                "the session is no longer cached (deleted or expired); it was not saved",
-            ));
+            return Err(vanished("save"));
         }
         Ok(record.session_key.into_string())
+    }
+
+    /// One atomic compare-and-set on the backend (see [`CacheStore`]).
+    fn save_if_unchanged(
+        &self,
+        write: SessionWrite,
+        expected_data: &str,
+    ) -> StoreResult<ConditionalSave> {
+        let record = write.record;
+        let session_key = record.session_key.as_str();
+        let key = self.cache_key(session_key);
+        let value = encode_record(&record);
+        let ttl = self.ttl(record.expire_date);
+        let prefix = record_prefix(session_key, expected_data);
+        let current = match self.compare_and_set(&key, &prefix, &value, ttl)? {
+            None => return Ok(ConditionalSave::Saved(record.session_key.into_string())),
+            Some(current) => current,
+        };
+        let found = self.live_current(session_key, &current)?;
+        if found.session_data.as_str() != expected_data {
+            return Ok(ConditionalSave::Conflict(found));
+        }
+        // The entry holds the expected data in an encoding other than ours: compare on its
+        // exact bytes instead.
+        match self.compare_and_set(&key, &current, &value, ttl)? {
+            None => Ok(ConditionalSave::Saved(record.session_key.into_string())),
+            Some(newer) => Ok(ConditionalSave::Conflict(
+                self.live_current(session_key, &newer)?,
+            )),
+        }
     }
 
     fn delete(&self, key: &str) -> StoreResult<()> {
@@ -186,7 +243,29 @@ fn map_error(operation: &str, error: CacheError) -> StoreError {
             StoreError::unavailable(format!("cache {operation} failed: {error}"))
         }
         CacheError::Backend(_) => StoreError::other(format!("cache {operation} failed: {error}")),
+        CacheError::Unsupported(_) => {
+            StoreError::unsupported(format!("cache {operation} failed: {error}"))
+        }
     }
+}
+
+/// The error for a write whose session is no longer cached.
+fn vanished(operation: &str) -> StoreError {
+    StoreError::not_found(format!(
+        "the session is no longer cached (deleted or expired); {operation} stored nothing"
+    ))
+}
+
+/// `record`, if it is the record of `session_key` (an entry holding another session's record
+/// is corrupt, and never handed out).
+fn same_session(record: SessionRecord, session_key: &str) -> StoreResult<SessionRecord> {
+    if record.session_key.as_str() != session_key {
+        return Err(StoreError::new(
+            sessionkit_sdk::ErrorKind::Corrupted,
+            "the cache entry holds a different session's record",
+        ));
+    }
+    Ok(record)
 }
 
 /// A [`SessionRecord`] as a cache value: `{"session_key": …, "session_data": …,
@@ -201,13 +280,63 @@ struct CachedRecord<'a> {
 }
 
 fn encode_record(record: &SessionRecord) -> Vec<u8> {
-    let cached = CachedRecord {
+    encode(&CachedRecord {
         session_key: Cow::Borrowed(record.session_key.as_str()),
         session_data: Cow::Borrowed(record.session_data.as_str()),
         expire_date: record.expire_date.micros,
-    };
+    })
+}
+
+/// The start of [`encode_record`]'s output for a record of `session_key` holding
+/// `session_data`, whatever its expire date: `{"session_key":…,"session_data":…,"expire_date":`.
+/// It ends after the data's closing quote and the next field's name, so data that merely
+/// begins with `session_data` does not match.
+fn record_prefix(session_key: &str, session_data: &str) -> Vec<u8> {
+    const OPEN: &[u8] = br#"{"session_key":""#;
+    const DATA: &[u8] = br#"","session_data":""#;
+    const CLOSE: &[u8] = br#"","expire_date":"#;
+    // Django's session keys and signed data never need escaping: copy them between the
+    // punctuation serde_json writes, without running the serialiser.
+    if !needs_json_escape(session_key) && !needs_json_escape(session_data) {
+        let mut prefix = Vec::with_capacity(
+            OPEN.len() + session_key.len() + DATA.len() + session_data.len() + CLOSE.len(),
+        );
+        for part in [
+            OPEN,
+            session_key.as_bytes(),
+            DATA,
+            session_data.as_bytes(),
+            CLOSE,
+        ] {
+            prefix.extend_from_slice(part);
+        }
+        return prefix;
+    }
+    let mut prefix = encode(&CachedRecord {
+        session_key: Cow::Borrowed(session_key),
+        session_data: Cow::Borrowed(session_data),
+        expire_date: 0,
+    });
+    // The record ends with `"expire_date":0}`; drop the `0}`.
+    prefix.truncate(prefix.len() - b"0}".len());
+    prefix
+}
+
+/// Whether serde_json writes `text` other than as it is: a quote, a backslash or a control
+/// character.
+fn needs_json_escape(text: &str) -> bool {
+    // A fold without an early exit, so the compiler can check many bytes at once.
+    text.bytes().fold(false, |found, b| {
+        found | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
+}
+
+/// `cached` as JSON, in a buffer sized for it at once (the fields plus JSON's punctuation).
+fn encode(cached: &CachedRecord<'_>) -> Vec<u8> {
+    let mut buffer = Vec::with_capacity(cached.session_key.len() + cached.session_data.len() + 72);
     // Serialising a struct of two strings and an integer into memory cannot fail.
-    serde_json::to_vec(&cached).expect("a CachedRecord always serialises")
+    serde_json::to_writer(&mut buffer, cached).expect("a CachedRecord always serialises");
+    buffer
 }
 
 fn decode_record(value: &[u8]) -> StoreResult<SessionRecord> {
@@ -267,6 +396,23 @@ mod tests {
             },
             session_json: "{}".into(),
         }
+    }
+
+    /// Stores `OTHER_KEY`'s record (data `"data"`) under `KEY`'s cache key as well.
+    fn plant_another_sessions_record(f: &Fixture) {
+        f.store
+            .create(write(OTHER_KEY, "data", in_secs(60)))
+            .unwrap();
+        let raw = f
+            .store
+            .backend()
+            .get(&f.store.cache_key(OTHER_KEY))
+            .unwrap()
+            .unwrap();
+        f.store
+            .backend()
+            .set(&f.store.cache_key(KEY), &raw, Duration::from_secs(60))
+            .unwrap();
     }
 
     /// A record expiring `secs` seconds after the fixture's start.
@@ -397,6 +543,215 @@ mod tests {
         let error = f.store.save(write(KEY, "stale", in_secs(100))).unwrap_err();
         assert_eq!(error.kind, ErrorKind::NotFound);
         assert!(!f.store.exists(KEY).unwrap());
+    }
+
+    #[test]
+    fn save_if_unchanged_of_an_unchanged_record_saves_it() {
+        let f = fixture();
+        f.store.create(write(KEY, "first", in_secs(60))).unwrap();
+        let outcome = f
+            .store
+            .save_if_unchanged(write(KEY, "second", in_secs(120)), "first")
+            .unwrap();
+        assert_eq!(outcome, ConditionalSave::Saved(KEY.to_owned()));
+        let record = f.store.load(KEY).unwrap().unwrap();
+        assert_eq!(record.session_data.as_str(), "second");
+        assert_eq!(record.expire_date, in_secs(120));
+        // Same TTL rule as save: the entry lives until the new expire date.
+        f.clock.advance(TimeDelta::seconds(119));
+        assert!(f.store.exists(KEY).unwrap());
+    }
+
+    #[test]
+    fn save_if_unchanged_of_a_changed_record_stores_nothing_and_returns_it() {
+        let f = fixture();
+        f.store.create(write(KEY, "first", in_secs(60))).unwrap();
+        f.store.save(write(KEY, "other", in_secs(90))).unwrap();
+        let outcome = f
+            .store
+            .save_if_unchanged(write(KEY, "lost", in_secs(120)), "first")
+            .unwrap();
+        let stored = write(KEY, "other", in_secs(90)).record;
+        assert_eq!(outcome, ConditionalSave::Conflict(stored.clone()));
+        assert_eq!(f.store.load(KEY).unwrap(), Some(stored));
+    }
+
+    #[test]
+    fn save_if_unchanged_compares_the_whole_data_not_its_beginning() {
+        let f = fixture();
+        f.store.create(write(KEY, "ab", in_secs(60))).unwrap();
+        for expected in ["a", "", "ab\"", "abc"] {
+            let outcome = f
+                .store
+                .save_if_unchanged(write(KEY, "new", in_secs(60)), expected)
+                .unwrap();
+            assert!(
+                matches!(&outcome, ConditionalSave::Conflict(r) if r.session_data.as_str() == "ab"),
+                "expected {expected:?}: {outcome:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn save_if_unchanged_compares_data_with_json_escapes() {
+        let f = fixture();
+        let data = "quote \" backslash \\ unicode \u{e9} newline \n";
+        f.store.create(write(KEY, data, in_secs(60))).unwrap();
+        let outcome = f
+            .store
+            .save_if_unchanged(write(KEY, "new", in_secs(60)), data)
+            .unwrap();
+        assert_eq!(outcome, ConditionalSave::Saved(KEY.to_owned()));
+    }
+
+    #[test]
+    fn record_prefix_is_the_start_of_the_encoded_record() {
+        for data in [
+            "",
+            "plain.base64:signed",
+            "quote \" backslash \\ tab \t unicode \u{e9} \u{2028}",
+        ] {
+            let record = write(KEY, data, in_secs(60)).record;
+            let encoded = encode_record(&record);
+            let prefix = record_prefix(KEY, data);
+            assert!(encoded.starts_with(&prefix), "{data:?}");
+            assert_eq!(
+                &encoded[prefix.len()..],
+                format!("{}}}", in_secs(60).micros).as_bytes(),
+                "{data:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn save_if_unchanged_of_a_vanished_key_fails_with_not_found_and_stores_nothing() {
+        let f = fixture();
+        let error = f
+            .store
+            .save_if_unchanged(write(KEY, "new", in_secs(60)), "old")
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotFound);
+        f.store.create(write(KEY, "old", in_secs(60))).unwrap();
+        f.store.delete(KEY).unwrap();
+        let error = f
+            .store
+            .save_if_unchanged(write(KEY, "new", in_secs(60)), "old")
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotFound);
+        assert_eq!(f.store.load(KEY).unwrap(), None);
+        assert!(f.store.backend().is_empty());
+    }
+
+    #[test]
+    fn save_if_unchanged_after_the_entry_expired_fails_with_not_found() {
+        let f = fixture();
+        f.store.create(write(KEY, "old", in_secs(10))).unwrap();
+        f.clock.advance(TimeDelta::seconds(10));
+        let error = f
+            .store
+            .save_if_unchanged(write(KEY, "new", in_secs(100)), "old")
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotFound);
+        assert!(!f.store.exists(KEY).unwrap());
+    }
+
+    #[test]
+    fn save_if_unchanged_never_returns_an_expired_record_as_a_conflict() {
+        let f = fixture();
+        f.store.create(write(KEY, "other", in_secs(10))).unwrap();
+        // Only the wall clock moves: the cache still holds the entry, the record has expired.
+        f.clock.set(to_datetime(in_secs(10)));
+        let error = f
+            .store
+            .save_if_unchanged(write(KEY, "new", in_secs(100)), "mine")
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn save_if_unchanged_with_a_past_expire_date_removes_the_entry_as_save_does() {
+        let f = fixture();
+        f.store.create(write(KEY, "data", in_secs(60))).unwrap();
+        let outcome = f
+            .store
+            .save_if_unchanged(write(KEY, "data", in_secs(0)), "data")
+            .unwrap();
+        assert_eq!(outcome, ConditionalSave::Saved(KEY.to_owned()));
+        assert!(f.store.backend().is_empty());
+    }
+
+    #[test]
+    fn save_if_unchanged_matches_the_expected_data_in_another_json_layout() {
+        let f = fixture();
+        let spaced = format!(
+            r#"{{ "expire_date": {}, "session_data": "old", "session_key": "{KEY}" }}"#,
+            in_secs(60).micros
+        );
+        f.store
+            .backend()
+            .set(
+                &f.store.cache_key(KEY),
+                spaced.as_bytes(),
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        let outcome = f
+            .store
+            .save_if_unchanged(write(KEY, "new", in_secs(60)), "old")
+            .unwrap();
+        assert_eq!(outcome, ConditionalSave::Saved(KEY.to_owned()));
+        assert_eq!(
+            f.store.load(KEY).unwrap().unwrap().session_data.as_str(),
+            "new"
+        );
+    }
+
+    #[test]
+    fn save_if_unchanged_of_an_entry_holding_another_session_is_corrupted() {
+        let f = fixture();
+        plant_another_sessions_record(&f);
+        let error = f
+            .store
+            .save_if_unchanged(write(KEY, "new", in_secs(60)), "data")
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Corrupted);
+    }
+
+    #[test]
+    fn concurrent_save_if_unchanged_saves_exactly_one() {
+        const WRITERS: usize = 16;
+        let f = fixture();
+        f.store.create(write(KEY, "start", in_secs(60))).unwrap();
+        let start = std::sync::Barrier::new(WRITERS);
+        let outcomes: Vec<(ConditionalSave, String)> = std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..WRITERS)
+                .map(|writer| {
+                    let (store, start) = (&f.store, &start);
+                    scope.spawn(move || {
+                        let data = format!("writer {writer}");
+                        start.wait();
+                        let outcome = store
+                            .save_if_unchanged(write(KEY, &data, in_secs(60)), "start")
+                            .unwrap();
+                        (outcome, data)
+                    })
+                })
+                .collect();
+            writers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let winners: Vec<&String> = outcomes
+            .iter()
+            .filter(|(outcome, _)| matches!(outcome, ConditionalSave::Saved(_)))
+            .map(|(_, data)| data)
+            .collect();
+        assert_eq!(winners.len(), 1, "{outcomes:?}");
+        let stored = f.store.load(KEY).unwrap().unwrap();
+        assert_eq!(&stored.session_data.to_string(), winners[0]);
+        for (outcome, _) in &outcomes {
+            if let ConditionalSave::Conflict(seen) = outcome {
+                assert_eq!(seen, &stored, "a loser sees the winner's record");
+            }
+        }
     }
 
     #[test]
@@ -544,19 +899,7 @@ mod tests {
     #[test]
     fn an_entry_holding_another_sessions_record_is_reported_as_corrupted() {
         let f = fixture();
-        f.store
-            .create(write(OTHER_KEY, "data", in_secs(60)))
-            .unwrap();
-        let raw = f
-            .store
-            .backend()
-            .get(&f.store.cache_key(OTHER_KEY))
-            .unwrap()
-            .unwrap();
-        f.store
-            .backend()
-            .set(&f.store.cache_key(KEY), &raw, Duration::from_secs(60))
-            .unwrap();
+        plant_another_sessions_record(&f);
         let error = f.store.load(KEY).unwrap_err();
         assert_eq!(error.kind, ErrorKind::Corrupted);
         assert!(!error.message.contains(KEY) && !error.message.contains(OTHER_KEY));
@@ -626,6 +969,20 @@ mod tests {
         fn delete(&self, _: &str) -> Result<bool, CacheError> {
             Err((self.0)())
         }
+    }
+
+    #[test]
+    fn a_backend_without_compare_and_set_makes_conditional_save_unsupported() {
+        let store = CacheStore::new(
+            Failing(|| CacheError::Unavailable("unused".into())),
+            KeyFunction::default(),
+            CACHE_SESSION_PREFIX,
+            Arc::new(SystemClock),
+        );
+        let error = store
+            .save_if_unchanged(write(KEY, "d", in_secs(60)), "d")
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Unsupported, "{error}");
     }
 
     #[test]

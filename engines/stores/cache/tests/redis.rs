@@ -12,10 +12,11 @@ use std::{
 
 use serde_json::json;
 use sessionkit_cache::{
-    CACHE_SESSION_PREFIX, CacheBackend, CacheConfig, Location, RedisBackend, RedisOptions,
-    SystemClock, open_store,
+    CACHE_SESSION_PREFIX, CacheBackend, CacheConfig, CompareAndSet, Location, RedisBackend,
+    RedisOptions, SystemClock, open_store,
+    redis_backend::{COMPARE_AND_SET_SCRIPT, COMPARE_AND_SET_SHA1},
 };
-use sessionkit_sdk::{ErrorKind, SessionStore, Timestamp};
+use sessionkit_sdk::{ConditionalSave, ErrorKind, SessionStore, Timestamp};
 
 use common::{SharedPrefix, store_on, write};
 
@@ -255,6 +256,163 @@ fn concurrent_creates_of_one_key_have_exactly_one_winner() {
         .map(|handle| handle.join().unwrap())
         .sum();
     assert_eq!(winners, 1);
+}
+
+#[test]
+fn the_compare_and_set_scripts_sha1_is_the_one_redis_computes() {
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
+    let (_, backend) = shared.store();
+    let sha: String = backend
+        .with_connection(|con| {
+            redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(COMPARE_AND_SET_SCRIPT)
+                .query(con)
+        })
+        .unwrap();
+    assert_eq!(sha, COMPARE_AND_SET_SHA1);
+}
+
+#[test]
+fn replace_if_prefixed_compares_and_sets_on_the_server() {
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
+    let (_, backend) = shared.store();
+    let key = format!("{}:cas", shared.prefix);
+    let hour = Duration::from_secs(3600);
+    assert_eq!(
+        backend.replace_if_prefixed(&key, b"", b"v", hour).unwrap(),
+        CompareAndSet::Missing
+    );
+    assert_eq!(raw(&backend, &key).0, None, "a missing key stays missing");
+    backend.set(&key, b"prefix:old", hour).unwrap();
+    assert_eq!(
+        backend
+            .replace_if_prefixed(&key, b"other:", b"new", hour)
+            .unwrap(),
+        CompareAndSet::Mismatch(b"prefix:old".to_vec())
+    );
+    assert_eq!(
+        backend
+            .replace_if_prefixed(&key, b"prefix:", b"new", Duration::from_secs(60))
+            .unwrap(),
+        CompareAndSet::Replaced
+    );
+    let (value, pttl) = raw(&backend, &key);
+    assert_eq!(value.as_deref(), Some(&b"new"[..]));
+    assert!(pttl > 0 && pttl <= 60_000, "PTTL {pttl}");
+    assert_eq!(
+        backend
+            .replace_if_prefixed(&key, b"new", b"gone", Duration::ZERO)
+            .unwrap(),
+        CompareAndSet::Replaced
+    );
+    assert_eq!(raw(&backend, &key).0, None, "a zero TTL removes the entry");
+}
+
+#[test]
+fn save_if_unchanged_saves_an_unchanged_record_and_reports_a_changed_one() {
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
+    let (store, backend) = shared.store();
+    store
+        .create(write(KEY, "quote \" unicode \u{e9}", 600))
+        .unwrap();
+    let saved = write(KEY, "second", 60);
+    assert_eq!(
+        store
+            .save_if_unchanged(saved.clone(), "quote \" unicode \u{e9}")
+            .unwrap(),
+        ConditionalSave::Saved(KEY.to_owned())
+    );
+    assert_eq!(store.load(KEY).unwrap(), Some(saved.record.clone()));
+    let (_, pttl) = raw(&backend, &store.cache_key(KEY));
+    assert!(pttl > 0 && pttl <= 60_000, "PTTL after the save {pttl}");
+    let outcome = store
+        .save_if_unchanged(write(KEY, "lost", 60), "quote \" unicode \u{e9}")
+        .unwrap();
+    assert_eq!(outcome, ConditionalSave::Conflict(saved.record.clone()));
+    let outcome = store
+        .save_if_unchanged(write(KEY, "lost", 60), "sec")
+        .unwrap();
+    assert_eq!(outcome, ConditionalSave::Conflict(saved.record.clone()));
+    assert_eq!(store.load(KEY).unwrap(), Some(saved.record));
+}
+
+#[test]
+fn save_if_unchanged_of_a_deleted_or_expired_session_is_not_found_and_stores_nothing() {
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
+    let (store, _) = shared.store();
+    store.create(write(KEY, "d", 60)).unwrap();
+    store.delete(KEY).unwrap();
+    let error = store
+        .save_if_unchanged(write(KEY, "d2", 60), "d")
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::NotFound);
+    assert!(!store.exists(KEY).unwrap());
+    // Expired: the record's own expiry passed (its TTL ended with it).
+    let short = sessionkit_sdk::SessionWrite::new(
+        sessionkit_sdk::SessionRecord::new(
+            KEY,
+            "d",
+            Timestamp::from_micros(Timestamp::now().micros + 50_000),
+        ),
+        "{}",
+    );
+    store.create(short).unwrap();
+    thread::sleep(Duration::from_millis(100));
+    let error = store
+        .save_if_unchanged(write(KEY, "d2", 60), "d")
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::NotFound);
+    assert!(!store.exists(KEY).unwrap());
+}
+
+#[test]
+fn concurrent_save_if_unchanged_saves_exactly_one() {
+    const WRITERS: usize = 16;
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
+    let (store, _) = shared.store();
+    store.create(write(KEY, "start", 60)).unwrap();
+    let store = Arc::new(store);
+    let barrier = Arc::new(Barrier::new(WRITERS));
+    let outcomes: Vec<(ConditionalSave, String)> = (0..WRITERS)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            thread::spawn(move || {
+                let data = format!("writer {i}");
+                barrier.wait();
+                let outcome = store
+                    .save_if_unchanged(write(KEY, &data, 60), "start")
+                    .unwrap();
+                (outcome, data)
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|handle| handle.join().unwrap())
+        .collect();
+    let winners: Vec<&String> = outcomes
+        .iter()
+        .filter(|(outcome, _)| matches!(outcome, ConditionalSave::Saved(_)))
+        .map(|(_, data)| data)
+        .collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    let stored = store.load(KEY).unwrap().unwrap();
+    assert_eq!(&stored.session_data.to_string(), winners[0]);
+    for (outcome, _) in &outcomes {
+        if let ConditionalSave::Conflict(seen) = outcome {
+            assert_eq!(seen, &stored, "a loser sees the winner's record");
+        }
+    }
 }
 
 #[test]

@@ -17,7 +17,7 @@ use sessionkit_cache::{
     CACHE_SESSION_PREFIX, CacheBackend, CacheConfig, CacheError, RedisOptions, SystemClock,
     open_store,
 };
-use sessionkit_sdk::{ErrorKind, SessionStore, StoreError};
+use sessionkit_sdk::{ConditionalSave, ErrorKind, SessionStore, StoreError};
 
 use common::{PrivateRedis, short_timeouts, store_on, within, write};
 
@@ -38,11 +38,14 @@ type Call<S> = fn(&S) -> Result<(), StoreError>;
 
 /// Every contract operation once, each under the watchdog; the errors they returned.
 fn every_operation_fails_unavailable<S: SessionStore + 'static>(store: &Arc<S>) -> Vec<StoreError> {
-    let calls: [(&str, Call<S>); 5] = [
+    let calls: [(&str, Call<S>); 6] = [
         ("load", |s| s.load(&key(1)).map(drop)),
         ("exists", |s| s.exists(&key(1)).map(drop)),
         ("create", |s| s.create(write(&key(2), "d", 60)).map(drop)),
         ("save", |s| s.save(write(&key(1), "d", 60)).map(drop)),
+        ("save_if_unchanged", |s| {
+            s.save_if_unchanged(write(&key(1), "d2", 60), "d").map(drop)
+        }),
         ("delete", |s| s.delete(&key(1))),
     ];
     let mut errors = Vec::new();
@@ -54,6 +57,28 @@ fn every_operation_fails_unavailable<S: SessionStore + 'static>(store: &Arc<S>) 
         errors.push(error);
     }
     errors
+}
+
+#[test]
+fn conditional_save_loads_its_script_on_a_server_that_has_not_cached_it() {
+    // A fresh server has no scripts, and SCRIPT FLUSH empties the cache again (allowed here: the
+    // server is this test's own): EVALSHA answers NOSCRIPT and the backend falls back to EVAL.
+    let Some(server) = PrivateRedis::start() else {
+        return;
+    };
+    let (store, _) = store_on(&server.url(), "noscript", options());
+    store.create(write(&key(1), "v0", 60)).unwrap();
+    for (expected, data) in [("v0", "v1"), ("v1", "v2")] {
+        let outcome = store
+            .save_if_unchanged(write(&key(1), data, 60), expected)
+            .unwrap();
+        assert_eq!(outcome, ConditionalSave::Saved(key(1)));
+        let () = server.admin(&["SCRIPT", "FLUSH"]);
+    }
+    assert_eq!(
+        store.load(&key(1)).unwrap().unwrap().session_data.as_str(),
+        "v2"
+    );
 }
 
 #[test]
