@@ -40,7 +40,8 @@ fn engine_info_declares_the_file_engine() {
     let expected = Capabilities::SERVER_SIDE_INVALIDATION
         | Capabilities::CLEAR_EXPIRED
         | Capabilities::PERSISTENT
-        | Capabilities::SHARED_BETWEEN_PROCESSES;
+        | Capabilities::SHARED_BETWEEN_PROCESSES
+        | Capabilities::CONDITIONAL_SAVE;
     assert_eq!(info.capabilities, expected);
     assert_eq!(CAPABILITIES, expected);
     assert!(!info.capabilities.contains(Capabilities::ACCOUNT_INDEX));
