@@ -908,6 +908,34 @@ fn a_leftover_temporary_is_never_read_and_is_swept_when_stale() {
 }
 
 #[test]
+fn a_probe_file_left_by_an_older_version_is_swept_when_stale() {
+    // Engine versions before the fix created `.sessionkit-probe…` at open; a crash there left
+    // it for ever (issue 9, defect 7). Opening creates nothing now, and old ones are swept.
+    let fixture = Fixture::new();
+    assert!(
+        fixture.entries().is_empty(),
+        "open created {:?}",
+        fixture.entries()
+    );
+    let old = fixture.dir.path().join(".sessionkit-probeAb3xYz");
+    let fresh = fixture.dir.path().join(".sessionkit-probeQ9r8s7");
+    for path in [&old, &fresh] {
+        fs::write(path, b"").unwrap();
+    }
+    fixture.age_file(&old, 2 * HOUR);
+    assert_eq!(
+        fixture.store.clear_expired().unwrap(),
+        0,
+        "probes are not sessions"
+    );
+    assert!(!old.exists(), "a stale probe is swept");
+    assert!(
+        fresh.exists(),
+        "a fresh one may be an older version opening right now"
+    );
+}
+
+#[test]
 fn clear_expired_of_an_empty_directory_is_zero() {
     let fixture = Fixture::new();
     assert_eq!(fixture.store.clear_expired().unwrap(), 0);
