@@ -7,7 +7,7 @@
 
 use std::{
     fs::{self, File},
-    io::{self, Read, Write},
+    io::{self, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
     sync::atomic::{AtomicBool, Ordering},
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -120,8 +120,9 @@ pub(crate) struct LockedFile {
 }
 
 impl LockedFile {
-    /// Reads the locked file's contents.
+    /// Reads the locked file's contents (from the start, however often it is read).
     pub(crate) fn read(&mut self) -> io::Result<Snapshot> {
+        self.file.seek(SeekFrom::Start(0))?;
         read_open(&mut self.file, &self.meta)
     }
 

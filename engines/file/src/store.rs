@@ -5,10 +5,15 @@
 //! for the decisions (expiry judgement, integer expiries, write errors, concurrency).
 
 use std::{
+    collections::HashMap,
     io,
     path::{Path, PathBuf},
-    sync::Arc,
-    time::SystemTime,
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    thread,
+    time::{Duration, SystemTime},
 };
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -33,6 +38,11 @@ use crate::{
     },
 };
 
+/// How long the store keeps a session file's lock for the retry of a writer whose conditional
+/// save lost (the hand-off described in the crate README). The host's reload-and-replay takes well under a millisecond; a retry that
+/// never comes (a cancelled request) delays other writers of that one session by this much.
+pub const HANDOFF_GRACE: Duration = Duration::from_millis(50);
+
 /// Why a key cannot name a session file. A key that fails the check never becomes a path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid session key for the file engine: {reason}")]
@@ -49,6 +59,22 @@ pub struct FileStore {
     codec: SessionCodec,
     clock: Arc<dyn Clock>,
     dir: SessionDir,
+    /// Session files whose lock is kept for the retry of a writer that just saw a conflict.
+    reservations: Arc<Mutex<HashMap<PathBuf, Reservation>>>,
+    next_reservation: AtomicU64,
+}
+
+/// A session file's lock, kept after a conditional save found other data, for the retry of
+/// the writer that lost: the retry expecting exactly `data` takes it over and cannot lose
+/// again. Without it, N requests racing on one session each lose to every save that lands
+/// while they reload and replay (the last one N − 1 times, past the host's bounded retries);
+/// with it, writers take turns and each needs at most two calls after its turn comes. Other
+/// writers wait for the lock as usual; a thread releases it after [`HANDOFF_GRACE`] if the
+/// retry never comes.
+struct Reservation {
+    id: u64,
+    data: String,
+    locked: core::LockedFile,
 }
 
 /// What a session file is worth at a given time.
@@ -133,6 +159,8 @@ impl FileStore {
             codec,
             clock: Arc::new(SystemClock),
             dir,
+            reservations: Arc::default(),
+            next_reservation: AtomicU64::new(0),
         })
     }
 
@@ -227,7 +255,7 @@ impl FileStore {
         let key = write.record.session_key.as_str();
         let path = self.key_to_path(key)?;
         let temp = self.write_temp(key, write)?;
-        self.replace_locked(&path, key, temp, |_| Ok(None))?;
+        self.replace_locked(&path, key, temp)?;
         Ok(key.to_owned())
     }
 
@@ -238,18 +266,74 @@ impl FileStore {
     ) -> Result<ConditionalSave, FileError> {
         let key = write.record.session_key.as_str();
         let path = self.key_to_path(key)?;
-        // A first look without the lock: a conflict or a vanished session is answered without
-        // writing a temporary file (the lock below decides the rest).
-        let snapshot = core::read(&path).map_err(|e| self.io("save", key, e))?;
-        if let Some(early) = self.compare(key, snapshot, expected_data)? {
-            return Ok(early);
+        let io = |e| self.io("save", key, e);
+        let mut locked = match self.take_reservation(&path, expected_data) {
+            Some(locked) => locked,
+            None => match core::lock(&path).map_err(io)? {
+                Locked::File(locked) => locked,
+                Locked::Missing | Locked::NotRegular => {
+                    return Err(FileError::NotFound {
+                        session: self.redact(key),
+                    });
+                }
+            },
+        };
+        // Compare under the lock: nobody else replaces the file until it is released.
+        let snapshot = locked.read().map_err(io)?;
+        if let Some(conflict) = self.compare(key, Some(snapshot), expected_data)? {
+            if let ConditionalSave::Conflict(current) = &conflict {
+                self.reserve(path, current.session_data.to_string(), locked);
+            }
+            return Ok(conflict);
         }
         let temp = self.write_temp(key, write)?;
-        let conflict = self.replace_locked(&path, key, temp, |locked| {
-            let snapshot = locked.read().map_err(|e| self.io("save", key, e))?;
-            self.compare(key, Some(snapshot), expected_data)
-        })?;
-        Ok(conflict.unwrap_or_else(|| ConditionalSave::Saved(key.to_owned())))
+        let placed = self.dir.replace(&locked, temp, &path).map_err(io)?;
+        drop(locked);
+        match placed {
+            Placed::Done => {}
+            Placed::Missing | Placed::Taken => {
+                return Err(FileError::NotFound {
+                    session: self.redact(key),
+                });
+            }
+        }
+        self.sync_dir("save", key)?;
+        Ok(ConditionalSave::Saved(key.to_owned()))
+    }
+
+    /// The reserved lock of `path`, if the writer it was kept for (the one expecting `data`)
+    /// is back.
+    fn take_reservation(&self, path: &Path, data: &str) -> Option<core::LockedFile> {
+        let mut reservations = lock_ignoring_poison(&self.reservations);
+        match reservations.get(path) {
+            Some(reservation) if reservation.data == data => {
+                reservations.remove(path).map(|r| r.locked)
+            }
+            _ => None,
+        }
+    }
+
+    /// Keeps `locked` for the retry of a writer that will expect `data`, for at most
+    /// [`HANDOFF_GRACE`]. If no thread can be started to end it, the lock is released now.
+    fn reserve(&self, path: PathBuf, data: String, locked: core::LockedFile) {
+        let id = self.next_reservation.fetch_add(1, Ordering::Relaxed);
+        let reservations = Arc::downgrade(&self.reservations);
+        let watched = path.clone();
+        let expiry = thread::Builder::new()
+            .name("sessionkit-file-handoff".into())
+            .spawn(move || {
+                thread::sleep(HANDOFF_GRACE);
+                if let Some(reservations) = reservations.upgrade() {
+                    let mut reservations = lock_ignoring_poison(&reservations);
+                    if reservations.get(&watched).is_some_and(|r| r.id == id) {
+                        reservations.remove(&watched);
+                    }
+                }
+            });
+        if expiry.is_ok() {
+            let reservation = Reservation { id, data, locked };
+            lock_ignoring_poison(&self.reservations).insert(path, reservation);
+        }
     }
 
     fn delete_inner(&self, key: &str) -> Result<(), FileError> {
@@ -323,27 +407,17 @@ impl FileStore {
     // ---------------------------------------------------------------------------------------
     // Writing under the lock.
 
-    /// Replaces the session file at `path` with `temp` under the file's writer lock, after
-    /// `check` (given the locked file) found nothing against it: `check` returning
-    /// `Some(outcome)` stores nothing and returns the outcome. A file that is gone (or is not
-    /// a session file) fails with `NotFound`, so an update never resurrects a session.
-    fn replace_locked(
-        &self,
-        path: &Path,
-        key: &str,
-        temp: TempPath,
-        check: impl FnOnce(&mut core::LockedFile) -> Result<Option<ConditionalSave>, FileError>,
-    ) -> Result<Option<ConditionalSave>, FileError> {
+    /// Replaces the session file at `path` with `temp` under the file's writer lock. A file
+    /// that is gone (or is not a session file) fails with `NotFound`, so an update never
+    /// resurrects a session.
+    fn replace_locked(&self, path: &Path, key: &str, temp: TempPath) -> Result<(), FileError> {
         let not_found = || FileError::NotFound {
             session: self.redact(key),
         };
-        let mut locked = match core::lock(path).map_err(|e| self.io("save", key, e))? {
+        let locked = match core::lock(path).map_err(|e| self.io("save", key, e))? {
             Locked::File(locked) => locked,
             Locked::Missing | Locked::NotRegular => return Err(not_found()),
         };
-        if let Some(outcome) = check(&mut locked)? {
-            return Ok(Some(outcome));
-        }
         let placed = self
             .dir
             .replace(&locked, temp, path)
@@ -354,10 +428,10 @@ impl FileStore {
             Placed::Missing | Placed::Taken => return Err(not_found()),
         }
         self.sync_dir("save", key)?;
-        Ok(None)
+        Ok(())
     }
 
-    /// What a conditional save must answer without storing, judging the file as read: `None`
+    /// What a conditional save must answer without storing, judging the locked file: `None`
     /// if it holds `expected_data` (go ahead), a conflict with the stored record if it holds
     /// other data, `NotFound` if no live session is there.
     fn compare(
@@ -604,6 +678,12 @@ impl From<ConfigError> for StoreError {
     }
 }
 
+/// The guard of `mutex`, also after a thread panicked holding it (the map stays consistent:
+/// every change to it is one insert or remove).
+fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The one mapping from the store's failures to the contract's error.
 fn to_store_error(error: FileError) -> StoreError {
     let kind = match &error {
@@ -709,6 +789,39 @@ mod tests {
             if let Err(error) = saver.join().unwrap() {
                 assert!(matches!(error, FileError::NotFound { .. }), "{error}");
             }
+            assert!(
+                !store.exists_inner(&key).unwrap(),
+                "round {round}: resurrected"
+            );
+        }
+        assert!(fs::read_dir(dir.path()).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn portable_conditional_save_compares_and_never_resurrects() {
+        let (dir, store) = portable_store();
+        let store = Arc::new(store);
+        for round in 0..50_u64 {
+            let key = format!("cond{round:0>28}");
+            let loaded = write(&store, &key, 0);
+            store.create_inner(&loaded).unwrap();
+            let expected = loaded.record.session_data.to_string();
+            let savers: Vec<_> = (1..=2)
+                .map(|n| {
+                    let (store, key, expected) = (store.clone(), key.clone(), expected.clone());
+                    let w = write(&store, &key, n);
+                    thread::spawn(move || store.save_if_unchanged_inner(&w, &expected))
+                })
+                .collect();
+            let outcomes: Vec<_> = savers.into_iter().map(|s| s.join().unwrap()).collect();
+            let saved = outcomes
+                .iter()
+                .filter(|o| matches!(o, Ok(ConditionalSave::Saved(_))))
+                .count();
+            assert_eq!(saved, 1, "round {round}: {outcomes:?}");
+            store.delete_inner(&key).unwrap();
+            let late = store.save_if_unchanged_inner(&write(&store, &key, 3), &expected);
+            assert!(matches!(late, Err(FileError::NotFound { .. })), "{late:?}");
             assert!(
                 !store.exists_inner(&key).unwrap(),
                 "round {round}: resurrected"
