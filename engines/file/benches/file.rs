@@ -1,7 +1,8 @@
 //! The file engine next to the raw file operations it is made of, in the same run.
 //!
 //! - load: `FileStore::load` vs `std::fs::read` of the same file;
-//! - create / update: the store vs a raw "write temp + fsync + rename (+ fsync dir)";
+//! - create / update: the store vs a raw "write temp + fsync + rename (+ fsync dir)"; update
+//!   also as a conditional save (`save_if_unchanged`), against plain `save` in the same run;
 //! - clear_expired over 10,000 files of which 5,000 are expired, vs a raw
 //!   readdir + read + unlink-by-mtime floor.
 //!
@@ -24,7 +25,7 @@ use sessionkit_codec::{
     SESSION_STORE_SALT, SessionMap, expiry, signing::SessionCodec, time::from_datetime,
 };
 use sessionkit_engine_file::{FileConfig, FileStore};
-use sessionkit_sdk::{SessionRecord, SessionStore, SessionWrite};
+use sessionkit_sdk::{ConditionalSave, SessionRecord, SessionStore, SessionWrite};
 use tempfile::TempDir;
 
 const SECRET: &str = "bench-secret-key-bench-secret-key-bench-secret-key";
@@ -155,6 +156,19 @@ fn update(c: &mut Criterion) {
     let mut group = c.benchmark_group("file/update");
     group.bench_function("store", |b| {
         b.iter(|| black_box(s.store.save(s.write.clone()).expect("save")))
+    });
+    // The same update made conditional on the data loaded (what the host does to merge
+    // concurrent requests): the stored data always matches, so every call saves.
+    let expected = s.write.record.session_data.to_string();
+    group.bench_function("store_conditional", |b| {
+        b.iter(|| {
+            let outcome = s
+                .store
+                .save_if_unchanged(s.write.clone(), &expected)
+                .expect("conditional save");
+            assert!(matches!(outcome, ConditionalSave::Saved(_)));
+            black_box(outcome)
+        })
     });
     let mut n = 0_u64;
     group.bench_function("raw_write_fsync_rename", |b| {

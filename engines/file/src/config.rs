@@ -23,6 +23,9 @@ pub const MAX_COOKIE_NAME_LEN: usize = 192;
 #[derive(Clone)]
 pub struct FileConfig {
     directory: PathBuf,
+    /// `SESSION_FILE_PATH` was not set: `directory` is the engine's private default, created at
+    /// open.
+    private_default: bool,
     cookie_name: String,
     cookie_age: i64,
     secret_key: String,
@@ -71,6 +74,19 @@ pub enum ConfigError {
         /// Why it is unsafe.
         reason: &'static str,
     },
+    /// The engine's default directory (used when `SESSION_FILE_PATH` is not set) exists but is
+    /// not private to this user, so someone else made or loosened it.
+    #[error(
+        "SESSION_FILE_PATH is not set and the default session directory {} {reason}; remove it \
+         or set SESSION_FILE_PATH to a private directory (mode 0700)",
+        path.display()
+    )]
+    UnsafeDefaultDirectory {
+        /// The default directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The directory could not be inspected or written.
     #[error("SESSION_FILE_PATH: cannot use {}: {source}", path.display())]
     Directory {
@@ -87,6 +103,7 @@ impl FileConfig {
     pub fn new(directory: impl Into<PathBuf>, secret_key: impl Into<String>) -> Self {
         Self {
             directory: directory.into(),
+            private_default: false,
             cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
             cookie_age: DEFAULT_COOKIE_AGE,
             secret_key: secret_key.into(),
@@ -130,16 +147,20 @@ impl FileConfig {
             }
         };
         // Django: `getattr(settings, "SESSION_FILE_PATH", None) or tempfile.gettempdir()`, so an
-        // empty string also means the temp dir.
-        let directory = match settings.get("SESSION_FILE_PATH") {
-            None | Some(Value::Null) => std::env::temp_dir(),
-            Some(Value::String(path)) if path.is_empty() => std::env::temp_dir(),
-            Some(Value::String(path)) => PathBuf::from(path),
+        // empty string also means "not set". Not set, the engine uses a private directory of its
+        // own in the temp dir, never the world-listable temp dir itself: file names are keys.
+        let (directory, private_default) = match settings.get("SESSION_FILE_PATH") {
+            None | Some(Value::Null) => (crate::core::default_directory(), true),
+            Some(Value::String(path)) if path.is_empty() => {
+                (crate::core::default_directory(), true)
+            }
+            Some(Value::String(path)) => (PathBuf::from(path), false),
             Some(_) => return Err(invalid("SESSION_FILE_PATH", "must be a string or null")),
         };
 
         let config = Self {
             directory,
+            private_default,
             cookie_name,
             cookie_age,
             secret_key,
@@ -167,9 +188,16 @@ impl FileConfig {
         self
     }
 
-    /// The directory that holds the session files (`SESSION_FILE_PATH`, or the temp dir).
+    /// The directory that holds the session files: `SESSION_FILE_PATH`, or when it is not set
+    /// the engine's private default `<system temp dir>/sessionkit-sessions-<uid>`.
     pub fn directory(&self) -> &Path {
         &self.directory
+    }
+
+    /// Whether [`directory`](Self::directory) is the engine's private default (created with
+    /// mode 0700 at open, and refused unless this user owns it and nobody else can open it).
+    pub fn uses_private_default(&self) -> bool {
+        self.private_default
     }
 
     /// `SESSION_COOKIE_NAME`, the prefix of every session file name.
@@ -243,6 +271,7 @@ impl fmt::Debug for FileConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileConfig")
             .field("directory", &self.directory)
+            .field("private_default", &self.private_default)
             .field("cookie_name", &self.cookie_name)
             .field("cookie_age", &self.cookie_age)
             .field("secret_key", &"<redacted>")
@@ -287,7 +316,8 @@ mod tests {
         let config = FileConfig::from_settings_json(r#"{"SECRET_KEY":"s3cret"}"#).unwrap();
         assert_eq!(config.cookie_name(), "sessionid");
         assert_eq!(config.cookie_age(), 1_209_600);
-        assert_eq!(config.directory(), std::env::temp_dir());
+        assert_eq!(config.directory(), crate::core::default_directory());
+        assert!(config.uses_private_default());
         assert!(config.secret_key_fallbacks().is_empty());
     }
 
@@ -302,15 +332,27 @@ mod tests {
         assert_eq!(config.cookie_name(), "sid");
         assert_eq!(config.cookie_age(), 60);
         assert_eq!(config.directory(), Path::new("/srv/s"));
+        assert!(!config.uses_private_default());
     }
 
     #[test]
-    fn empty_file_path_means_the_temp_dir_like_django() {
+    fn empty_file_path_means_not_set_like_django() {
         let json = r#"{"SECRET_KEY":"k","SESSION_FILE_PATH":""}"#;
-        assert_eq!(
-            FileConfig::from_settings_json(json).unwrap().directory(),
-            std::env::temp_dir()
-        );
+        let config = FileConfig::from_settings_json(json).unwrap();
+        assert_eq!(config.directory(), crate::core::default_directory());
+        assert!(config.uses_private_default());
+    }
+
+    #[test]
+    fn the_default_directory_is_a_per_user_directory_in_the_temp_dir() {
+        let default = crate::core::default_directory();
+        assert_eq!(default.parent(), Some(std::env::temp_dir().as_path()));
+        let name = default.file_name().unwrap().to_str().unwrap();
+        let uid = name.strip_prefix("sessionkit-sessions-").unwrap();
+        #[cfg(unix)]
+        assert_eq!(uid, rustix::process::geteuid().as_raw().to_string());
+        #[cfg(not(unix))]
+        let _ = uid;
     }
 
     #[test]

@@ -1,24 +1,31 @@
 #![doc = include_str!("../README.md")]
 
 pub mod config;
+mod core;
 pub mod store;
 
-use sessionkit_sdk::{Capabilities, EngineInfo, KeyFormat, StoreError};
+use std::sync::Arc;
+
+use sessionkit_codec::HostClock;
+use sessionkit_sdk::{Capabilities, EngineInfo, Host, KeyFormat, StoreError};
 
 pub use config::{ConfigError, FileConfig};
+pub use core::{MAX_FILE_BYTES, STALE_TEMP_AGE};
 /// The contract [`FileStore`] implements, re-exported so embedders can call it without naming
 /// the SDK crate.
 pub use sessionkit_sdk::SessionStore;
-pub use store::{FileStore, InvalidKey, MAX_FILE_BYTES, STALE_TEMP_AGE};
+pub use store::{FileStore, InvalidKey};
 
 /// The name `SESSION_ENGINE` uses for this engine (and the `file` in the library's file name).
 pub const ENGINE_NAME: &str = "file";
-/// What the file engine can do: real logout, stored expiry to sweep, survives restarts, and
-/// several processes may share the directory.
+/// What the file engine can do: real logout, stored expiry to sweep, survives restarts, several
+/// processes may share the directory, and a save can be made conditional on what was loaded
+/// (so the host merges concurrent requests).
 pub const CAPABILITIES: Capabilities = Capabilities::SERVER_SIDE_INVALIDATION
     .union(Capabilities::CLEAR_EXPIRED)
     .union(Capabilities::PERSISTENT)
-    .union(Capabilities::SHARED_BETWEEN_PROCESSES);
+    .union(Capabilities::SHARED_BETWEEN_PROCESSES)
+    .union(Capabilities::CONDITIONAL_SAVE);
 /// What the engine says about itself before it is opened: name, version, salt, capabilities and
 /// key format, read by the host through the ABI.
 pub const INFO: EngineInfo = EngineInfo::new(
@@ -41,6 +48,12 @@ impl sessionkit_sdk::Engine for FileEngine {
 
     fn open(settings_json: &str) -> Result<Self::Store, StoreError> {
         FileStore::open(&FileConfig::from_settings_json(settings_json)?)
+    }
+
+    /// Opens the store judging expiry by the host's clock, so a host that freezes time sees
+    /// this engine expire sessions by the same clock.
+    fn open_with_host(settings_json: &str, host: &Host) -> Result<Self::Store, StoreError> {
+        Ok(Self::open(settings_json)?.with_clock(Arc::new(HostClock::new(host))))
     }
 }
 

@@ -1,24 +1,22 @@
-//! The file store: Django's file backend layout with crash-safe, exclusive writes.
+//! The file store: the contract and the expiry judgement, over the primitives of `core.rs`.
 //!
 //! One file per session, named `SESSION_COOKIE_NAME + key`, holding exactly the signed
 //! `session_data` string, so Django and sessionkit read each other's files. See the crate README
 //! for the decisions (expiry judgement, integer expiries, write errors, concurrency).
 
 use std::{
-    collections::hash_map::RandomState,
-    fs::{self, File},
-    hash::BuildHasher,
-    io::{self, Read, Write},
+    collections::HashMap,
+    io,
     path::{Path, PathBuf},
     sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    thread,
+    time::{Duration, SystemTime},
 };
 
 use chrono::{DateTime, TimeDelta, Utc};
-use parking_lot::{Mutex, MutexGuard};
 use serde_json::Value;
 use sessionkit_codec::{
     SESSION_STORE_SALT, SessionMap,
@@ -27,27 +25,23 @@ use sessionkit_codec::{
     signing::SessionCodec,
     time::{from_datetime, parse_isoformat, to_datetime},
 };
-use sessionkit_sdk::{ErrorKind, SessionRecord, SessionStore, SessionWrite, StoreError, Timestamp};
+use sessionkit_sdk::{
+    ConditionalSave, ErrorKind, SessionRecord, SessionStore, SessionWrite, StoreError,
+};
 use tempfile::TempPath;
 
-use crate::config::{ConfigError, FileConfig};
+use crate::{
+    config::{ConfigError, FileConfig},
+    core::{
+        self, Contents, Identity, LEGACY_PROBE_PREFIX, Locked, MAX_FILE_BYTES, Placed, SessionDir,
+        Snapshot, TEMP_MARKER,
+    },
+};
 
-/// The largest session file the engine reads (4 MiB): a bigger file is not a session
-/// (`load` gives `None` without reading it), and `create`/`save` refuse bigger data, so anything
-/// stored can be read back.
-pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
-
-/// How old a leftover temporary file must be before `clear_expired` removes it. A write holds
-/// its temporary file for milliseconds; an hour-old one was left by a crash.
-pub const STALE_TEMP_AGE: Duration = Duration::from_secs(60 * 60);
-
-/// Marks a temporary file name, after the session file name it will replace (Django's `mkstemp`
-/// prefix is `<file name>_out_`). `_` is outside the key alphabet, so a temporary name is never
-/// a session file name.
-const TEMP_MARKER: &str = "_out_";
-
-/// Process-local lock stripes serialising renames and unlinks of the same key.
-const LOCK_STRIPES: usize = 64;
+/// How long the store keeps a session file's lock for the retry of a writer whose conditional
+/// save lost (the hand-off described in the crate README). The host's reload-and-replay takes well under a millisecond; a retry that
+/// never comes (a cancelled request) delays other writers of that one session by this much.
+pub const HANDOFF_GRACE: Duration = Duration::from_millis(50);
 
 /// Why a key cannot name a session file. A key that fails the check never becomes a path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,40 +58,35 @@ pub struct FileStore {
     config: FileConfig,
     codec: SessionCodec,
     clock: Arc<dyn Clock>,
-    /// The directory, kept open to fsync it after renames and unlinks.
-    dir: File,
-    locks: Box<[Mutex<()>]>,
-    hasher: RandomState,
-    /// Set once `RENAME_EXCHANGE` turned out unsupported here (kernel or file system).
-    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
-    exchange_unsupported: AtomicBool,
+    dir: SessionDir,
+    /// Session files whose lock is kept for the retry of a writer that just saw a conflict.
+    reservations: Arc<Mutex<HashMap<PathBuf, Reservation>>>,
+    next_reservation: AtomicU64,
 }
 
-/// What the file holds, as far as a session is concerned.
-enum Contents {
-    /// Django's placeholder (an empty file): no session yet.
-    Empty,
-    /// ASCII contents: the session data string (decodable or not).
-    Data(String),
-    /// A regular file that cannot be a session: bigger than [`MAX_FILE_BYTES`] or not ASCII.
-    Unreadable,
+/// A session file's lock, kept after a conditional save found other data, for the retry of
+/// the writer that lost: the retry expecting exactly `data` takes it over and cannot lose
+/// again. Without it, N requests racing on one session each lose to every save that lands
+/// while they reload and replay (the last one N − 1 times, past the host's bounded retries);
+/// with it, writers take turns and each needs at most two calls after its turn comes. Other
+/// writers wait for the lock as usual; a thread releases it after [`HANDOFF_GRACE`] if the
+/// retry never comes.
+struct Reservation {
+    id: u64,
+    data: String,
+    locked: core::LockedFile,
 }
 
-/// One read of a session file.
-struct Snapshot {
-    contents: Contents,
-    mtime: DateTime<Utc>,
-    identity: Identity,
-}
-
-/// What identifies the version of a file that was read, so an expired file is only deleted if a
-/// concurrent save has not replaced it meanwhile.
-#[derive(PartialEq, Eq)]
-struct Identity {
-    #[cfg(unix)]
-    dev_ino: (u64, u64),
-    modified: Option<SystemTime>,
-    len: u64,
+/// What a session file is worth at a given time.
+enum Judged {
+    /// A live session: the record `load` gives.
+    Live(SessionRecord),
+    /// A session (or placeholder, or unreadable file) whose time is up; the version read, so
+    /// it is only removed if nobody replaced it since.
+    Expired(Identity),
+    /// A file that holds no session and has not aged out yet (an empty placeholder, an
+    /// unreadable file).
+    NoSession,
 }
 
 /// Every failure inside the store; [`to_store_error`] is the one place it becomes a
@@ -137,8 +126,9 @@ enum FileError {
 }
 
 impl FileStore {
-    /// Opens the store described by `config`: checks the directory exists, is a directory, is
-    /// not writable by every user without the sticky bit, and can be written.
+    /// Opens the store described by `config`: checks the directory (creating the private
+    /// default one if `SESSION_FILE_PATH` is not set), that it is safe to keep sessions in, and
+    /// that this process can write there. Creates no file in it.
     ///
     /// # Errors
     ///
@@ -150,29 +140,10 @@ impl FileStore {
     fn open_inner(config: FileConfig) -> Result<Self, FileError> {
         config.validate()?;
         let config = config.with_absolute_directory()?;
-        let path = config.directory().to_path_buf();
-        let directory_error = |source| ConfigError::Directory {
-            path: path.clone(),
-            source,
-        };
-        let meta = match fs::metadata(&path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(ConfigError::MissingDirectory { path: path.clone() }.into());
-            }
-            Err(e) => return Err(directory_error(e).into()),
-        };
-        if !meta.is_dir() {
-            return Err(ConfigError::NotADirectory { path: path.clone() }.into());
-        }
-        check_directory_mode(&path, &meta)?;
-        // Probe writability now rather than at the first save.
-        tempfile::Builder::new()
-            .prefix(".sessionkit-probe")
-            .tempfile_in(&path)
-            .map_err(directory_error)?;
-        let dir = File::open(&path).map_err(directory_error)?;
-
+        let dir = SessionDir::open(
+            config.directory().to_path_buf(),
+            config.uses_private_default(),
+        )?;
         let fallbacks: Vec<Vec<u8>> = config
             .secret_key_fallbacks()
             .iter()
@@ -188,14 +159,13 @@ impl FileStore {
             codec,
             clock: Arc::new(SystemClock),
             dir,
-            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
-            hasher: Default::default(),
-            exchange_unsupported: AtomicBool::new(false),
+            reservations: Arc::default(),
+            next_reservation: AtomicU64::new(0),
         })
     }
 
-    /// The same store judging expiry with `clock` instead of the system clock (tests, and
-    /// hosts that inject one clock everywhere).
+    /// The same store judging expiry with `clock` instead of the system clock (the host's
+    /// clock when the host lends it, tests).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -224,7 +194,7 @@ impl FileStore {
         let mut name = String::with_capacity(self.config.cookie_name().len() + key.len());
         name.push_str(self.config.cookie_name());
         name.push_str(key);
-        Ok(self.config.directory().join(name))
+        Ok(self.dir.path().join(name))
     }
 
     // ---------------------------------------------------------------------------------------
@@ -234,22 +204,16 @@ impl FileStore {
         let Ok(path) = self.key_to_path(key) else {
             return Ok(None);
         };
-        let Some(snapshot) = self.read(&path, key)? else {
+        let Some(snapshot) = core::read(&path).map_err(|e| self.io("load", key, e))? else {
             return Ok(None);
         };
-        let Contents::Data(data) = snapshot.contents else {
-            // A placeholder or an unreadable file is no session; clear_expired ages it out.
-            return Ok(None);
-        };
-        let now = self.clock.now_utc();
-        match self.expiry_of(&data, snapshot.mtime, now) {
-            expire if expire > now => {
-                Ok(Some(SessionRecord::new(key, data, from_datetime(expire))))
-            }
-            _ => {
-                // Expired: Django deletes the file on load. (It then creates a new session; a
+        match self.judge(key, snapshot, self.clock.now_utc()) {
+            Judged::Live(record) => Ok(Some(record)),
+            Judged::NoSession => Ok(None),
+            Judged::Expired(identity) => {
+                // Django deletes an expired file on load. (It then creates a new session; a
                 // load here never creates anything.)
-                self.remove_if_unchanged(&path, key, &snapshot.identity)?;
+                self.remove_if_unchanged(&path, key, &identity)?;
                 Ok(None)
             }
         }
@@ -259,7 +223,7 @@ impl FileStore {
         let Ok(path) = self.key_to_path(key) else {
             return Ok(false);
         };
-        match fs::symlink_metadata(&path) {
+        match std::fs::symlink_metadata(&path) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(self.io("exists", key, e)),
@@ -270,16 +234,18 @@ impl FileStore {
         let key = write.record.session_key.as_str();
         let path = self.key_to_path(key)?;
         let temp = self.write_temp(key, write)?;
-        // rename(RENAME_NOREPLACE), or link+unlink: fails if the name is taken, and the file
-        // appears with its whole content at once (no empty placeholder is ever visible).
-        if let Err(e) = temp.persist_noclobber(&path) {
-            return Err(if e.error.kind() == io::ErrorKind::AlreadyExists {
-                FileError::AlreadyExists {
+        // No empty placeholder is ever visible, and a taken name is left alone.
+        match self
+            .dir
+            .place_new(temp, &path)
+            .map_err(|e| self.io("create", key, e))?
+        {
+            Placed::Done => {}
+            Placed::Taken | Placed::Missing => {
+                return Err(FileError::AlreadyExists {
                     session: self.redact(key),
-                }
-            } else {
-                self.io("create", key, e.error)
-            });
+                });
+            }
         }
         self.sync_dir("create", key)?;
         Ok(key.to_owned())
@@ -289,12 +255,85 @@ impl FileStore {
         let key = write.record.session_key.as_str();
         let path = self.key_to_path(key)?;
         let temp = self.write_temp(key, write)?;
-        {
-            let _guard = self.lock(key);
-            self.replace_existing(temp, &path, key)?;
+        self.replace_locked(&path, key, temp)?;
+        Ok(key.to_owned())
+    }
+
+    fn save_if_unchanged_inner(
+        &self,
+        write: &SessionWrite,
+        expected_data: &str,
+    ) -> Result<ConditionalSave, FileError> {
+        let key = write.record.session_key.as_str();
+        let path = self.key_to_path(key)?;
+        let io = |e| self.io("save", key, e);
+        let mut locked = match self.take_reservation(&path, expected_data) {
+            Some(locked) => locked,
+            None => match core::lock(&path).map_err(io)? {
+                Locked::File(locked) => locked,
+                Locked::Missing | Locked::NotRegular => {
+                    return Err(FileError::NotFound {
+                        session: self.redact(key),
+                    });
+                }
+            },
+        };
+        // Compare under the lock: nobody else replaces the file until it is released.
+        let snapshot = locked.read().map_err(io)?;
+        if let Some(conflict) = self.compare(key, Some(snapshot), expected_data)? {
+            if let ConditionalSave::Conflict(current) = &conflict {
+                self.reserve(path, current.session_data.to_string(), locked);
+            }
+            return Ok(conflict);
+        }
+        let temp = self.write_temp(key, write)?;
+        let placed = self.dir.replace(&locked, temp, &path).map_err(io)?;
+        drop(locked);
+        match placed {
+            Placed::Done => {}
+            Placed::Missing | Placed::Taken => {
+                return Err(FileError::NotFound {
+                    session: self.redact(key),
+                });
+            }
         }
         self.sync_dir("save", key)?;
-        Ok(key.to_owned())
+        Ok(ConditionalSave::Saved(key.to_owned()))
+    }
+
+    /// The reserved lock of `path`, if the writer it was kept for (the one expecting `data`)
+    /// is back.
+    fn take_reservation(&self, path: &Path, data: &str) -> Option<core::LockedFile> {
+        let mut reservations = lock_ignoring_poison(&self.reservations);
+        match reservations.get(path) {
+            Some(reservation) if reservation.data == data => {
+                reservations.remove(path).map(|r| r.locked)
+            }
+            _ => None,
+        }
+    }
+
+    /// Keeps `locked` for the retry of a writer that will expect `data`, for at most
+    /// [`HANDOFF_GRACE`]. If no thread can be started to end it, the lock is released now.
+    fn reserve(&self, path: PathBuf, data: String, locked: core::LockedFile) {
+        let id = self.next_reservation.fetch_add(1, Ordering::Relaxed);
+        let reservations = Arc::downgrade(&self.reservations);
+        let watched = path.clone();
+        let expiry = thread::Builder::new()
+            .name("sessionkit-file-handoff".into())
+            .spawn(move || {
+                thread::sleep(HANDOFF_GRACE);
+                if let Some(reservations) = reservations.upgrade() {
+                    let mut reservations = lock_ignoring_poison(&reservations);
+                    if reservations.get(&watched).is_some_and(|r| r.id == id) {
+                        reservations.remove(&watched);
+                    }
+                }
+            });
+        if expiry.is_ok() {
+            let reservation = Reservation { id, data, locked };
+            lock_ignoring_poison(&self.reservations).insert(path, reservation);
+        }
     }
 
     fn delete_inner(&self, key: &str) -> Result<(), FileError> {
@@ -302,12 +341,16 @@ impl FileStore {
             // No file can have this name, so there is nothing to delete.
             return Ok(());
         };
-        let removed = {
-            let _guard = self.lock(key);
-            match fs::remove_file(&path) {
-                Ok(()) => true,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-                Err(e) => return Err(self.io("delete", key, e)),
+        let io = |e| self.io("delete", key, e);
+        // Under the file's lock, so a save holding it never swaps its data back in after the
+        // delete (nor onto a file created anew under the same key).
+        let removed = match core::lock(&path).map_err(io)? {
+            Locked::Missing => false,
+            Locked::NotRegular => core::remove(&path).map_err(io)?,
+            Locked::File(locked) => {
+                let removed = core::remove(&path).map_err(io)?;
+                drop(locked);
+                removed
             }
         };
         if removed {
@@ -319,8 +362,8 @@ impl FileStore {
 
     fn clear_expired_inner(&self) -> Result<u64, FileError> {
         let now = self.clock.now_utc();
-        let directory = self.config.directory();
-        let entries = fs::read_dir(directory).map_err(|e| self.io("clear_expired", "", e))?;
+        let entries =
+            std::fs::read_dir(self.dir.path()).map_err(|e| self.io("clear_expired", "", e))?;
         let (mut removed, mut failures) = (0_u64, 0_u64);
         let mut first_failure = None;
         let mut fail = |error: FileError| {
@@ -343,8 +386,8 @@ impl FileStore {
                     Ok(false) => {}
                     Err(e) => fail(e),
                 }
-            } else if self.is_temp_name(name)
-                && let Err(e) = self.sweep_temp(&entry.path(), now)
+            } else if self.is_leftover_name(name)
+                && let Err(e) = core::sweep_if_stale(&entry.path(), now)
             {
                 fail(self.io("clear_expired (temporary file)", "", e));
             }
@@ -362,7 +405,79 @@ impl FileStore {
     }
 
     // ---------------------------------------------------------------------------------------
+    // Writing under the lock.
+
+    /// Replaces the session file at `path` with `temp` under the file's writer lock. A file
+    /// that is gone (or is not a session file) fails with `NotFound`, so an update never
+    /// resurrects a session.
+    fn replace_locked(&self, path: &Path, key: &str, temp: TempPath) -> Result<(), FileError> {
+        let not_found = || FileError::NotFound {
+            session: self.redact(key),
+        };
+        let locked = match core::lock(path).map_err(|e| self.io("save", key, e))? {
+            Locked::File(locked) => locked,
+            Locked::Missing | Locked::NotRegular => return Err(not_found()),
+        };
+        let placed = self
+            .dir
+            .replace(&locked, temp, path)
+            .map_err(|e| self.io("save", key, e))?;
+        drop(locked);
+        match placed {
+            Placed::Done => {}
+            Placed::Missing | Placed::Taken => return Err(not_found()),
+        }
+        self.sync_dir("save", key)?;
+        Ok(())
+    }
+
+    /// What a conditional save must answer without storing, judging the locked file: `None`
+    /// if it holds `expected_data` (go ahead), a conflict with the stored record if it holds
+    /// other data, `NotFound` if no live session is there.
+    fn compare(
+        &self,
+        key: &str,
+        snapshot: Option<Snapshot>,
+        expected_data: &str,
+    ) -> Result<Option<ConditionalSave>, FileError> {
+        let judged = snapshot.map(|snapshot| self.judge(key, snapshot, self.clock.now_utc()));
+        match judged {
+            Some(Judged::Live(record)) if record.session_data.as_str() == expected_data => Ok(None),
+            Some(Judged::Live(record)) => Ok(Some(ConditionalSave::Conflict(record))),
+            Some(Judged::Expired(_) | Judged::NoSession) | None => Err(FileError::NotFound {
+                session: self.redact(key),
+            }),
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
     // Expiry.
+
+    /// What the file read for `key` is worth at `now`.
+    fn judge(&self, key: &str, snapshot: Snapshot, now: DateTime<Utc>) -> Judged {
+        let Snapshot {
+            contents,
+            mtime,
+            identity,
+        } = snapshot;
+        match contents {
+            Contents::Data(data) => match self.expiry_of(&data, mtime, now) {
+                expire if expire > now => {
+                    Judged::Live(SessionRecord::new(key, data, from_datetime(expire)))
+                }
+                _ => Judged::Expired(identity),
+            },
+            // Placeholders and unreadable files never load; they go once their modification
+            // time is older than a session could live.
+            Contents::Empty | Contents::Unreadable => {
+                if expiry::expiry_date(mtime, None, self.config.cookie_age()) > now {
+                    Judged::NoSession
+                } else {
+                    Judged::Expired(identity)
+                }
+            }
+        }
+    }
 
     /// When the session in `data`, last written at `mtime`, expires.
     ///
@@ -399,7 +514,7 @@ impl FileStore {
             } else {
                 DateTime::<Utc>::MAX_UTC
             });
-        system_time_of(modification)
+        core::system_time_of(modification)
     }
 
     /// The `_session_expiry` value of a session being written: from the plain JSON the host
@@ -421,58 +536,8 @@ impl FileStore {
     // ---------------------------------------------------------------------------------------
     // Files.
 
-    /// Reads the session file at `path`; `None` if there is none (or it is not a regular file).
-    fn read(&self, path: &Path, key: &str) -> Result<Option<Snapshot>, FileError> {
-        let mut file = match open_no_follow(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound || is_symlink_loop(&e) => {
-                return Ok(None);
-            }
-            Err(e) => return Err(self.io("load", key, e)),
-        };
-        let meta = file.metadata().map_err(|e| self.io("load", key, e))?;
-        if !meta.is_file() {
-            return Ok(None);
-        }
-        let identity = Identity::of(&meta);
-        let mtime = meta
-            .modified()
-            .map(datetime_of)
-            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-        if meta.len() > MAX_FILE_BYTES {
-            return Ok(Some(Snapshot {
-                contents: Contents::Unreadable,
-                mtime,
-                identity,
-            }));
-        }
-        // `len` is only a hint (the inode cannot change under an open fd, but be strict anyway).
-        let capacity = usize::try_from(meta.len()).unwrap_or(0);
-        let mut bytes = Vec::with_capacity(capacity);
-        (&mut file)
-            .take(MAX_FILE_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| self.io("load", key, e))?;
-        let contents = if bytes.is_empty() {
-            Contents::Empty
-        } else if bytes.len() as u64 > MAX_FILE_BYTES || !bytes.is_ascii() {
-            Contents::Unreadable
-        } else {
-            match String::from_utf8(bytes) {
-                Ok(data) => Contents::Data(data),
-                // Unreachable: ASCII is UTF-8. Treated as unreadable rather than unwrapped.
-                Err(_) => Contents::Unreadable,
-            }
-        };
-        Ok(Some(Snapshot {
-            contents,
-            mtime,
-            identity,
-        }))
-    }
-
     /// Writes `write`'s data to a fresh temporary file next to the session file (mode 0600),
-    /// sets its modification time and fsyncs it.
+    /// with the modification time that carries its expiry, fsynced.
     fn write_temp(&self, key: &str, write: &SessionWrite) -> Result<TempPath, FileError> {
         let data = write.record.session_data.as_str();
         if data.len() as u64 > MAX_FILE_BYTES {
@@ -481,142 +546,41 @@ impl FileStore {
         if !data.is_ascii() {
             return Err(FileError::NotAscii);
         }
-        let modification = self.modification_for(write);
         let prefix = format!(".{}{key}{TEMP_MARKER}", self.config.cookie_name());
-        let mut temp = tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempfile_in(self.config.directory())
-            .map_err(|e| self.io("write", key, e))?;
-        let result = (|| {
-            temp.write_all(data.as_bytes())?;
-            if let Some(modification) = modification {
-                temp.as_file().set_modified(modification)?;
-            }
-            temp.as_file().sync_all()
-        })();
-        result.map_err(|e| self.io("write", key, e))?;
-        Ok(temp.into_temp_path())
-    }
-
-    /// Moves `temp` over the existing session file at `path`, failing with `NotFound` (and
-    /// storing nothing) if there is no such file. Call with the key's lock held.
-    fn replace_existing(&self, temp: TempPath, path: &Path, key: &str) -> Result<(), FileError> {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        if !self.exchange_unsupported.load(Ordering::Relaxed) {
-            use rustix::{
-                fs::{CWD, RenameFlags, renameat_with},
-                io::Errno,
-            };
-            // Swap the two names atomically: this fails when the session file is gone, even
-            // if another process deleted it a moment ago, so an update never resurrects.
-            match renameat_with(CWD, &*temp, CWD, path, RenameFlags::EXCHANGE) {
-                Ok(()) => {
-                    // `temp` now names the old content; removing it cannot fail in a way that
-                    // matters (a leftover is swept by clear_expired).
-                    let _ = temp.close();
-                    return Ok(());
-                }
-                Err(Errno::NOENT) => {
-                    return Err(FileError::NotFound {
-                        session: self.redact(key),
-                    });
-                }
-                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
-                    self.exchange_unsupported.store(true, Ordering::Relaxed);
-                }
-                Err(e) => return Err(self.io("save", key, e.into())),
-            }
-        }
-        self.replace_existing_by_rename(temp, path, key)
-    }
-
-    /// The portable update: check the file exists, then rename over it. The key's lock makes
-    /// the pair atomic against deletes in this process; across processes a delete between the
-    /// check and the rename is lost (Django's promise: last rename wins).
-    fn replace_existing_by_rename(
-        &self,
-        temp: TempPath,
-        path: &Path,
-        key: &str,
-    ) -> Result<(), FileError> {
-        match fs::symlink_metadata(path) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(FileError::NotFound {
-                    session: self.redact(key),
-                });
-            }
-            Err(e) => return Err(self.io("save", key, e)),
-        }
-        temp.persist(path)
-            .map_err(|e| self.io("save", key, e.error))
+        self.dir
+            .write_temp(&prefix, data.as_bytes(), self.modification_for(write))
+            .map_err(|e| self.io("write", key, e))
     }
 
     /// Judges one session file for `clear_expired`; removes it if expired. `true` if removed.
     fn sweep_session(&self, key: &str, now: DateTime<Utc>) -> Result<bool, FileError> {
         let path = self.key_to_path(key)?;
-        let Some(snapshot) = self.read(&path, key)? else {
+        let Some(snapshot) = core::read(&path).map_err(|e| self.io("load", key, e))? else {
             return Ok(false);
         };
-        let expire = match &snapshot.contents {
-            Contents::Data(data) => self.expiry_of(data, snapshot.mtime, now),
-            // Placeholders and unreadable files never load; they go once their modification
-            // time is older than a session could live.
-            Contents::Empty | Contents::Unreadable => {
-                expiry::expiry_date(snapshot.mtime, None, self.config.cookie_age())
-            }
-        };
-        if expire > now {
-            return Ok(false);
-        }
-        self.remove_if_unchanged(&path, key, &snapshot.identity)
-    }
-
-    /// Removes a leftover temporary file older than [`STALE_TEMP_AGE`]. `true` if removed.
-    fn sweep_temp(&self, path: &Path, now: DateTime<Utc>) -> io::Result<bool> {
-        let meta = match fs::symlink_metadata(path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        let Ok(modified) = meta.modified() else {
-            return Ok(false);
-        };
-        let stale = TimeDelta::from_std(STALE_TEMP_AGE).unwrap_or(TimeDelta::MAX);
-        let stale_from = datetime_of(modified).checked_add_signed(stale);
-        if !meta.is_file() || stale_from.is_none_or(|from| from > now) {
-            return Ok(false);
-        }
-        match fs::remove_file(path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
+        match self.judge(key, snapshot, now) {
+            Judged::Expired(identity) => self.remove_if_unchanged(&path, key, &identity),
+            Judged::Live(_) | Judged::NoSession => Ok(false),
         }
     }
 
     /// Deletes the session file if it is still the version that was read (a save may have
-    /// replaced it since). `true` if removed.
+    /// replaced it since), under the file's lock. `true` if removed.
     fn remove_if_unchanged(
         &self,
         path: &Path,
         key: &str,
         read: &Identity,
     ) -> Result<bool, FileError> {
-        let removed = {
-            let _guard = self.lock(key);
-            match fs::symlink_metadata(path) {
-                Ok(meta) if Identity::of(&meta) == *read => {}
-                Ok(_) => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-                Err(e) => return Err(self.io("delete expired", key, e)),
+        let io = |e| self.io("delete expired", key, e);
+        match core::lock(path).map_err(io)? {
+            Locked::File(locked) if locked.identity() == *read => {
+                let removed = core::remove(path).map_err(io)?;
+                drop(locked);
+                Ok(removed)
             }
-            match fs::remove_file(path) {
-                Ok(()) => true,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-                Err(e) => return Err(self.io("delete expired", key, e)),
-            }
-        };
-        Ok(removed)
+            Locked::File(_) | Locked::Missing | Locked::NotRegular => Ok(false),
+        }
     }
 
     /// The key of a session file name (`SESSION_COOKIE_NAME` + a valid key), if it is one.
@@ -625,9 +589,14 @@ impl FileStore {
             .filter(|key| is_valid_session_key(key))
     }
 
-    /// Whether `name` is a temporary file of a session write: ours (`.<file name>_out_…`) or
-    /// Django's (`<file name>_out_…`).
-    fn is_temp_name(&self, name: &str) -> bool {
+    /// Whether `name` is something a write or an open left behind, swept once stale: a
+    /// temporary file of a session write, ours (`.<file name>_out_…`) or Django's
+    /// (`<file name>_out_…`), or the writability probe of earlier engine versions
+    /// (`.sessionkit-probe…`).
+    fn is_leftover_name(&self, name: &str) -> bool {
+        if name.starts_with(LEGACY_PROBE_PREFIX) {
+            return true;
+        }
         let name = name.strip_prefix('.').unwrap_or(name);
         name.strip_prefix(self.config.cookie_name())
             .and_then(|rest| rest.split_once(TEMP_MARKER))
@@ -635,13 +604,7 @@ impl FileStore {
     }
 
     fn sync_dir(&self, operation: &'static str, key: &str) -> Result<(), FileError> {
-        self.dir.sync_all().map_err(|e| self.io(operation, key, e))
-    }
-
-    fn lock(&self, key: &str) -> MutexGuard<'_, ()> {
-        // The modulo keeps the index below the stripe count, so it always fits a usize.
-        let stripe = (self.hasher.hash_one(key) % self.locks.len() as u64) as usize;
-        self.locks[stripe].lock()
+        self.dir.sync().map_err(|e| self.io(operation, key, e))
     }
 
     /// The file name of `key` cut short, for messages (never a whole key).
@@ -659,7 +622,7 @@ impl FileStore {
         FileError::Io {
             operation,
             session,
-            dir: self.config.directory().to_path_buf(),
+            dir: self.dir.path().to_path_buf(),
             source,
         }
     }
@@ -689,6 +652,15 @@ impl SessionStore for FileStore {
     fn clear_expired(&self) -> Result<u64, StoreError> {
         self.clear_expired_inner().map_err(to_store_error)
     }
+
+    fn save_if_unchanged(
+        &self,
+        write: SessionWrite,
+        expected_data: &str,
+    ) -> Result<ConditionalSave, StoreError> {
+        self.save_if_unchanged_inner(&write, expected_data)
+            .map_err(to_store_error)
+    }
 }
 
 impl std::fmt::Debug for FileStore {
@@ -699,7 +671,6 @@ impl std::fmt::Debug for FileStore {
     }
 }
 
-/// The one mapping from the store's failures to the contract's error.
 /// A settings error as the contract reports it: `Config`, naming the setting at fault.
 impl From<ConfigError> for StoreError {
     fn from(error: ConfigError) -> Self {
@@ -707,6 +678,13 @@ impl From<ConfigError> for StoreError {
     }
 }
 
+/// The guard of `mutex`, also after a thread panicked holding it (the map stays consistent:
+/// every change to it is one insert or remove).
+fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The one mapping from the store's failures to the contract's error.
 fn to_store_error(error: FileError) -> StoreError {
     let kind = match &error {
         FileError::Config(_) => ErrorKind::Config,
@@ -739,97 +717,9 @@ fn io_kind(error: &io::Error) -> ErrorKind {
     }
 }
 
-impl Identity {
-    fn of(meta: &fs::Metadata) -> Self {
-        #[cfg(unix)]
-        use std::os::unix::fs::MetadataExt;
-        Self {
-            #[cfg(unix)]
-            dev_ino: (meta.dev(), meta.ino()),
-            modified: meta.modified().ok(),
-            len: meta.len(),
-        }
-    }
-}
-
-/// Refuses a directory that every user may write without the sticky bit (anyone could replace
-/// or remove session files) and warns about one other users may list (file names are session
-/// keys, as in Django's default of the system temp dir).
-fn check_directory_mode(path: &Path, meta: &fs::Metadata) -> Result<(), ConfigError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode();
-        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
-            return Err(ConfigError::UnsafeDirectory {
-                path: path.to_path_buf(),
-                reason: "is writable by every user and has no sticky bit: anyone could replace \
-                         or remove session files (use a private directory, mode 0700)",
-            });
-        }
-        if mode & 0o044 != 0 {
-            tracing::warn!(
-                target: "sessionkit::security",
-                directory = %path.display(),
-                "session directory can be listed by other users, and session file names are \
-                 session keys; set SESSION_FILE_PATH to a private directory (mode 0700)"
-            );
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (path, meta);
-    Ok(())
-}
-
-/// Opens `path` for reading without following a symlink (and without blocking on a FIFO).
-fn open_no_follow(path: &Path) -> io::Result<File> {
-    let mut options = fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-        // The flag bits are small positive constants, so they fit an i32.
-        options.custom_flags(flags.bits() as i32);
-    }
-    options.open(path)
-}
-
-fn is_symlink_loop(error: &io::Error) -> bool {
-    #[cfg(unix)]
-    {
-        rustix::io::Errno::from_io_error(error) == Some(rustix::io::Errno::LOOP)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = error;
-        false
-    }
-}
-
-/// A file time as a UTC datetime (saturating; never panics on odd times).
-fn datetime_of(time: SystemTime) -> DateTime<Utc> {
-    let micros = match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_micros()).map_or(i64::MIN, |m| -m),
-    };
-    to_datetime(Timestamp::from_micros(micros))
-}
-
-/// A UTC datetime as a file time, if the platform can represent it.
-fn system_time_of(time: DateTime<Utc>) -> Option<SystemTime> {
-    let micros = from_datetime(time).micros;
-    let offset = Duration::from_micros(micros.unsigned_abs());
-    if micros >= 0 {
-        UNIX_EPOCH.checked_add(offset)
-    } else {
-        UNIX_EPOCH.checked_sub(offset)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::thread;
+    use std::{fs, thread};
 
     use serde_json::json;
 
@@ -846,7 +736,7 @@ mod tests {
     /// The store as on a file system without `RENAME_EXCHANGE`.
     fn portable_store() -> (tempfile::TempDir, FileStore) {
         let (dir, store) = store();
-        store.exchange_unsupported.store(true, Ordering::Relaxed);
+        store.dir.disable_exchange();
         (dir, store)
     }
 
@@ -908,13 +798,46 @@ mod tests {
     }
 
     #[test]
+    fn portable_conditional_save_compares_and_never_resurrects() {
+        let (dir, store) = portable_store();
+        let store = Arc::new(store);
+        for round in 0..50_u64 {
+            let key = format!("cond{round:0>28}");
+            let loaded = write(&store, &key, 0);
+            store.create_inner(&loaded).unwrap();
+            let expected = loaded.record.session_data.to_string();
+            let savers: Vec<_> = (1..=2)
+                .map(|n| {
+                    let (store, key, expected) = (store.clone(), key.clone(), expected.clone());
+                    let w = write(&store, &key, n);
+                    thread::spawn(move || store.save_if_unchanged_inner(&w, &expected))
+                })
+                .collect();
+            let outcomes: Vec<_> = savers.into_iter().map(|s| s.join().unwrap()).collect();
+            let saved = outcomes
+                .iter()
+                .filter(|o| matches!(o, Ok(ConditionalSave::Saved(_))))
+                .count();
+            assert_eq!(saved, 1, "round {round}: {outcomes:?}");
+            store.delete_inner(&key).unwrap();
+            let late = store.save_if_unchanged_inner(&write(&store, &key, 3), &expected);
+            assert!(matches!(late, Err(FileError::NotFound { .. })), "{late:?}");
+            assert!(
+                !store.exists_inner(&key).unwrap(),
+                "round {round}: resurrected"
+            );
+        }
+        assert!(fs::read_dir(dir.path()).unwrap().next().is_none());
+    }
+
+    #[test]
     fn exchange_is_used_where_the_file_system_has_it() {
         // On Linux tmpfs/ext4/xfs/btrfs it is; elsewhere the portable path took over.
         let (_dir, store) = store();
         let key = "abcdefgh12345678";
         store.create_inner(&write(&store, key, 1)).unwrap();
         store.save_inner(&write(&store, key, 2)).unwrap();
-        let used = !store.exchange_unsupported.load(Ordering::Relaxed);
+        let used = !store.dir.exchange_unsupported();
         println!("RENAME_EXCHANGE available here: {used}");
         assert_eq!(
             store
@@ -930,24 +853,26 @@ mod tests {
     }
 
     #[test]
-    fn temporary_names_are_recognised_and_never_session_names() {
+    fn leftover_names_are_recognised_and_never_session_names() {
         let (_dir, store) = store();
         let key = "abcdefgh12345678";
         for name in [
             format!(".sessionid{key}_out_x1y2z3"),
             format!("sessionid{key}_out_abc"),
         ] {
-            assert!(store.is_temp_name(&name), "{name}");
+            assert!(store.is_leftover_name(&name), "{name}");
             assert_eq!(store.session_key_of(&name), None, "{name}");
         }
+        // The writability probe of earlier engine versions is a leftover too.
+        assert!(store.is_leftover_name(".sessionkit-probeAb12Cd"));
         for name in [
             "sessionid",
             ".sessionid_out_",
             "other_out_",
-            ".sessionkit-probe123",
+            "sessionkit-probe123",
             "sessionidAB_out_x",
         ] {
-            assert!(!store.is_temp_name(name), "{name}");
+            assert!(!store.is_leftover_name(name), "{name}");
         }
         assert_eq!(store.session_key_of(&format!("sessionid{key}")), Some(key));
     }

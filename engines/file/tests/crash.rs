@@ -29,7 +29,7 @@ use common::{Fixture, SECRET, Writer, key};
 
 /// Set in a child process: the session directory it works in.
 const CHILD_DIR: &str = "SESSIONKIT_FILE_TEST_CHILD_DIR";
-/// Set in a child process: which work it does ("save-loop" or "save-once").
+/// Set in a child process: which work it does ("save-loop", "save-once" or "open").
 const CHILD_WORK: &str = "SESSIONKIT_FILE_TEST_CHILD_WORK";
 
 const KILL_ITERATIONS: u64 = 25;
@@ -43,6 +43,9 @@ fn child_process_work() {
     };
     let fixture_dir = Path::new(&dir);
     let store = FileStore::open(&FileConfig::new(fixture_dir, SECRET)).unwrap();
+    if work == "open" {
+        return;
+    }
     let writer = Writer::new(sessionkit_engine_file::config::DEFAULT_COOKIE_AGE);
     match work.as_str() {
         "save-loop" => {
@@ -257,6 +260,55 @@ fn a_save_fsyncs_the_temporary_before_renaming_and_the_directory_after() {
             lines[at..].join("\n")
         );
     }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn opening_a_store_creates_no_file_a_crash_could_leave_behind() {
+    // Issue 9, defect 7: the writability probe was a file, left for ever by a crash during
+    // open. Every system call that can create a name is traced.
+    let strace = ["/usr/bin/strace", "/bin/strace"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(strace) = strace else {
+        println!("skipped: strace is not installed, so file creation cannot be observed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let trace = out.path().join("strace.out");
+    let status = Command::new(strace)
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=open,openat,openat2,creat,mknod,mknodat,link,linkat,symlinkat,rename,renameat,renameat2,mkdir,mkdirat",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(env::current_exe().unwrap())
+        .args(["child_process_work", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_DIR, dir.path())
+        .env(CHILD_WORK, "open")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the traced child failed");
+    let text = fs::read_to_string(&trace).unwrap();
+    let inside = format!("\"{}", dir.path().display());
+    let touching: Vec<&str> = text.lines().filter(|l| l.contains(&inside)).collect();
+    assert!(
+        touching.iter().any(|l| l.contains("O_DIRECTORY")),
+        "the child opened the directory:\n{text}"
+    );
+    let creating: Vec<&&str> = touching
+        .iter()
+        .filter(|l| {
+            l.contains("O_CREAT") || l.contains("O_TMPFILE") || !(strip_pid(l).starts_with("open"))
+        })
+        .collect();
+    assert!(creating.is_empty(), "open created names: {creating:#?}");
+    assert!(fs::read_dir(dir.path()).unwrap().next().is_none());
 }
 
 /// A pseudo-random number in `low..high` (varies per run and per iteration; no timing is

@@ -40,7 +40,8 @@ fn engine_info_declares_the_file_engine() {
     let expected = Capabilities::SERVER_SIDE_INVALIDATION
         | Capabilities::CLEAR_EXPIRED
         | Capabilities::PERSISTENT
-        | Capabilities::SHARED_BETWEEN_PROCESSES;
+        | Capabilities::SHARED_BETWEEN_PROCESSES
+        | Capabilities::CONDITIONAL_SAVE;
     assert_eq!(info.capabilities, expected);
     assert_eq!(CAPABILITIES, expected);
     assert!(!info.capabilities.contains(Capabilities::ACCOUNT_INDEX));
@@ -903,6 +904,34 @@ fn a_leftover_temporary_is_never_read_and_is_swept_when_stale() {
     assert!(
         fresh.exists(),
         "a temporary younger than an hour may be a save in progress"
+    );
+}
+
+#[test]
+fn a_probe_file_left_by_an_older_version_is_swept_when_stale() {
+    // Engine versions before the fix created `.sessionkit-probe…` at open; a crash there left
+    // it for ever (issue 9, defect 7). Opening creates nothing now, and old ones are swept.
+    let fixture = Fixture::new();
+    assert!(
+        fixture.entries().is_empty(),
+        "open created {:?}",
+        fixture.entries()
+    );
+    let old = fixture.dir.path().join(".sessionkit-probeAb3xYz");
+    let fresh = fixture.dir.path().join(".sessionkit-probeQ9r8s7");
+    for path in [&old, &fresh] {
+        fs::write(path, b"").unwrap();
+    }
+    fixture.age_file(&old, 2 * HOUR);
+    assert_eq!(
+        fixture.store.clear_expired().unwrap(),
+        0,
+        "probes are not sessions"
+    );
+    assert!(!old.exists(), "a stale probe is swept");
+    assert!(
+        fresh.exists(),
+        "a fresh one may be an older version opening right now"
     );
 }
 
