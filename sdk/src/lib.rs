@@ -6,10 +6,17 @@
 pub mod capability;
 pub mod error;
 pub mod forward;
+// `#[sabi_trait]` and `#[derive(StableAbi)]` on prefix types expand to `unsafe impl`s and
+// `unsafe` blocks spanned on our items, as sibling items that an attribute on the trait or struct
+// cannot reach. These four modules hold those expansions and no hand-written `unsafe`.
+#[allow(unsafe_code)]
 pub mod frozen;
+#[allow(unsafe_code)]
 pub mod host;
+#[allow(unsafe_code)]
 pub mod module;
 pub mod record;
+#[allow(unsafe_code)]
 pub mod store;
 
 pub use abi_stable;
