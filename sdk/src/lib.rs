@@ -1,6 +1,6 @@
 #![doc = include_str!("../README.md")]
 // `#[sabi_trait]` expands to impls that rustc reports as `non_local_definitions`; the expansion
-// comes from abi_stable_derive 0.11 and cannot be changed here (see abi-notes.md §1).
+// comes from abi_stable_derive 0.11 and cannot be changed here.
 #![allow(non_local_definitions)]
 
 pub mod capability;
