@@ -4,7 +4,7 @@
 //!
 //! Cases: `no_session`, `read` (the handler reads one value), `write` (the handler writes one
 //! value, a new one each request), `write_reference` (the handler writes the 5-key reference
-//! session of perf-anchors.md, which is compressed when stored), each on the in-process cache
+//! session, 213 bytes of JSON, which is compressed when stored), each on the in-process cache
 //! engine; and `codec_encode` /
 //! `codec_decode` (one `SessionCodec` call on the 213-byte reference session: the write's
 //! encode and a read that misses the host's decode memo). Every request carries the cookie of
@@ -39,7 +39,7 @@ async fn write(session: SessionHandle) -> String {
     count.to_string()
 }
 
-/// Writes perf-anchors.md's 5-key reference session (213 bytes of JSON, compressed when
+/// Writes the 5-key reference session (213 bytes of JSON, compressed when
 /// stored), with a new `theme` each request.
 async fn write_reference(session: SessionHandle) -> String {
     static COUNT: AtomicI64 = AtomicI64::new(0);
