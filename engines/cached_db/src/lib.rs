@@ -2,8 +2,12 @@
 
 pub mod config;
 pub mod store;
+mod suspects;
 
-use sessionkit_sdk::{Capabilities, EngineInfo, KeyFormat, StoreError};
+use std::sync::Arc;
+
+use sessionkit_cache::clock::HostClock;
+use sessionkit_sdk::{Capabilities, EngineInfo, Host, KeyFormat, StoreError};
 
 pub use config::CachedDbConfig;
 pub use store::{CachedDbStore, LOG_TARGET};
@@ -38,6 +42,14 @@ impl sessionkit_sdk::Engine for CachedDbEngine {
 
     fn open(settings_json: &str) -> Result<Self::Store, StoreError> {
         CachedDbStore::open(&CachedDbConfig::from_settings_json(settings_json)?)
+    }
+
+    /// Both halves judge expiry by the host's clock.
+    fn open_with_host(settings_json: &str, host: &Host) -> Result<Self::Store, StoreError> {
+        CachedDbStore::open_with_clock(
+            &CachedDbConfig::from_settings_json(settings_json)?,
+            Arc::new(HostClock::new(host)),
+        )
     }
 }
 
@@ -119,12 +131,91 @@ mod tests {
         );
     }
 
+    /// A host whose clock stands still at `.0`.
+    #[derive(Clone)]
+    struct FrozenHost(Timestamp);
+
+    impl sessionkit_sdk::FfiHost for FrozenHost {
+        fn now(&self) -> Timestamp {
+            self.0
+        }
+        fn max_level(&self) -> sessionkit_sdk::LogLevel {
+            sessionkit_sdk::LogLevel::Error
+        }
+        fn log(&self, _: sessionkit_sdk::LogLevel, _: RStr<'_>, _: RStr<'_>) {}
+    }
+
     #[test]
-    fn an_opened_store_adds_no_capability_even_over_locmem() {
+    fn open_with_host_judges_expiry_by_the_hosts_clock_in_both_halves() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = 3_600_000_000;
+        let day_ago = Timestamp::from_micros(Timestamp::now().micros - 24 * hour);
+        let host = Host::new(sessionkit_sdk::HostBox::from_ptr(
+            abi_stable::std_types::RArc::new(FrozenHost(day_ago)),
+            abi_stable::sabi_trait::TD_Opaque,
+        ));
+        let json = settings(dir.path(), "locmem://lib-host-clock");
+        let store = CachedDbEngine::open_with_host(&json, &host).unwrap();
+        // Expired an hour ago by the wall clock, but the host's clock says a day ago.
+        let key = "libhostclockkey00001";
+        let record = SessionRecord::new(
+            key,
+            "data",
+            Timestamp::from_micros(Timestamp::now().micros - hour),
+        );
+        store.create(SessionWrite::new(record, "{}")).unwrap();
+        assert!(store.db().load(key).unwrap().is_some(), "the database half");
+        assert!(store.cache().load(key).unwrap().is_some(), "the cache half");
+        assert!(store.load(key).unwrap().is_some());
+        // The same row through a store on the system clock is expired.
+        let system = CachedDbEngine::open(&settings(dir.path(), "locmem://lib-sys-clock")).unwrap();
+        assert_eq!(system.load(key).unwrap(), None);
+    }
+
+    #[test]
+    fn an_entry_expired_by_the_stores_clock_does_not_outlive_its_cleared_row() {
+        // The conformance case `clear_expired_judges_sessions_without_expiry_by_the_cookie_age`:
+        // a record saved while the host's clock stood in the past is cached with a TTL (real
+        // time) that outlasts its expire_date once the clock is set back to now.
+        let dir = tempfile::tempdir().unwrap();
+        let real_now = chrono::Utc::now();
+        let clock = Arc::new(sessionkit_cache::ManualClock::new(
+            real_now - chrono::TimeDelta::days(1),
+        ));
+        let config =
+            CachedDbConfig::from_settings_json(&settings(dir.path(), "locmem://lib-clock-moves"))
+                .unwrap();
+        let store = CachedDbStore::open_with_clock(&config, clock.clone()).unwrap();
+        let key = "libclockmoveskey0001";
+        let ten_seconds_ago = Timestamp::from_micros(Timestamp::now().micros - 10_000_000);
+        store
+            .create(SessionWrite::new(
+                SessionRecord::new(key, "data", ten_seconds_ago),
+                "{}",
+            ))
+            .unwrap();
+        assert!(
+            store.exists(key).unwrap(),
+            "live while the clock is a day back"
+        );
+        clock.set(real_now);
+        assert_eq!(store.clear_expired().unwrap(), 1);
+        assert!(!store.exists(key).unwrap());
+        assert_eq!(store.load(key).unwrap(), None);
+    }
+
+    #[test]
+    fn an_opened_store_adds_only_the_databases_conditional_save_even_over_locmem() {
         // SQLite does I/O, so a LocMem cache in front does not make the store non-blocking.
         let dir = tempfile::tempdir().unwrap();
         let store = CachedDbEngine::open(&settings(dir.path(), "locmem://lib-caps")).unwrap();
-        assert_eq!(store.capabilities(), Capabilities::NONE);
+        let conditional = Capabilities::CONDITIONAL_SAVE;
+        let expected = if store.db().capabilities().contains(conditional) {
+            conditional
+        } else {
+            Capabilities::NONE
+        };
+        assert_eq!(store.capabilities(), expected);
     }
 
     #[test]

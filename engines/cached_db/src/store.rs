@@ -15,7 +15,10 @@ use sessionkit_sdk::{
 };
 use sessionkit_sql::SqlStore;
 
-use crate::config::CachedDbConfig;
+use crate::{
+    config::CachedDbConfig,
+    suspects::{Marked, Suspects},
+};
 
 /// The `tracing` target of the cache failures this store survives (Django logs them on
 /// `django.contrib.sessions`).
@@ -30,7 +33,8 @@ pub const LOG_TARGET: &str = "sessionkit::cached_db";
 /// | `load` | the cache; on a miss (or a failing cache, logged) the database, then fills the cache with the record (TTL until its `expire_date`) |
 /// | `create` | the database (its `AlreadyExists` and errors propagate), then the cache |
 /// | `save` | removes the cache entry, updates the database (its `NotFound` and errors propagate), then writes the cache |
-/// | `delete` | the database, then the cache; a cache entry that cannot be removed is an error (the session could still load) |
+/// | `save_if_unchanged` | as `save`, with the database's conditional update deciding; on a conflict the cache is not written (its entry was removed first) |
+/// | `delete` | the cache entry (if it cannot be removed the call fails and the row stays), then the row, then the cache entry again |
 /// | `exists` | the cache, then the database |
 /// | `clear_expired` | the database's (cache entries expire by themselves) |
 ///
@@ -42,11 +46,19 @@ pub const LOG_TARGET: &str = "sessionkit::cached_db";
 /// a fill uses add-if-absent, so it never overwrites a fresher entry written by a concurrent
 /// save; and after a fill or a save the row is checked again, so a logout racing either one
 /// never leaves its session in the cache.
+///
+/// **A logged-out key never loads again, and a stale entry is never served** (issue 9): a
+/// `delete` removes the cache entry before the row, so a logout during a cache outage fails
+/// with the session unchanged instead of leaving a loadable entry behind a deleted row; and a
+/// key whose cache entry could not be removed (any failed removal above) is remembered, its
+/// cache hits refused and served from the database, until a removal of it succeeds.
 pub struct CachedDbStore<D = SqlStore, B = DynBackend> {
     db: D,
     cache: CacheStore<B>,
     /// The cache alias, for log lines.
     alias: String,
+    /// Keys whose cache entry may be stale: never served from the cache.
+    suspects: Suspects,
 }
 
 impl CachedDbStore {
@@ -58,8 +70,19 @@ impl CachedDbStore {
     /// `Config` for bad settings; as [`SqlStore::open`] for a database that cannot be reached.
     /// A Redis cache is not contacted here (its connections open on first use).
     pub fn open(config: &CachedDbConfig) -> Result<Self, StoreError> {
-        // Both halves judge time by one clock, given here at open.
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Self::open_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// [`open`](Self::open) with both halves judging expiry by `clock` (the host's, lent
+    /// through `Engine::open_with_host`).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn open_with_clock(
+        config: &CachedDbConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
         let db = SqlStore::open(
             &config.sql.url,
             config.store_options().with_clock(Arc::clone(&clock)),
@@ -77,6 +100,7 @@ impl<D: SessionStore, B: CacheBackend + 'static> CachedDbStore<D, B> {
             db,
             cache,
             alias: alias.into(),
+            suspects: Suspects::default(),
         }
     }
 
@@ -130,7 +154,9 @@ impl<D: SessionStore, B: CacheBackend + 'static> CachedDbStore<D, B> {
     fn confirm(&self, key: &str) {
         match self.db.exists(key) {
             Ok(true) => {}
-            Ok(false) => self.invalidate(key),
+            Ok(false) => {
+                self.invalidate(key);
+            }
             Err(error) => {
                 tracing::warn!(
                     target: LOG_TARGET,
@@ -143,17 +169,80 @@ impl<D: SessionStore, B: CacheBackend + 'static> CachedDbStore<D, B> {
         }
     }
 
-    /// Best-effort removal of a cache entry that may be stale.
-    fn invalidate(&self, key: &str) {
-        if let Err(error) = self.cache.delete(key) {
-            tracing::error!(
-                target: LOG_TARGET,
-                cache = %self.alias,
-                %error,
-                "Error deleting a stale entry from cache ({}); it may be served until its TTL runs out",
-                self.alias
-            );
+    /// `save`'s steps around a database update: removes the cache entry, lets `update`
+    /// decide, and when `stored` says the write was stored, writes the cache and checks the
+    /// row again. Whatever `update` returns (its errors included) is the caller's answer.
+    fn update_then_cache<T>(
+        &self,
+        write: SessionWrite,
+        update: impl FnOnce(&D, SessionWrite) -> StoreResult<T>,
+        stored: impl FnOnce(&T) -> bool,
+    ) -> StoreResult<T> {
+        let record = write.record.clone();
+        let session_key = record.session_key.as_str();
+        self.invalidate(session_key);
+        let outcome = update(&self.db, write)?;
+        if stored(&outcome) && self.write_through(&record) {
+            self.confirm(session_key);
         }
+        Ok(outcome)
+    }
+
+    /// Removes `key`'s cache entry; on failure remembers the key as a suspect (its hits are
+    /// refused until a removal succeeds) and returns the cache's error.
+    fn remove_entry(&self, key: &str) -> StoreResult<()> {
+        let before = self.suspects.mark_of(key);
+        match self.cache.delete(key) {
+            Ok(()) => {
+                self.suspects.clear(key, before);
+                Ok(())
+            }
+            Err(error) => {
+                if self.suspects.mark(key) == Marked::Overflowed {
+                    tracing::error!(
+                        target: LOG_TARGET,
+                        cache = %self.alias,
+                        "Too many cache entries could not be removed ({}); every read is served \
+                         from the database until this process restarts",
+                        self.alias
+                    );
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Best-effort removal of a cache entry that may be stale; returns whether it was removed.
+    /// A failure is logged and the key is not served from the cache until a removal succeeds.
+    fn invalidate(&self, key: &str) -> bool {
+        match self.remove_entry(key) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(
+                    target: LOG_TARGET,
+                    cache = %self.alias,
+                    %error,
+                    "Error deleting a stale entry from cache ({}); the session is read from \
+                     the database until its entry can be removed",
+                    self.alias
+                );
+                false
+            }
+        }
+    }
+
+    /// The database's record, cached only when `key` may be: a suspect key whose entry
+    /// still cannot be removed is read from the database and left uncached.
+    fn load_from_database(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
+        let cacheable =
+            !self.suspects.distrusts(key) || (!self.suspects.overflowed() && self.invalidate(key));
+        let Some(record) = self.db.load(key)? else {
+            return Ok(None);
+        };
+        if cacheable {
+            self.fill(&record);
+        }
+        Ok(Some(record))
     }
 
     fn log_failed_cache_write(&self, error: &StoreError) {
@@ -181,11 +270,17 @@ where
 
 #[deny(clippy::missing_trait_methods)]
 impl<D: SessionStore, B: CacheBackend + 'static> SessionStore for CachedDbStore<D, B> {
-    /// The cache first (no database query on a hit), then the database.
+    /// The cache first (no database query on a hit), then the database; a suspect key only
+    /// the database. A hit is the entry's record, not the key's presence: an entry whose
+    /// `expire_date` passed by the store's clock (a host that moved its clock on) may outlive
+    /// its row by its TTL, which runs on real time.
     fn exists(&self, key: &str) -> StoreResult<bool> {
-        match self.cache.exists(key) {
-            Ok(true) => return Ok(true),
-            Ok(false) => {}
+        if self.suspects.distrusts(key) {
+            return self.db.exists(key);
+        }
+        match self.cache.load(key) {
+            Ok(Some(_)) => return Ok(true),
+            Ok(None) => {}
             Err(error) => tracing::warn!(
                 target: LOG_TARGET,
                 cache = %self.alias,
@@ -196,8 +291,12 @@ impl<D: SessionStore, B: CacheBackend + 'static> SessionStore for CachedDbStore<
         self.db.exists(key)
     }
 
-    /// The cached record; on a miss or a failing cache, the database's, then cached.
+    /// The cached record; on a miss or a failing cache, the database's, then cached. A
+    /// suspect key (its entry may be stale) is the database's.
     fn load(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
+        if self.suspects.distrusts(key) {
+            return self.load_from_database(key);
+        }
         match self.cache.load(key) {
             Ok(Some(record)) => return Ok(Some(record)),
             Ok(None) => {}
@@ -213,11 +312,7 @@ impl<D: SessionStore, B: CacheBackend + 'static> SessionStore for CachedDbStore<
                 }
             }
         }
-        let Some(record) = self.db.load(key)? else {
-            return Ok(None);
-        };
-        self.fill(&record);
-        Ok(Some(record))
+        self.load_from_database(key)
     }
 
     /// The database insert decides (`AlreadyExists` included); then the cache, never fatally.
@@ -232,30 +327,30 @@ impl<D: SessionStore, B: CacheBackend + 'static> SessionStore for CachedDbStore<
     /// Drops the cache entry, then the database update decides (`NotFound` included); then
     /// the cache, never fatally.
     fn save(&self, write: SessionWrite) -> StoreResult<String> {
-        let record = write.record.clone();
-        let session_key = record.session_key.as_str();
-        self.invalidate(session_key);
-        let key = self.db.save(write)?;
-        if self.write_through(&record) {
-            self.confirm(session_key);
-        }
-        Ok(key)
+        self.update_then_cache(write, |db, write| db.save(write), |_| true)
     }
 
-    /// The database row, then the cache entry. A cache entry that cannot be removed fails the
-    /// call: the session could still load from the cache, so the logout did not happen.
+    /// The cache entry, then the row, then the cache entry again; never half-done.
+    ///
+    /// A cache entry that cannot be removed fails the call before the row is touched: the
+    /// session is unchanged (it still loads, from the row or the entry) and the logout can be
+    /// retried. The second removal catches a load that cached the row between the first
+    /// removal and the row delete; if it fails, the row is gone already, so the logout stands
+    /// and the key is remembered as a suspect (logged), never served from the cache again.
     fn delete(&self, key: &str) -> StoreResult<()> {
-        self.db.delete(key)?;
-        self.cache.delete(key).map_err(|error| {
+        self.remove_entry(key).map_err(|error| {
             StoreError::new(
                 error.kind,
                 format!(
-                    "the session row was deleted, but its cache entry could not be removed and \
-                     may still load until its TTL runs out: {}",
+                    "the session was not deleted: its cache entry could not be removed, so the \
+                     row was kept and the session is unchanged: {}",
                     error.message
                 ),
             )
-        })
+        })?;
+        self.db.delete(key)?;
+        self.invalidate(key);
+        Ok(())
     }
 
     /// The database's: expired rows go; cache entries expire by themselves.
@@ -263,17 +358,19 @@ impl<D: SessionStore, B: CacheBackend + 'static> SessionStore for CachedDbStore<
         self.db.clear_expired()
     }
 
-    /// The database's (it holds the truth), and `NON_BLOCKING` only when both sides are.
+    /// `CONDITIONAL_SAVE` when the database store has it (it decides conditional saves), and
+    /// `NON_BLOCKING` only when both sides are; nothing else of either side's.
     fn capabilities(&self) -> Capabilities {
-        let non_blocking = Capabilities::NON_BLOCKING;
         let db = self.db.capabilities();
-        let both = db.contains(non_blocking) && self.cache.capabilities().contains(non_blocking);
-        let without = Capabilities::from_bits(db.bits & !non_blocking.bits);
-        if both {
-            without | non_blocking
-        } else {
-            without
+        let cache = self.cache.capabilities();
+        let mut added = Capabilities::NONE;
+        if db.contains(Capabilities::CONDITIONAL_SAVE) {
+            added = added | Capabilities::CONDITIONAL_SAVE;
         }
+        if db.contains(Capabilities::NON_BLOCKING) && cache.contains(Capabilities::NON_BLOCKING) {
+            added = added | Capabilities::NON_BLOCKING;
+        }
+        added
     }
 
     /// `Unsupported`: `cached_db` keeps no account index (use `account_db`).
@@ -293,15 +390,18 @@ impl<D: SessionStore, B: CacheBackend + 'static> SessionStore for CachedDbStore<
         ))
     }
 
-    /// The database decides; the cache follows as for `save` (not yet: see issue 8).
+    /// The database's conditional update decides (`Unsupported` and `NotFound` included);
+    /// the cache follows as for `save` when it saved. On a conflict nothing is cached: the
+    /// entry was removed before the update, so the next load reads the winner's record.
     fn save_if_unchanged(
         &self,
         write: SessionWrite,
         expected_data: &str,
     ) -> StoreResult<ConditionalSave> {
-        let _ = (write, expected_data);
-        Err(StoreError::unsupported(
-            "conditional save is not implemented yet",
-        ))
+        self.update_then_cache(
+            write,
+            |db, write| db.save_if_unchanged(write, expected_data),
+            |outcome| matches!(outcome, ConditionalSave::Saved(_)),
+        )
     }
 }

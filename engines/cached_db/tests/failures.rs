@@ -6,7 +6,7 @@ mod common;
 
 use std::{
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -32,6 +32,24 @@ struct CacheSwitches {
     get: AtomicBool,
     write: AtomicBool,
     delete: AtomicBool,
+    /// When set, this many more deletes succeed, then every delete fails.
+    deletes_left: Mutex<Option<usize>>,
+}
+
+impl CacheSwitches {
+    fn delete_allowed(&self) -> Result<(), CacheError> {
+        down(&self.delete)?;
+        match &mut *self.deletes_left.lock().unwrap() {
+            Some(0) => Err(CacheError::Unavailable(
+                "test cache went down mid-call".into(),
+            )),
+            Some(left) => {
+                *left -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 /// A LocMem cache whose reads, writes (`add`, `set`, `set_if_present`) or deletes can be made
@@ -71,7 +89,7 @@ impl CacheBackend for FlakyCache {
         self.inner.set(key, value, ttl)
     }
     fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        down(&self.fail.delete)?;
+        self.fail.delete_allowed()?;
         self.inner.delete(key)
     }
 }
@@ -259,20 +277,103 @@ fn a_failing_refill_after_a_miss_is_logged_not_raised() {
 }
 
 #[test]
-fn delete_with_a_failing_cache_is_an_error_after_the_row_is_gone() {
+fn a_logout_the_cache_cannot_follow_fails_with_the_session_unchanged() {
     let f = fixture();
     f.store.create(write(KEY, "d", 60)).unwrap();
     off(&f.cache.delete);
     let error = f.store.delete(KEY).unwrap_err();
     assert_eq!(error.kind, ErrorKind::Unavailable);
-    assert!(
-        error.message.contains("cache entry could not be removed"),
-        "{error}"
+    assert!(error.message.contains("the row was kept"), "{error}");
+    // Not half-done: the row is there and the cache entry, if the cache kept it, is its own.
+    assert!(f.store.db().exists(KEY).unwrap());
+    assert_eq!(
+        f.store.load(KEY).unwrap().unwrap().session_data.as_str(),
+        "d"
     );
-    assert!(!f.store.db().exists(KEY).unwrap());
     on(&f.cache.delete);
     f.store.delete(KEY).unwrap();
     assert_eq!(f.store.load(KEY).unwrap(), None);
+    assert_eq!(f.store.cache().load(KEY).unwrap(), None);
+}
+
+#[test]
+fn a_logout_whose_second_cache_removal_fails_stands_and_the_key_never_loads() {
+    let f = fixture();
+    f.store.create(write(KEY, "d", 60)).unwrap();
+    // The first removal (before the row) succeeds; the cache goes down before the second.
+    *f.cache.deletes_left.lock().unwrap() = Some(1);
+    let (deleted, logs) = capture_logs(|| f.store.delete(KEY));
+    deleted.unwrap();
+    assert!(
+        logs.contains("Error deleting a stale entry from cache"),
+        "{logs}"
+    );
+    assert!(!f.store.db().exists(KEY).unwrap(), "the logout stands");
+    // What the second removal was for: a load that cached the row between the first removal
+    // and the row delete left an entry.
+    f.store.cache().put(&write(KEY, "d", 60).record).unwrap();
+    assert_eq!(f.store.load(KEY).unwrap(), None);
+    assert!(!f.store.exists(KEY).unwrap());
+    *f.cache.deletes_left.lock().unwrap() = None;
+    assert_eq!(f.store.load(KEY).unwrap(), None);
+    assert_eq!(
+        f.store.cache().load(KEY).unwrap(),
+        None,
+        "removed on the next load"
+    );
+}
+
+#[test]
+fn a_save_whose_cache_entry_survives_an_outage_is_not_served_from_it() {
+    let f = fixture();
+    f.store.create(write(KEY, "old", 60)).unwrap();
+    // The cache takes nothing: the save's write-through and both removals fail, so the entry
+    // still holds "old" when the cache answers reads again.
+    off(&f.cache.write);
+    off(&f.cache.delete);
+    let (saved, _) = capture_logs(|| f.store.save(write(KEY, "new", 60)));
+    saved.unwrap();
+    on(&f.cache.write);
+    assert_eq!(
+        f.store
+            .cache()
+            .load(KEY)
+            .unwrap()
+            .unwrap()
+            .session_data
+            .as_str(),
+        "old",
+        "the stale entry is still cached"
+    );
+    let (loaded, _) = capture_logs(|| f.store.load(KEY));
+    assert_eq!(loaded.unwrap().unwrap().session_data.as_str(), "new");
+    // Removals work again: the next load removes the stale entry and caches the row, and
+    // from then on hits are served again (the database is not needed).
+    on(&f.cache.delete);
+    assert_eq!(
+        f.store.load(KEY).unwrap().unwrap().session_data.as_str(),
+        "new"
+    );
+    off(&f.db.down);
+    assert_eq!(
+        f.store.load(KEY).unwrap().unwrap().session_data.as_str(),
+        "new"
+    );
+    assert!(f.store.exists(KEY).unwrap());
+}
+
+#[test]
+fn a_suspect_key_asks_the_database_whether_it_exists() {
+    let f = fixture();
+    f.store.create(write(KEY, "d", 60)).unwrap();
+    off(&f.cache.write);
+    off(&f.cache.delete);
+    let (saved, _) = capture_logs(|| f.store.save(write(KEY, "new", 60)));
+    saved.unwrap();
+    // Behind the store's back (the entry is stale either way): only the database knows.
+    f.store.db().delete(KEY).unwrap();
+    assert!(f.store.cache().exists(KEY).unwrap());
+    assert!(!f.store.exists(KEY).unwrap());
 }
 
 #[test]

@@ -121,6 +121,45 @@ impl Manager for SqliteManager {
     }
 }
 
+/// Session keys are bearer credentials: a new database file is created readable by this user
+/// only (0600) before SQLite opens it, and SQLite gives its `-wal` and `-shm` files the same
+/// mode. An existing file that others can read is used as it is, with a warning (it reaches the
+/// host's log) saying how to fix it: refusing it would lock out a Django app that made it.
+fn create_private(path: &Path) -> StoreResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(metadata) = std::fs::metadata(path)
+                && metadata.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(
+                    target: "sessionkit::security",
+                    file = %path.display(),
+                    mode = format_args!("{:o}", metadata.permissions().mode() & 0o777),
+                    "the SQLite session database can be read by other users, and it holds \
+                     session keys; make it private (chmod 600 the file and its -wal and -shm \
+                     files)"
+                );
+            }
+            Ok(())
+        }
+        Err(error) => Err(StoreError::new(
+            if error.kind() == std::io::ErrorKind::PermissionDenied {
+                ErrorKind::Config
+            } else {
+                ErrorKind::Unavailable
+            },
+            format!("SQLite: cannot create {}: {error}", path.display()),
+        )),
+    }
+}
+
 /// Switches the file to WAL (persistent; a no-op once done). Changing the journal mode needs
 /// a moment of exclusive access, which SQLite does not wait for, so a busy answer is retried
 /// for up to [`BUSY_TIMEOUT`] (another process opening the file at the same moment).
@@ -168,6 +207,9 @@ impl SqliteBackend {
             SqliteLocation::Memory => 1,
             SqliteLocation::File(_) => POOL_SIZE,
         };
+        if let SqliteLocation::File(path) = &url.location {
+            create_private(path)?;
+        }
         let pool = Pool::new(SqliteManager { url: url.clone() }, size, CHECKOUT_TIMEOUT);
         let sql = Statements::new(Dialect::Sqlite, table, account_column);
         {

@@ -4,7 +4,8 @@ use std::{fmt, sync::Arc};
 
 use sessionkit_codec::Clock;
 use sessionkit_sdk::{
-    ConditionalSave, SessionRecord, SessionStore, SessionWrite, StoreError, StoreResult, Timestamp,
+    Capabilities, ConditionalSave, SessionRecord, SessionStore, SessionWrite, StoreError,
+    StoreResult, Timestamp,
 };
 
 use crate::{
@@ -175,6 +176,12 @@ impl SessionStore for SqlStore {
             )));
         }
         Ok(write.record.session_key.into_string())
+    }
+
+    /// Every SQL store has the conditional save (one conditional `UPDATE`); stores composed
+    /// from it (cached_db) learn it here.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::CONDITIONAL_SAVE
     }
 
     /// One conditional `UPDATE` (the row's key, its `session_data` equal to what the caller

@@ -40,6 +40,8 @@ pub(crate) fn router(engine: Engine) -> Result<Router, sessionkit_http::ConfigEr
     Ok(Router::new()
         .route("/", get(index))
         .route("/comment", post(comment))
+        .route("/notes", post(note))
+        .route("/visits", post(visit))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .with_state(state)
@@ -163,6 +165,44 @@ async fn comment(
     session.insert("has_commented", true).await?;
     session.insert("comment", form.comment).await?;
     Ok(Html(page::message("Comment", "Thanks for your comment!")).into_response())
+}
+
+/// The note form's fields: a name the client picks and the text.
+#[derive(Debug, Deserialize)]
+struct NoteForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /notes`: keeps a note under `note_<name>`. Concurrent requests of one visitor each
+/// adding a note keep all of them: the middleware's save merges them (see the README,
+/// "Concurrent requests to one session").
+async fn note(session: SessionHandle, Form(form): Form<NoteForm>) -> Result<Response, DemoError> {
+    let valid_name = !form.name.is_empty()
+        && form.name.len() <= 32
+        && form.name.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !valid_name || form.note.chars().count() > MAX_COMMENT_CHARS {
+        let text = format!(
+            "A note needs a name of 1 to 32 letters or digits and at most {MAX_COMMENT_CHARS} \
+             characters of text."
+        );
+        return Ok((StatusCode::BAD_REQUEST, Html(page::message("Note", &text))).into_response());
+    }
+    session
+        .insert(&format!("note_{}", form.name), form.note)
+        .await?;
+    Ok(Html(page::message("Note", "Noted.")).into_response())
+}
+
+/// `POST /visits`: counts the visitor's visits with an atomic update, so concurrent requests
+/// never lose an increment; answers the new count.
+async fn visit(session: SessionHandle) -> Result<String, DemoError> {
+    let visits = session
+        .atomic_update("visits", |n: Option<u64>| n.unwrap_or(0) + 1)
+        .await?;
+    Ok(visits.to_string())
 }
 
 /// `GET /login`: the form, and the test cookie to see on the POST whether cookies work.
