@@ -60,7 +60,7 @@ use tower_sessions_core::{
 use tower_sessions_memory_store::MemoryStore;
 
 const SECRET: &str = "bench-secret-key-bench-secret-key-bench-secret-key";
-/// Sessions already in each store, as in the Django baselines quoted in BENCHMARKS.md.
+/// Other sessions already in each store, so that no store is measured empty.
 const WORKING_SET: usize = 1_000;
 /// Creates are timed in chunks of this many, then deleted untimed, so stores do not grow.
 const CREATE_CHUNK: u64 = 500;

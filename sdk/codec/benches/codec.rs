@@ -1,7 +1,7 @@
-//! Encode/decode cost of the reference session (5 keys, 213 bytes of
-//! compact JSON), with `serde_json::to_string` of the same map as the in-run baseline, and the
-//! previous Django-byte-identical encode (real zlib at level 6, state reused) as the baseline
-//! of the encode.
+//! Encode/decode cost of the reference session (5 keys, 213 bytes of compact JSON), with
+//! `serde_json::to_string` of the same map as the in-run baseline, and the previous
+//! Django-byte-identical encode (real zlib at level 6, state reused) as the baseline of the
+//! encode.
 //!
 //! Run: `cargo bench -p sessionkit-codec --bench codec -- --quick`
 
