@@ -26,7 +26,8 @@ use tower::ServiceExt;
 
 async fn read(session: SessionHandle) -> String {
     let mut guard = session.lock().await;
-    let count: i64 = guard.get_async("count").await.ok().flatten().unwrap_or(0);
+    let _ = guard.ensure_loaded_async().await;
+    let count: i64 = guard.get("count").ok().flatten().unwrap_or(0);
     count.to_string()
 }
 
@@ -34,8 +35,9 @@ async fn write(session: SessionHandle) -> String {
     static COUNT: AtomicI64 = AtomicI64::new(0);
     let count = COUNT.fetch_add(1, Ordering::Relaxed);
     let mut guard = session.lock().await;
-    // A failed insert shows up as a missing Set-Cookie, which `send` asserts on.
-    let _ = guard.insert_async("count", count).await;
+    // A failed load or insert shows up as a missing Set-Cookie, which `send` asserts on.
+    let _ = guard.ensure_loaded_async().await;
+    let _ = guard.insert("count", count);
     count.to_string()
 }
 
@@ -45,13 +47,14 @@ async fn write_reference(session: SessionHandle) -> String {
     static COUNT: AtomicI64 = AtomicI64::new(0);
     let count = COUNT.fetch_add(1, Ordering::Relaxed);
     let mut guard = session.lock().await;
+    let _ = guard.ensure_loaded_async().await;
     for (key, value) in reference_session() {
         let value = if key == "theme" {
             format!("dark{count:07}").into()
         } else {
             value
         };
-        let _ = guard.insert_async(&key, value).await;
+        let _ = guard.insert(&key, value);
     }
     count.to_string()
 }
