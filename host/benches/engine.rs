@@ -1,6 +1,6 @@
 //! The `cache` engine through the plugin boundary, next to its baselines, in one run.
 //!
-//! Every figure uses perf-anchors.md's payload (5 keys, 213 bytes of compact JSON) and a store
+//! Every figure uses the reference payload (5 keys, 213 bytes of compact JSON) and a store
 //! that already holds 1,000 other sessions:
 //!
 //! - `plugin`: the engine loaded from `libsessionkit_engine_cache.so` (what applications run);
@@ -10,7 +10,7 @@
 //! - `direct`: the store called as plain Rust (`SessionStore::load` + the codec), no `Engine`,
 //!   no `Session`, no trait object;
 //! - `tower`: tower-sessions 0.15's `MemoryStore` (decoded records in a map; no signing), called
-//!   through its store trait on a tokio current-thread runtime, as perf-anchors §4 did;
+//!   through its store trait on a tokio current-thread runtime;
 //! - `codec/*`: the raw codec and zlib steps (the floor of any Django-compatible save).
 //!
 //! `memo_on` / `memo_off`: the host's decode memo (and the re-sign shortcut that rides on it)
@@ -60,12 +60,12 @@ use tower_sessions_core::{
 use tower_sessions_memory_store::MemoryStore;
 
 const SECRET: &str = "bench-secret-key-bench-secret-key-bench-secret-key";
-/// Sessions already in each store, as in perf-anchors.md.
+/// Other sessions already in each store, so that no store is measured empty.
 const WORKING_SET: usize = 1_000;
 /// Creates are timed in chunks of this many, then deleted untimed, so stores do not grow.
 const CREATE_CHUNK: u64 = 500;
 
-/// perf-anchors.md "Payload": 213 bytes of compact JSON.
+/// The reference payload: 5 keys, 213 bytes of compact JSON.
 fn payload() -> SessionMap {
     json!({
         "_auth_user_id": "1234567",
@@ -226,7 +226,7 @@ fn tower_record() -> Record {
     }
 }
 
-/// A fresh expiry (perf-anchors §4 refreshed it on every save, as a real save does).
+/// A fresh expiry, refreshed on every save as a real save does.
 fn tower_expiry() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc() + time::Duration::weeks(2)
 }
@@ -466,7 +466,7 @@ fn codec_floor(c: &mut Criterion) {
     let data = payload();
     let now = 1_750_000_000;
     let encoded = codec.encode(&data, now).expect("encode");
-    assert_eq!(encoded.session_json.len(), 213, "perf-anchors' payload");
+    assert_eq!(encoded.session_json.len(), 213, "the reference payload");
     assert!(encoded.session_data.starts_with('.'), "it compresses");
     group.bench_function("encode", |b| b.iter(|| codec.encode(black_box(&data), now)));
     group.bench_function("decode", |b| {

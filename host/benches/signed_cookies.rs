@@ -1,5 +1,5 @@
-//! The signed-cookie engine through its plugin: load+read and save of the 5-key payload
-//! (perf-anchors.md), next to the codec doing the same verify/sign work in the same run.
+//! The signed-cookie engine through its plugin: load+read and save of the 5-key reference
+//! payload, next to the codec doing the same verify/sign work in the same run.
 //!
 //! `cargo bench -p sessionkit --bench signed_cookies`
 
@@ -12,7 +12,7 @@ use sessionkit_codec::{SIGNED_COOKIES_SALT, signing::SessionCodec};
 
 const SECRET: &str = "bench-secret-key-bench-secret-key-bench-secret-key";
 
-/// perf-anchors.md "Payload": 213 bytes of compact JSON.
+/// The reference payload: 5 keys, 213 bytes of compact JSON.
 fn payload() -> SessionMap {
     json!({
         "_auth_user_id": "1234567",

@@ -79,8 +79,8 @@ pub enum Error {
     /// A blocking task running an engine call failed (it panicked or was cancelled).
     #[error("blocking engine task failed: {0}")]
     Join(String),
-    /// The session is larger than it may be; nothing was written. (Additive to the plan: a
-    /// session that is saved must load back, and the codec caps what it reads.)
+    /// The session is larger than it may be; nothing was written (a session that is saved must
+    /// load back, and the codec caps what it reads).
     #[error(
         "session of engine '{engine}' is {size} bytes of {what}, over the limit of {max} bytes; \
          nothing was saved"
@@ -95,8 +95,8 @@ pub enum Error {
         /// The limit in bytes.
         max: usize,
     },
-    /// A key outside the engine's key format was passed to a write. (Additive to the plan:
-    /// reads treat such keys as absent; a write cannot.)
+    /// A key outside the engine's key format was passed to a write (reads treat such keys as
+    /// absent; a write cannot).
     #[error(
         "engine '{engine}' refused to {operation}: the session key does not fit its key format"
     )]

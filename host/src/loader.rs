@@ -169,7 +169,8 @@ pub enum LoadError {
         error: StoreError,
     },
     /// The loader refused the file before opening it: a relative path, or a file or directory
-    /// that someone else could replace. (Additive to the plan: security.md §0 item 14.)
+    /// that someone else could replace (a world-writable directory would let anyone swap the
+    /// code the host runs).
     #[error("refusing to load engine library {} ({}): {reason}", .path.display(), engine_label(.path))]
     Insecure {
         /// The file.

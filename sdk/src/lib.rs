@@ -1,15 +1,22 @@
 #![doc = include_str!("../README.md")]
 // `#[sabi_trait]` expands to impls that rustc reports as `non_local_definitions`; the expansion
-// comes from abi_stable_derive 0.11 and cannot be changed here (see abi-notes.md §1).
+// comes from abi_stable_derive 0.11 and cannot be changed here.
 #![allow(non_local_definitions)]
 
 pub mod capability;
 pub mod error;
 pub mod forward;
+// `#[sabi_trait]` and `#[derive(StableAbi)]` on prefix types expand to `unsafe impl`s and
+// `unsafe` blocks spanned on our items, as sibling items that an attribute on the trait or struct
+// cannot reach. These four modules hold those expansions and no hand-written `unsafe`.
+#[allow(unsafe_code)]
 pub mod frozen;
+#[allow(unsafe_code)]
 pub mod host;
+#[allow(unsafe_code)]
 pub mod module;
 pub mod record;
+#[allow(unsafe_code)]
 pub mod store;
 
 pub use abi_stable;

@@ -135,10 +135,17 @@ pub fn module_of<E: Engine>() -> EngineModuleRef {
 #[macro_export]
 macro_rules! export_engine {
     ($engine:ty) => {
-        /// The root module of this engine library, found by the host's loader.
+        // Private, so the header static `export_root_module` generates with this function's
+        // visibility is private too (an undocumented `pub static` would trip `missing_docs`);
+        // `#[no_mangle]` exports it from the library all the same.
         #[::abi_stable::export_root_module]
-        pub fn sessionkit_engine_root_module() -> $crate::EngineModuleRef {
+        fn __sessionkit_engine_root_module() -> $crate::EngineModuleRef {
             $crate::module::module_of::<$engine>()
+        }
+
+        /// The root module of this engine library, as the host's loader finds it.
+        pub fn sessionkit_engine_root_module() -> $crate::EngineModuleRef {
+            __sessionkit_engine_root_module()
         }
     };
 }

@@ -36,8 +36,9 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let work = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        std::fs::create_dir_all(work).unwrap();
-        let lock = File::create(work.join("contract-0.1.lock")).unwrap();
+        std::fs::create_dir_all(work).expect("the test work directory");
+        let lock =
+            File::create(work.join("contract-0.1.lock")).expect("the contract-0.1 test lock file");
         lock.lock().expect("the contract-0.1 fixture lock");
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/contract-0.1");
         let target_dir = work.join("contract-0.1-target");
@@ -89,20 +90,23 @@ fn round_trip(engine: &Engine) {
     let mut session = engine.session(None);
     session
         .insert("owner", engine.description().name.clone())
-        .unwrap();
-    session.save().unwrap();
+        .expect("a string is JSON");
+    session.save().expect("saving the session");
     let key = session
         .session_key()
         .expect("a saved session has a key")
         .to_owned();
     let mut again = engine.session(Some(&key));
     assert_eq!(
-        again.get::<String>("owner").unwrap().as_deref(),
+        again
+            .get::<String>("owner")
+            .expect("reading the session back")
+            .as_deref(),
         Some(engine.description().name.as_str()),
         "engine '{}' lost the session",
         engine.description().name
     );
-    again.delete().unwrap();
+    again.delete().expect("deleting the session");
 }
 
 #[test]
@@ -151,7 +155,7 @@ struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Captured {
     fn lines(&self) -> Vec<String> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
+        String::from_utf8_lossy(&self.0.lock().expect("no writer panicked holding the log"))
             .lines()
             .map(str::to_owned)
             .collect()
@@ -160,7 +164,10 @@ impl Captured {
 
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        self.0
+            .lock()
+            .expect("no reader panicked holding the log")
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
 

@@ -30,7 +30,7 @@ async fn write(session: Session) -> String {
         .unwrap_or_default()
 }
 
-/// Writes perf-anchors.md's 5-key reference session, with a new `theme` each request.
+/// Writes the 5-key reference session (213 bytes of JSON), with a new `theme` each request.
 async fn write_reference(session: Session) -> String {
     static COUNT: AtomicI64 = AtomicI64::new(0);
     let count = COUNT.fetch_add(1, Ordering::Relaxed);

@@ -7,6 +7,10 @@
 //! `CustomSession.objects.filter(account_id=42)` finds the rows and decodes them. The table made
 //! by each side is checked to be exactly what the other would have made.
 
+// A test crate: its helpers unwrap like its tests do (a panic is the failure report), which
+// clippy's allow-unwrap-in-tests cannot see outside `#[test]` functions.
+#![allow(clippy::unwrap_used)]
+
 use std::{collections::BTreeMap, path::Path};
 
 use serde_json::{Value, json};

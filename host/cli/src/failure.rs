@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 /// Why a command failed, printed as one line on stderr.
 #[derive(Debug, thiserror::Error)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// Settings could not be read or are incomplete (exit 2).
     #[error("{0}")]
     Settings(#[from] sessionkit::SettingsError),
@@ -29,7 +29,7 @@ pub enum Failure {
 
 impl Failure {
     /// The process exit status for this failure.
-    pub fn exit_code(&self) -> ExitCode {
+    pub(crate) fn exit_code(&self) -> ExitCode {
         match self {
             Self::Settings(_) | Self::Input(_) => ExitCode::from(2),
             Self::Host(_) | Self::Io { .. } | Self::Decode(_) => ExitCode::from(1),

@@ -133,7 +133,10 @@ fn session_cli(demo: &Demo, args: &[&str]) -> std::process::Output {
 fn stored_session(demo: &Demo, data: &serde_json::Value) -> String {
     let output = session_cli(demo, &["create", "--data", &data.to_string()]);
     assert!(output.status.success(), "{output:?}");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    String::from_utf8(output.stdout)
+        .expect("the command prints UTF-8")
+        .trim()
+        .to_owned()
 }
 
 fn who(demo: &Demo, key: &str) -> Option<String> {

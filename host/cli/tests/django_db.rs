@@ -166,7 +166,9 @@ fn django_sessions_show_in_sessionkit_with_the_same_data_and_expire_date(db: &Da
         "create",
         json!({"data": {"gone": true}, "expiry": "2020-01-01T00:00:00+00:00"}),
     );
-    let key = made["key"].as_str().unwrap();
+    let key = made["key"]
+        .as_str()
+        .expect("Django returns the new key as a string");
     assert!(
         !django.call("row", json!({"key": key})).is_null(),
         "the expired row is stored"
@@ -263,7 +265,10 @@ fn mixed_sessions(django: &mut DjangoPeer, sessionkit: &Sessionkit) -> (Vec<Stri
             "create",
             json!({"data": {"by": "django", "i": i}, "expiry": expiry.for_django()}),
         );
-        let from_django = made["key"].as_str().unwrap().to_owned();
+        let from_django = made["key"]
+            .as_str()
+            .expect("Django returns the new key as a string")
+            .to_owned();
         let from_sessionkit = expiry.create_with(sessionkit, &json!({"by": "sessionkit", "i": i}));
         let bucket = if is_live { &mut live } else { &mut expired };
         bucket.extend([from_django, from_sessionkit]);
@@ -319,7 +324,7 @@ fn clearsessions_of_django_and_sessionkit_agree_on_what_is_expired(db: &Database
     let (live_again, expired_again) = mixed_sessions(&mut django, &sessionkit);
     assert_eq!(
         sessionkit.clearsessions(),
-        u64::try_from(expired_again.len()).unwrap(),
+        u64::try_from(expired_again.len()).expect("a count fits in u64"),
         "the count"
     );
     survivors.extend(live_again);
@@ -337,7 +342,7 @@ fn secret_key_fallbacks_rotate_across_django_and_sessionkit(db: &Database) {
     let data = json!({"who": "django", "ü": "ß"});
     let django_key = django_old.call("create", json!({"data": data}))["key"]
         .as_str()
-        .unwrap()
+        .expect("Django returns the new key as a string")
         .to_owned();
 
     // sessionkit, rotated to B with A as a fallback, reads Django's A-signed session…

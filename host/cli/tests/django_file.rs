@@ -231,7 +231,10 @@ fn mixed_sessions(django: &mut DjangoPeer, sessionkit: &Sessionkit) -> (Vec<Stri
             "create",
             json!({"data": {"by": "django", "i": i}, "expiry": expiry.for_django()}),
         );
-        let from_django = made["key"].as_str().unwrap().to_owned();
+        let from_django = made["key"]
+            .as_str()
+            .expect("Django returns the new key as a string")
+            .to_owned();
         let from_sessionkit = expiry.create_with(sessionkit, &json!({"by": "sessionkit", "i": i}));
         for key in [&from_django, &from_sessionkit] {
             if stale {

@@ -46,12 +46,13 @@ fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
         let work = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        fs::create_dir_all(work).unwrap();
-        let lock = File::create(work.join("new-engine.lock")).unwrap();
+        fs::create_dir_all(work).expect("the test work directory");
+        let lock =
+            File::create(work.join("new-engine.lock")).expect("the new-engine test lock file");
         lock.lock().expect("the new-engine test lock");
         let parent = work.join("new-engine");
         if parent.exists() {
-            fs::remove_dir_all(&parent).unwrap();
+            fs::remove_dir_all(&parent).expect("removing the previous new-engine crate");
         }
         let dir = parent.join(NAME);
         let made = sessionkit(&["new-engine", NAME, "--path", &dir.to_string_lossy()]);

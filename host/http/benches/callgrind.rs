@@ -4,7 +4,7 @@
 //!
 //! Cases: `no_session`, `read` (the handler reads one value), `write` (the handler writes one
 //! value, a new one each request), `write_reference` (the handler writes the 5-key reference
-//! session of perf-anchors.md, which is compressed when stored), each on the in-process cache
+//! session, 213 bytes of JSON, which is compressed when stored), each on the in-process cache
 //! engine; and `codec_encode` /
 //! `codec_decode` (one `SessionCodec` call on the 213-byte reference session: the write's
 //! encode and a read that misses the host's decode memo). Every request carries the cookie of
@@ -26,7 +26,8 @@ use tower::ServiceExt;
 
 async fn read(session: SessionHandle) -> String {
     let mut guard = session.lock().await;
-    let count: i64 = guard.get_async("count").await.ok().flatten().unwrap_or(0);
+    let _ = guard.ensure_loaded_async().await;
+    let count: i64 = guard.get("count").ok().flatten().unwrap_or(0);
     count.to_string()
 }
 
@@ -34,24 +35,26 @@ async fn write(session: SessionHandle) -> String {
     static COUNT: AtomicI64 = AtomicI64::new(0);
     let count = COUNT.fetch_add(1, Ordering::Relaxed);
     let mut guard = session.lock().await;
-    // A failed insert shows up as a missing Set-Cookie, which `send` asserts on.
-    let _ = guard.insert_async("count", count).await;
+    // A failed load or insert shows up as a missing Set-Cookie, which `send` asserts on.
+    let _ = guard.ensure_loaded_async().await;
+    let _ = guard.insert("count", count);
     count.to_string()
 }
 
-/// Writes perf-anchors.md's 5-key reference session (213 bytes of JSON, compressed when
+/// Writes the 5-key reference session (213 bytes of JSON, compressed when
 /// stored), with a new `theme` each request.
 async fn write_reference(session: SessionHandle) -> String {
     static COUNT: AtomicI64 = AtomicI64::new(0);
     let count = COUNT.fetch_add(1, Ordering::Relaxed);
     let mut guard = session.lock().await;
+    let _ = guard.ensure_loaded_async().await;
     for (key, value) in reference_session() {
         let value = if key == "theme" {
             format!("dark{count:07}").into()
         } else {
             value
         };
-        let _ = guard.insert_async(&key, value).await;
+        let _ = guard.insert(&key, value);
     }
     count.to_string()
 }

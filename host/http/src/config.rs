@@ -3,8 +3,7 @@
 use sessionkit::{SameSite, Settings};
 
 /// The `SESSION_COOKIE_*` and `SESSION_SAVE_EVERY_REQUEST` settings, validated so that no
-/// `Set-Cookie` header can be split or extended by a configured value (security.md §5 row 24,
-/// CVE-2024-47764).
+/// `Set-Cookie` header can be split or extended by a configured value (CVE-2024-47764).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CookieSettings {
     /// `SESSION_COOKIE_NAME`: a cookie-name token.

@@ -136,7 +136,7 @@ impl SessionMiddleware {
     ///   - the expiry is computed (this may load the session); **if the load emptied it** (an
     ///     unknown or expired key with `SESSION_SAVE_EVERY_REQUEST`), nothing is saved and the
     ///     cookie is deleted, as if the handler had read the session (Django creates an empty
-    ///     record here, §6 quirk);
+    ///     record here);
     ///   - the session is saved; a key deleted meanwhile gives [`SessionError::Interrupted`]
     ///     (a 400), any other failure [`SessionError::Save`] (a 500), and no `Set-Cookie`;
     ///   - the cookie is set (`Max-Age` + `expires`, or none for a browser-session cookie),

@@ -40,8 +40,9 @@ pub fn patch_vary_cookie(headers: &mut HeaderMap) {
     }
 }
 
-/// Marks a response that carries the session cookie as `Cache-Control: private` (not Django:
-/// security.md §0 item 5), as Django's `patch_cache_control(response, private=True)` would.
+/// Marks a response that carries the session cookie as `Cache-Control: private` (not Django: a
+/// shared cache must never hand one user's session cookie to another), as Django's
+/// `patch_cache_control(response, private=True)` would.
 ///
 /// # Behavior
 ///

@@ -1,8 +1,8 @@
-//! Every path of Django's `SessionMiddleware.process_response` (spec §6), run through real
-//! Django 5.2 (cache backend, locmem) and through our middleware (the `cache` engine plugin),
-//! with time frozen at the same second: `Set-Cookie` must be byte-identical (and so its
-//! attribute set), `Vary` and the status the same. Where we differ from Django on purpose, the
-//! test says so and checks both sides.
+//! Every path of Django's `SessionMiddleware.process_response`
+//! (`django/contrib/sessions/middleware.py`), run through real Django 5.2 (cache backend, locmem)
+//! and through our middleware (the `cache` engine plugin), with time frozen at the same second:
+//! `Set-Cookie` must be byte-identical (and so its attribute set), `Vary` and the status the same.
+//! Where we differ from Django on purpose, the test says so and checks both sides.
 
 mod support;
 
@@ -294,9 +294,9 @@ fn duplicate_cookies_first_wins_where_django_takes_the_last() {
     assert_eq!(ours.vary, django.vary);
 }
 
-/// Changed on purpose (spec §6 quirk): with `SESSION_SAVE_EVERY_REQUEST`, an unknown key and a
-/// view that never touches the session, Django creates a new empty record and sends its cookie;
-/// we re-check emptiness after the lazy load, save nothing and delete the stale cookie.
+/// Changed on purpose (a `process_response` quirk): with `SESSION_SAVE_EVERY_REQUEST`, an unknown
+/// key and a view that never touches the session, Django creates a new empty record and sends its
+/// cookie; we re-check emptiness after the lazy load, save nothing and delete the stale cookie.
 #[test]
 fn save_every_request_with_unknown_key_creates_nothing() {
     let (django, ours) = outcomes("save_every_request_with_unknown_key_creates_nothing");

@@ -279,7 +279,7 @@ fn untouched_session_makes_no_engine_call() {
     assert!(probe.operations().is_empty(), "{:?}", probe.operations());
 }
 
-/// security.md §5 rows 2, 3 and 7: a session cookie that is not a well-formed key (too short or
+/// A session cookie that is not a well-formed key (too short or
 /// long, wrong alphabet, a path, percent-encoded, huge) reaches the engine never, even when the
 /// handler reads the session; the cookie is deleted.
 #[test]

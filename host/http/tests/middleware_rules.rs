@@ -67,8 +67,9 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("rt")
 }
 
-/// Our fix of the §6 quirk, checked on the store itself: with `SESSION_SAVE_EVERY_REQUEST`, a
-/// flood of requests carrying unknown keys writes no record (Django writes one per request).
+/// Our fix of a `SessionMiddleware.process_response` quirk, checked on the store itself: with
+/// `SESSION_SAVE_EVERY_REQUEST`, a flood of requests carrying unknown keys writes no record (Django
+/// writes one per request).
 #[test]
 fn save_every_request_with_unknown_key_writes_no_record() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -13,14 +13,14 @@ use tracing::{
 
 /// One captured event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Logged {
+pub(super) struct Logged {
     pub target: String,
     pub level: Level,
     pub message: String,
 }
 
 /// Runs `f` with a subscriber that records every event, and returns them with `f`'s result.
-pub fn capture<T>(f: impl FnOnce() -> T) -> (T, Vec<Logged>) {
+pub(super) fn capture<T>(f: impl FnOnce() -> T) -> (T, Vec<Logged>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let subscriber = Capture {
         events: Arc::clone(&events),
@@ -31,7 +31,7 @@ pub fn capture<T>(f: impl FnOnce() -> T) -> (T, Vec<Logged>) {
 }
 
 /// The security warnings among `logged`.
-pub fn corrupted_warnings(logged: &[Logged]) -> usize {
+pub(super) fn corrupted_warnings(logged: &[Logged]) -> usize {
     logged
         .iter()
         .filter(|e| {

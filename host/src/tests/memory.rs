@@ -17,12 +17,12 @@ use sessionkit_sdk::{
 use crate::{Clock, Engine, ManualClock, Settings, testing::MemoryStore};
 
 /// The secret every test engine signs with.
-pub const SECRET: &str = "django-insecure-test-secret";
+pub(super) const SECRET: &str = "django-insecure-test-secret";
 
 /// What a test engine shares with the test: its records (a public [`MemoryStore`]), its clock
 /// and its counters.
 #[derive(Clone)]
-pub struct Probe {
+pub(super) struct Probe {
     inner: Arc<ProbeInner>,
 }
 
@@ -58,52 +58,52 @@ impl Probe {
     }
 
     /// The clock both the engine and the store use.
-    pub fn clock(&self) -> &ManualClock {
+    pub(super) fn clock(&self) -> &ManualClock {
         &self.inner.clock
     }
 
     /// How many contract calls reached the store.
-    pub fn calls(&self) -> usize {
+    pub(super) fn calls(&self) -> usize {
         self.inner.calls.load(Ordering::SeqCst)
     }
 
     /// How many `load` calls reached the store.
-    pub fn loads(&self) -> usize {
+    pub(super) fn loads(&self) -> usize {
         self.inner.loads.load(Ordering::SeqCst)
     }
 
     /// How many `create` calls reached the store.
-    pub fn creates(&self) -> usize {
+    pub(super) fn creates(&self) -> usize {
         self.inner.creates.load(Ordering::SeqCst)
     }
 
     /// How many records are stored (live or not).
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.inner.records.len()
     }
 
     /// The stored record under `key`, live or not.
-    pub fn record(&self, key: &str) -> Option<SessionRecord> {
+    pub(super) fn record(&self, key: &str) -> Option<SessionRecord> {
         self.inner.records.record(key)
     }
 
     /// Stores `record` directly, bypassing the host.
-    pub fn put(&self, record: SessionRecord) {
+    pub(super) fn put(&self, record: SessionRecord) {
         self.inner.records.put(record);
     }
 
     /// Removes `key` directly (another request's logout).
-    pub fn remove(&self, key: &str) {
+    pub(super) fn remove(&self, key: &str) {
         self.inner.records.remove(key);
     }
 
     /// Makes the next `n` creates report the key as taken.
-    pub fn collide(&self, n: u32) {
+    pub(super) fn collide(&self, n: u32) {
         self.inner.collisions.store(n, Ordering::SeqCst);
     }
 
     /// Makes every call fail with `kind` (or succeed again with `None`).
-    pub fn fail_with(&self, kind: Option<ErrorKind>) {
+    pub(super) fn fail_with(&self, kind: Option<ErrorKind>) {
         *self.inner.fail.lock().unwrap() = kind;
     }
 
@@ -214,12 +214,12 @@ const COOKIE_INFO: EngineInfo = EngineInfo {
 };
 
 /// Default settings with the test secret.
-pub fn settings() -> Settings {
+pub(super) fn settings() -> Settings {
     Settings::new(SECRET)
 }
 
 /// A server-side in-memory engine with `settings`, and its probe.
-pub fn memory_engine_with(settings: &Settings) -> (Engine, Probe) {
+pub(super) fn memory_engine_with(settings: &Settings) -> (Engine, Probe) {
     let probe = Probe::new();
     let store = FfiAdapter::new("memory", ProbedStore(probe.clone())).into_box();
     let engine = Engine::from_store(MEMORY_INFO, store, settings)
@@ -229,12 +229,12 @@ pub fn memory_engine_with(settings: &Settings) -> (Engine, Probe) {
 }
 
 /// A server-side in-memory engine with default settings, and its probe.
-pub fn memory_engine() -> (Engine, Probe) {
+pub(super) fn memory_engine() -> (Engine, Probe) {
     memory_engine_with(&settings())
 }
 
 /// A signed-cookie engine with default settings, and its probe.
-pub fn cookie_engine() -> (Engine, Probe) {
+pub(super) fn cookie_engine() -> (Engine, Probe) {
     let probe = Probe::new();
     let store = FfiAdapter::new("cookie", CookieStore(probe.clone())).into_box();
     let engine = Engine::from_store(COOKIE_INFO, store, &settings())

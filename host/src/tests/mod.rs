@@ -1,4 +1,4 @@
-//! Session rules (Django §4) and the `Store` guard, against in-process test engines.
+//! Session rules (Django's `SessionBase`) and the `Store` guard, against in-process test engines.
 
 mod async_session;
 mod logs;

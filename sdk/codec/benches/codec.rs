@@ -1,7 +1,7 @@
-//! Encode/decode cost of the reference session (perf-anchors.md "Payload": 5 keys, 213 bytes of
-//! compact JSON), with `serde_json::to_string` of the same map as the in-run baseline, and the
-//! previous Django-byte-identical encode (real zlib at level 6, state reused) as the baseline
-//! of the encode.
+//! Encode/decode cost of the reference session (5 keys, 213 bytes of compact JSON), with
+//! `serde_json::to_string` of the same map as the in-run baseline, and the previous
+//! Django-byte-identical encode (real zlib at level 6, state reused) as the baseline of the
+//! encode.
 //!
 //! Run: `cargo bench -p sessionkit-codec --bench codec -- --quick`
 
@@ -88,7 +88,7 @@ fn codec_benches(c: &mut Criterion) {
     });
     let old = SessionCodec::new(SESSION_STORE_SALT, b"old", &[])
         .encode(&session, NOW)
-        .unwrap();
+        .expect("the bench session encodes");
     c.bench_function("decode via fallback key", |b| {
         b.iter(|| codec.decode(black_box(&old.session_data), None, NOW))
     });
@@ -115,7 +115,7 @@ fn codec_benches(c: &mut Criterion) {
     out.clear();
     deflate
         .compress_vec(json.as_bytes(), &mut out, FlushCompress::Finish)
-        .unwrap();
+        .expect("zlib compresses into a vector that grows");
     let compressed = out.clone();
     let mut inflate = Decompress::new(true);
     let mut plain = Vec::with_capacity(512);

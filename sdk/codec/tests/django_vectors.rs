@@ -11,6 +11,10 @@
 //!
 //! Each test reads the results it needs from a process started once per direction.
 
+// A test crate: its helpers unwrap like its tests do (a panic is the failure report), which
+// clippy's allow-unwrap-in-tests cannot see outside `#[test]` functions.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -1,7 +1,7 @@
-//! Listing and deleting the sessions of an account through the session API (the
-//! `ACCOUNT_INDEX` capability, Django §7's `account_id` example and
-//! `CustomDatabaseSessionTests.test_extra_session_field`): the index follows every save,
-//! delete, flush, key cycle and expiry.
+//! Listing and deleting the sessions of an account through the session API (the `ACCOUNT_INDEX`
+//! capability, the `account_id` example of Django's "Extending database-backed session engines" and
+//! `CustomDatabaseSessionTests.test_extra_session_field`): the index follows every save, delete,
+//! flush, key cycle and expiry.
 
 use std::collections::BTreeSet;
 

@@ -1,4 +1,4 @@
-//! The async surface (Django 5.1's `a*` methods, §4.5): the async variants of
+//! The async surface (Django 5.1's `a*` methods): the async variants of
 //! `SessionTestsMixin`, `DatabaseSessionTests.test_aclear_expired`,
 //! `CacheSessionTests.test_create_and_save_async` and `SessionBaseTests.test_atest_cookie`.
 //! Django's engine-reaching `a*` methods are the `_async` twins; its `a*` dictionary methods

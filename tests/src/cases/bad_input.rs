@@ -1,4 +1,5 @@
-//! Hostile or broken input that reaches the session layer (security.md §5, Django §2.4, §2.6):
+//! Hostile or broken input that reaches the session layer (Django's `SessionBase.decode`, which
+//! never raises, and `SECRET_KEY_FALLBACKS`):
 //! tampered or foreign `session_data` loads as an empty session, unstorable values are refused
 //! before anything is stored, oversize sessions are never silently lost, and extreme expiry
 //! values never panic.
@@ -116,7 +117,7 @@ fn control_loads(engine: &Engine) -> CaseResult {
     Ok(())
 }
 
-/// Tampered `session_data` (security.md §5 row 8; Django `BadSignature`): one flipped character
+/// Tampered `session_data` (Django `BadSignature`): one flipped character
 /// anywhere, truncation, extra bytes, swapped segments or a missing signature load as an empty
 /// session, never as the forged data.
 fn tampered_session_data_loads_as_an_empty_session(t: &Target) -> CaseResult {
@@ -168,8 +169,8 @@ fn tampered_session_data_loads_as_an_empty_session(t: &Target) -> CaseResult {
     each_loads_empty(&engine, &inputs)
 }
 
-/// Garbage `session_data` (Django `test_decode_failure_logged_to_security`; security.md §5 rows
-/// 9 and 23): empty, no signature, legacy pre-3.1 format, bad base64, arbitrary text.
+/// Garbage `session_data` (Django `test_decode_failure_logged_to_security`): empty, no
+/// signature, legacy pre-3.1 format, bad base64, arbitrary text.
 fn garbage_session_data_loads_as_an_empty_session(t: &Target) -> CaseResult {
     let engine = t.engine()?;
     let legacy = base64::engine::general_purpose::STANDARD.encode("flaskdj:alkdjf");
@@ -202,7 +203,7 @@ fn garbage_session_data_loads_as_an_empty_session(t: &Target) -> CaseResult {
     Ok(())
 }
 
-/// Data signed with another secret is rejected (security.md §5 row 8: wrong key).
+/// Data signed with another secret is rejected (Django `BadSignature`: wrong key).
 fn session_data_signed_with_another_secret_loads_as_an_empty_session(t: &Target) -> CaseResult {
     let engine = t.engine()?;
     let salt = engine.description().salt.clone();
@@ -240,8 +241,8 @@ fn session_data_signed_with_another_salt_loads_as_an_empty_session(t: &Target) -
     )
 }
 
-/// Key rotation (Django §2.6, 4.1.8 #34384): data signed with a secret now listed in
-/// `SECRET_KEY_FALLBACKS` still loads.
+/// Key rotation (Django `SECRET_KEY_FALLBACKS`, ticket #34384 fixed in 4.1.8): data signed with a
+/// secret now listed in `SECRET_KEY_FALLBACKS` still loads.
 fn session_data_signed_with_a_fallback_secret_still_loads(t: &Target) -> CaseResult {
     let probe = t.engine()?;
     let old = probe.settings().secret_key.clone();
@@ -264,7 +265,8 @@ fn session_data_signed_with_a_fallback_secret_still_loads(t: &Target) -> CaseRes
 }
 
 /// After rotation a session read through a fallback secret is re-signed with the current
-/// `SECRET_KEY` when saved (Django §2.6): the old secret alone no longer verifies it.
+/// `SECRET_KEY` when saved (Django signs with `SECRET_KEY` only): the old secret alone no longer
+/// verifies it.
 fn resaved_session_is_signed_with_the_current_secret(t: &Target) -> CaseResult {
     let probe = t.engine()?;
     let old = probe.settings().secret_key.clone();
@@ -297,7 +299,7 @@ fn resaved_session_is_signed_with_the_current_secret(t: &Target) -> CaseResult {
     Ok(())
 }
 
-/// Quirk, fixed (Django §2.4, security.md §5 row 10): Django returns a validly signed non-object
+/// Quirk, fixed (Django's `SessionBase.decode`): Django returns a validly signed non-object
 /// JSON value (list, string, number, null) as the "session"; here it is corrupt data and loads
 /// as an empty session.
 fn fixed_validly_signed_non_object_loads_as_an_empty_session(t: &Target) -> CaseResult {
@@ -315,7 +317,7 @@ fn fixed_validly_signed_non_object_loads_as_an_empty_session(t: &Target) -> Case
     each_loads_empty(&engine, &inputs)
 }
 
-/// Django `test_decode_serializer_exception` (security.md §5 rows 9, 12, 16): a valid signature
+/// Django `test_decode_serializer_exception`: a valid signature
 /// over a payload that does not decode (bad base64, bad zlib, not JSON, a lone surrogate, a
 /// number out of range, nesting past the limit) loads as an empty session without an error.
 fn validly_signed_undecodable_payload_loads_as_an_empty_session(t: &Target) -> CaseResult {
@@ -360,7 +362,7 @@ fn validly_signed_undecodable_payload_loads_as_an_empty_session(t: &Target) -> C
     each_loads_empty(&engine, &inputs)
 }
 
-/// A validly signed zlib bomb (security.md §5 row 11): a few KiB that inflate to 16 MiB load as
+/// A validly signed zlib bomb: a few KiB that inflate to 16 MiB load as
 /// an empty session instead of being inflated whole (the cap is 1 MiB).
 fn decompression_bomb_loads_as_an_empty_session(t: &Target) -> CaseResult {
     let engine = t.engine()?;
@@ -384,7 +386,8 @@ fn decompression_bomb_loads_as_an_empty_session(t: &Target) -> CaseResult {
     each_loads_empty(&engine, &[("a 16 MiB zlib bomb".to_owned(), data)])
 }
 
-/// Deep JSON built by the application (security.md §5 row 13) is refused at insert with
+/// Deep JSON built by the application (which would overflow the stack when serialised or
+/// dropped) is refused at insert with
 /// `Unstorable` (past 127 levels it could not be loaded back, and deeper it overflows the
 /// stack); the session is left without it. A shallow value is accepted.
 fn insert_of_a_too_deep_value_is_refused(t: &Target) -> CaseResult {
@@ -406,7 +409,7 @@ fn insert_of_a_too_deep_value_is_refused(t: &Target) -> CaseResult {
     Ok(())
 }
 
-/// NaN and ±infinity (security.md §5 row 14) have no JSON form; serde would silently store them
+/// NaN and ±infinity have no JSON form; serde would silently store them
 /// as `null`. They are refused at insert with `Unstorable`.
 fn insert_of_a_non_finite_float_is_refused(t: &Target) -> CaseResult {
     let engine = t.engine()?;
@@ -455,7 +458,7 @@ fn unstorable_value_smuggled_in_by_update_is_never_stored(t: &Target) -> CaseRes
     Ok(())
 }
 
-/// security.md §5 row 17 and §6.6 D4: a session larger than the payload limit (1 MiB of JSON)
+/// A session larger than the payload limit (1 MiB of JSON)
 /// is refused at save with nothing stored, or else it loads back whole: never saved and then
 /// unreadable.
 fn oversize_session_is_refused_at_save_or_loads_back_whole(t: &Target) -> CaseResult {
@@ -487,7 +490,7 @@ fn oversize_session_is_refused_at_save_or_loads_back_whole(t: &Target) -> CaseRe
     }
 }
 
-/// Extreme or malformed `_session_expiry` values (security.md §5 row 22, CVE-2017-18589's
+/// Extreme or malformed `_session_expiry` values (CVE-2017-18589's
 /// shape) never panic in the expiry methods, in save or in load; a far-future date is live and a
 /// far-past integer is expired.
 fn extreme_expiry_values_never_panic(t: &Target) -> CaseResult {
@@ -537,7 +540,7 @@ fn extreme_expiry_values_never_panic(t: &Target) -> CaseResult {
     Ok(())
 }
 
-/// Records with extreme `expire_date`s (security.md §5 row 22, §6.8 T-extremes) never panic:
+/// Records with extreme `expire_date`s (CVE-2017-18589's shape) never panic:
 /// the end of representable time is live (or refused at create), the start of it is expired.
 fn extreme_record_expiry_dates_never_panic(t: &Target) -> CaseResult {
     let engine = t.engine()?;

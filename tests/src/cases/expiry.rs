@@ -1,6 +1,7 @@
-//! Expiry (Django §4.4, §11 item 4): the arithmetic, the browser-close flag, server-side expiry
-//! and `clear_expired`; ports of `SessionTestsMixin` 45–60, `DatabaseSessionTests` 69 and
-//! `FileSessionTests.test_clearsessions_command` (sync), plus the integer-expiry quirk.
+//! Expiry (Django's `get_expiry_age`, `get_expiry_date`, `set_expiry`): the arithmetic, the
+//! browser-close flag, server-side expiry and `clear_expired`; ports of `SessionTestsMixin` 45–60,
+//! `DatabaseSessionTests` 69 and `FileSessionTests.test_clearsessions_command` (sync), plus the
+//! integer-expiry quirk.
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde_json::json;
@@ -175,7 +176,7 @@ fn expire_at_browser_close_follows_the_setting_and_the_expiry(t: &Target) -> Cas
 }
 
 /// Expiry 0 ("at browser close") still keeps the session on the server for
-/// `SESSION_COOKIE_AGE` (§11 item 4): the saved record expires at now + the cookie age.
+/// `SESSION_COOKIE_AGE`: the saved record expires at now + the cookie age.
 fn browser_close_expiry_keeps_the_cookie_age_server_side(t: &Target) -> CaseResult {
     let (engine, _clock) = t.engine_with_clock()?;
     let mut session = engine.session(None);
@@ -235,7 +236,7 @@ fn expiry_age_drops_fractions_of_a_second(t: &Target) -> CaseResult {
     Ok(())
 }
 
-/// An integer expiry counts seconds of inactivity from the last save (§11 item 4): as time
+/// An integer expiry counts seconds of inactivity from the last save: as time
 /// passes, the age stays and the date moves with it.
 fn integer_expiry_slides_from_the_last_save(t: &Target) -> CaseResult {
     let (engine, clock) = t.engine_with_clock()?;
@@ -257,7 +258,7 @@ fn integer_expiry_slides_from_the_last_save(t: &Target) -> CaseResult {
     Ok(())
 }
 
-/// A date expiry is absolute (§11 item 4): as time passes, the age shrinks and the date stays.
+/// A date expiry is absolute: as time passes, the age shrinks and the date stays.
 fn date_expiry_is_absolute(t: &Target) -> CaseResult {
     let (engine, clock) = t.engine_with_clock()?;
     let mut session = engine.session(None);

@@ -1,5 +1,6 @@
-//! Session keys (Django §1): what is minted, what is accepted, and that an invalid or hostile key
-//! never reaches the engine (security.md §5 rows 2 and 3, CVE-2015-3982, CVE-2020-13254).
+//! Session keys (Django's `SessionBase._get_new_session_key` and `_validate_session_key`): what is
+//! minted, what is accepted, and that an invalid or hostile key (wrong length, characters outside
+//! the alphabet, a path) never reaches the engine (CVE-2015-3982, CVE-2020-13254).
 
 use serde_json::json;
 use sessionkit::KeyFormat;
@@ -63,7 +64,7 @@ fn new_keys_are_32_characters_of_the_django_alphabet(t: &Target) -> CaseResult {
     Ok(())
 }
 
-/// Every `create()` mints a new key and marks the session modified (Django §1).
+/// Every `create()` mints a new key and marks the session modified (Django's `SessionBase.create`).
 fn create_mints_a_new_key_each_time(t: &Target) -> CaseResult {
     let engine = t.engine()?;
     let mut session = engine.session(None);
@@ -216,7 +217,7 @@ fn overlong_key_loads_an_empty_session_cve_2020_13254(t: &Target) -> CaseResult 
     Ok(())
 }
 
-/// Invalid keys never reach the engine (security.md §5 rows 2–3): variants of a live key that
+/// Invalid keys never reach the engine (wrong length or alphabet): variants of a live key that
 /// a lenient store might match (upper case, padded, NUL-terminated, with a path, truncated,
 /// extended past 40) neither load, exist, nor delete the live session.
 fn invalid_variants_of_a_live_key_reach_nothing(t: &Target) -> CaseResult {

@@ -1,6 +1,7 @@
 //! save, create, delete, flush, cycle_key and load as Django's `SessionBase` does them
-//! (§4.3, §5); ports of `SessionTestsMixin` 27–44 and 62–65, `DatabaseSessionTests` 66–68 and
-//! `CacheSessionTests.test_create_and_save` (sync), with CVE-2015-3982, -5143 and -5963.
+//! (`django/contrib/sessions/backends/base.py`, `db.py`, `cache.py`); ports of `SessionTestsMixin`
+//! 27–44 and 62–65, `DatabaseSessionTests` 66–68 and `CacheSessionTests.test_create_and_save`
+//! (sync), with CVE-2015-3982, -5143 and -5963.
 
 use serde_json::{Value, json};
 use sessionkit::{Capabilities, Error, ErrorKind, KeyFormat};
@@ -160,7 +161,7 @@ fn delete_removes_the_session(t: &Target) -> CaseResult {
     Ok(())
 }
 
-/// `delete()` without a key is a no-op (Django §5.1).
+/// `delete()` without a key is a no-op (Django's `db.SessionStore.delete`).
 fn delete_without_a_key_does_nothing(t: &Target) -> CaseResult {
     let engine = t.engine()?;
     let mut session = engine.session(None);

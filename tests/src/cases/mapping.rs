@@ -1,4 +1,5 @@
-//! The dict-like operations of a session (Django §4.2, §4.3) and what each does to `accessed`
+//! The dict-like operations of a session (Django's `SessionBase` in
+//! `django/contrib/sessions/backends/base.py`) and what each does to `accessed`
 //! and `modified`; ports of `SessionTestsMixin` 1–26 and `SessionBaseTests` 124–126 (sync).
 
 use serde_json::{Value, json};
@@ -121,7 +122,7 @@ fn pop_of_missing_key_returns_none_without_marking_modified(t: &Target) -> CaseR
     flags(&session, true, false, "pop of a missing key")
 }
 
-/// `del s[k]` of a present key marks the session modified (Django §4.2).
+/// `del s[k]` of a present key marks the session modified (Django's `SessionBase.__delitem__`).
 fn remove_of_present_key_marks_modified(t: &Target) -> CaseResult {
     let engine = t.engine()?;
     let mut session = engine.session(None);
@@ -189,7 +190,8 @@ fn update_marks_accessed_and_modified(t: &Target) -> CaseResult {
     Ok(())
 }
 
-/// Django marks the session modified on every `update`, even with an empty dict (§4.2).
+/// Django marks the session modified on every `update`, even with an empty dict
+/// (`SessionBase.update`).
 fn update_with_nothing_still_marks_modified(t: &Target) -> CaseResult {
     let engine = t.engine()?;
     let mut session = engine.session(None);
@@ -270,8 +272,8 @@ fn clear_empties_and_marks_accessed_and_modified(t: &Target) -> CaseResult {
     flags(&session, true, true, "clear")
 }
 
-/// `clear()` sets the data to `{}` without loading (§4.2), so the stored data of an unloaded
-/// session is not read back afterwards.
+/// `clear()` sets the data to `{}` without loading (`SessionBase.clear`), so the stored data of an
+/// unloaded session is not read back afterwards.
 fn clear_of_unloaded_session_discards_the_stored_data(t: &Target) -> CaseResult {
     let engine = t.engine()?;
     let (_, key) = saved(&engine, json!({"stored": 1}))?;
@@ -361,8 +363,8 @@ fn new_session_is_empty(t: &Target) -> CaseResult {
     Ok(())
 }
 
-/// `is_empty` is true only without a key *and* without data (§4.3): a keyed session is not
-/// empty even before anything is loaded.
+/// `is_empty` is true only without a key *and* without data (`SessionBase.is_empty`): a keyed
+/// session is not empty even before anything is loaded.
 fn session_with_a_key_is_not_empty_even_without_data(t: &Target) -> CaseResult {
     let engine = t.engine()?;
     let (_, key) = saved(&engine, json!({}))?;
@@ -373,7 +375,8 @@ fn session_with_a_key_is_not_empty_even_without_data(t: &Target) -> CaseResult {
     Ok(())
 }
 
-/// `is_empty` never loads the session (§4.3).
+/// `is_empty` never loads the session (`SessionBase.is_empty` reads the `_session_cache` attribute,
+/// never `_session`).
 fn is_empty_never_loads(t: &Target) -> CaseResult {
     let engine = t.engine()?;
     let (_, key) = saved(&engine, json!({"x": 1}))?;

@@ -1,5 +1,7 @@
-//! What is stored is Django's format (§2.2, §11 items 2 and 3), checked against this suite's own
-//! implementation of `signing.dumps` (itself pinned to Django's worked example in a unit test).
+//! What is stored is Django's format (`SessionBase.encode`, `signing.dumps`: ASCII-only compact
+//! JSON, zlib only when shorter, unpadded base64url, base62 timestamp, HMAC-SHA256), checked
+//! against this suite's own implementation of `signing.dumps` (itself pinned to Django's worked
+//! example in a unit test).
 
 use std::sync::Arc;
 

@@ -33,7 +33,7 @@ use crate::{
 };
 
 /// Connections per store.
-pub const POOL_SIZE: usize = 8;
+pub(crate) const POOL_SIZE: usize = 8;
 
 /// Maps every `tokio-postgres` error to the contract's error kinds; `context` says what was being
 /// done.

@@ -21,7 +21,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connections per file-backed store: readers run in parallel under WAL, writers queue on
 /// SQLite's lock.
-pub const POOL_SIZE: usize = 8;
+pub(crate) const POOL_SIZE: usize = 8;
 
 /// How long a caller waits for a free pooled connection (longer than [`BUSY_TIMEOUT`], so a
 /// queue of writers reports the lock, not the pool).

@@ -5,6 +5,10 @@
 //! after the last case, and so this binary can be spawned as a child process by the
 //! two-processes case (`SESSIONKIT_SQL_TEST_CHILD`).
 
+// A test crate: its helpers unwrap like its tests do (a panic is the failure report), which
+// clippy's allow-unwrap-in-tests cannot see outside `#[test]` functions.
+#![allow(clippy::unwrap_used)]
+
 use std::{
     collections::HashMap,
     path::PathBuf,

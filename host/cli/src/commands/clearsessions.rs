@@ -13,7 +13,7 @@ use crate::{commands::settings, failure::Failure};
 
 /// Removes expired sessions and prints how many went. An engine that expires sessions by itself
 /// has nothing to clear: it says so and succeeds. Long runs report their progress on stderr.
-pub fn run() -> Result<ExitCode, Failure> {
+pub(crate) fn run() -> Result<ExitCode, Failure> {
     let engine = Engine::from_settings(&settings()?)?;
     let name = engine.description().name.clone();
     if !engine.capabilities().contains(Capabilities::CLEAR_EXPIRED) {

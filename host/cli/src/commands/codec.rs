@@ -11,7 +11,7 @@ use crate::{
 
 /// Arguments of `sessionkit encode`.
 #[derive(Debug, clap::Args)]
-pub struct EncodeArgs {
+pub(crate) struct EncodeArgs {
     /// The signing salt (Django's server-side engines use the default).
     #[arg(long, default_value = SESSION_STORE_SALT)]
     pub salt: String,
@@ -22,7 +22,7 @@ pub struct EncodeArgs {
 
 /// Arguments of `sessionkit decode`.
 #[derive(Debug, clap::Args)]
-pub struct DecodeArgs {
+pub(crate) struct DecodeArgs {
     /// The signing salt (Django's server-side engines use the default).
     #[arg(long, default_value = SESSION_STORE_SALT)]
     pub salt: String,
@@ -36,7 +36,7 @@ pub struct DecodeArgs {
 }
 
 /// Reads a JSON object on stdin and prints its `session_data`.
-pub fn encode(args: &EncodeArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn encode(args: &EncodeArgs) -> Result<ExitCode, Failure> {
     let input = read_stdin()?;
     let value: serde_json::Value = serde_json::from_str(&input)
         .map_err(|error| Failure::Input(format!("standard input is not JSON: {error}")))?;
@@ -52,7 +52,7 @@ pub fn encode(args: &EncodeArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Reads `session_data` on stdin and prints the JSON it carries.
-pub fn decode(args: &DecodeArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn decode(args: &DecodeArgs) -> Result<ExitCode, Failure> {
     let input = read_stdin()?;
     let codec = codec_for(&args.salt)?;
     let now = args.now.unwrap_or_else(|| chrono::Utc::now().timestamp());

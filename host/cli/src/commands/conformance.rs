@@ -9,7 +9,7 @@ use crate::failure::Failure;
 
 /// Arguments of `sessionkit conformance`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The engine: a short name (`cache`), a Django dotted name, or a library path.
     pub engine: String,
     /// Run only the cases whose name contains this text.
@@ -19,7 +19,7 @@ pub struct Args {
 
 /// Runs the suite, prints one line per case and the closing `N passed, N failed` line; exits
 /// non-zero if any case failed.
-pub fn run(args: &Args) -> Result<ExitCode, Failure> {
+pub(crate) fn run(args: &Args) -> Result<ExitCode, Failure> {
     let settings = Arc::new(settings_for_conformance()?);
     // Load once up front so a library that cannot load fails with its one-line reason.
     let engine = Engine::load(&args.engine, &settings)?;

@@ -14,7 +14,7 @@ use crate::failure::Failure;
 
 /// Where the demo listens, and what one client may hold of it.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8000")]
     pub addr: SocketAddr,
@@ -32,7 +32,7 @@ pub struct Args {
 
 impl Args {
     /// The serving limits these arguments ask for.
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         Limits {
             header_timeout: Duration::from_secs(self.header_timeout),
             body_timeout: Duration::from_secs(self.body_timeout),
@@ -44,7 +44,7 @@ impl Args {
 
 /// Serves the demo until Ctrl-C. The first line on stdout is `listening on http://<addr>`, with
 /// the real port when `--addr` asked for port 0.
-pub fn run(args: &Args) -> Result<ExitCode, Failure> {
+pub(crate) fn run(args: &Args) -> Result<ExitCode, Failure> {
     let settings = settings()?;
     let engine = Engine::from_settings(&settings)?;
     let engine_name = engine.description().name.clone();

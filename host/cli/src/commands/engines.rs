@@ -8,7 +8,7 @@ use crate::failure::Failure;
 
 /// Prints one line per engine library found in the search path, and one per library that
 /// failed to load (with why).
-pub fn run() -> Result<ExitCode, Failure> {
+pub(crate) fn run() -> Result<ExitCode, Failure> {
     let search = engine_search_path();
     let found = discover_engines(&search);
     if found.is_empty() {

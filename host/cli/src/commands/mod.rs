@@ -1,19 +1,19 @@
 //! One module per subcommand.
 
-pub mod clearsessions;
-pub mod codec;
-pub mod conformance;
-pub mod demo;
-pub mod engines;
-pub mod new_engine;
-pub mod session;
+pub(crate) mod clearsessions;
+pub(crate) mod codec;
+pub(crate) mod conformance;
+pub(crate) mod demo;
+pub(crate) mod engines;
+pub(crate) mod new_engine;
+pub(crate) mod session;
 
 use std::io::Read;
 
 use crate::failure::Failure;
 
 /// All of standard input as a string.
-pub fn read_stdin() -> Result<String, Failure> {
+pub(crate) fn read_stdin() -> Result<String, Failure> {
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
@@ -25,6 +25,6 @@ pub fn read_stdin() -> Result<String, Failure> {
 }
 
 /// The settings every engine command uses.
-pub fn settings() -> Result<sessionkit::Settings, Failure> {
+pub(crate) fn settings() -> Result<sessionkit::Settings, Failure> {
     Ok(sessionkit::Settings::load()?)
 }

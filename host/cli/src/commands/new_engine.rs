@@ -25,7 +25,7 @@ use crate::failure::Failure;
 
 /// Arguments of `sessionkit new-engine`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The engine's name, `[a-z][a-z0-9_]*`: the crate becomes `sessionkit-engine-NAME`, its
     /// library `libsessionkit_engine_NAME.so`, and `SESSION_ENGINE=NAME` selects it.
     pub name: String,
@@ -42,7 +42,7 @@ pub struct Args {
 }
 
 /// Writes the new crate and prints what to run next.
-pub fn run(args: &Args) -> Result<ExitCode, Failure> {
+pub(crate) fn run(args: &Args) -> Result<ExitCode, Failure> {
     let name = EngineName::parse(&args.name).map_err(Failure::Input)?;
     let dir = absolute(
         args.path
@@ -156,7 +156,7 @@ const TEMPLATE_IDENTIFIERS: &[&str] = &[
 
 /// A valid engine name and the spellings the template needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineName {
+pub(crate) struct EngineName {
     name: String,
 }
 
@@ -166,7 +166,7 @@ impl EngineName {
     /// # Errors
     ///
     /// A one-line message saying what is wrong and what a name may be.
-    pub fn parse(name: &str) -> Result<Self, String> {
+    pub(crate) fn parse(name: &str) -> Result<Self, String> {
         let mut bytes = name.bytes();
         let valid = bytes.next().is_some_and(|b| b.is_ascii_lowercase())
             && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
@@ -195,12 +195,12 @@ impl EngineName {
     }
 
     /// The name itself (`my_store`): the engine name and the package/library suffix.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.name
     }
 
     /// The CamelCase spelling for type names (`MyStore`).
-    pub fn camel(&self) -> String {
+    pub(crate) fn camel(&self) -> String {
         self.name
             .split('_')
             .flat_map(|part| {
@@ -215,14 +215,14 @@ impl EngineName {
     }
 
     /// The upper-case spelling for setting names (`MY_STORE`).
-    pub fn upper(&self) -> String {
+    pub(crate) fn upper(&self) -> String {
         self.name.to_ascii_uppercase()
     }
 }
 
 /// Where the new crate gets `sessionkit-sdk` from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SdkSource {
+pub(crate) enum SdkSource {
     /// A path to the SDK crate's directory (absolute).
     Path(PathBuf),
     /// A version requirement on the published crate.
@@ -260,7 +260,7 @@ impl SdkSource {
 /// Why the compiled-in template could not be turned into a crate (a bug in the template's
 /// markers or manifest, which the unit tests catch before a release).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TemplateError {
+pub(crate) enum TemplateError {
     /// An omit block never ends, or ends without starting.
     #[error("{file}: unbalanced `{OMIT_START}`/`{OMIT_END}` markers at line {line}")]
     UnbalancedMarkers {
@@ -284,7 +284,10 @@ pub enum TemplateError {
 /// # Errors
 ///
 /// A [`TemplateError`] if the compiled-in template is inconsistent.
-pub fn render(name: &EngineName, sdk: &SdkSource) -> Result<Vec<(String, String)>, TemplateError> {
+pub(crate) fn render(
+    name: &EngineName,
+    sdk: &SdkSource,
+) -> Result<Vec<(String, String)>, TemplateError> {
     let mut files = Vec::with_capacity(TEMPLATE_FILES.len() + 1);
     for file in TEMPLATE_FILES {
         let text = rename(&strip_omitted(file.path, file.text)?, name);

@@ -9,7 +9,7 @@ use crate::{commands::settings, failure::Failure};
 
 /// The `session` subcommands.
 #[derive(Debug, clap::Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create a session and print only its new key.
     Create {
         /// The session's contents, a JSON object.
@@ -45,7 +45,7 @@ pub enum Command {
 }
 
 /// Runs one `session` subcommand against the configured engine.
-pub fn run(command: &Command) -> Result<ExitCode, Failure> {
+pub(crate) fn run(command: &Command) -> Result<ExitCode, Failure> {
     let engine = Engine::from_settings(&settings()?)?;
     match command {
         Command::Create { data, expiry } => create(&engine, data.as_deref(), *expiry),

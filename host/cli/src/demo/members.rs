@@ -6,23 +6,23 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 /// The demo member's username.
-pub const ALICE: &str = "alice";
+pub(crate) const ALICE: &str = "alice";
 
 /// The demo member's account id (what `_auth_user_id` holds after login, as a string).
-pub const ALICE_ID: i64 = 1;
+pub(crate) const ALICE_ID: i64 = 1;
 
 /// alice's password `wonderland`, hashed in Django's `PBKDF2PasswordHasher` format
 /// (`pbkdf2_sha256$<iterations>$<salt>$<base64 of PBKDF2-HMAC-SHA256>`), so Django's
 /// `check_password("wonderland", ALICE_PASSWORD_HASH)` accepts it too. 100,000 iterations keep a
 /// debug build's login under a second; a real site should use Django's 1,000,000 or Argon2.
-pub const ALICE_PASSWORD_HASH: &str =
+pub(crate) const ALICE_PASSWORD_HASH: &str =
     "pbkdf2_sha256$100000$Wx0vQfJ3mC8kT2nRzL5pYa$5Q6UH1Yq7N47ZZfFEkbVjP4OJyrDRSwEUw4K1jSHGiQ=";
 
 /// Django's `get_session_auth_hash()` for alice: `salted_hmac(key_salt, password_hash,
 /// secret=SECRET_KEY, algorithm="sha256").hexdigest()`. Stored in `_auth_user_hash` at login, so
 /// a Django site sharing the sessions keeps alice logged in (and drops her sessions when her
 /// password changes).
-pub fn session_auth_hash(secret_key: &str) -> String {
+pub(crate) fn session_auth_hash(secret_key: &str) -> String {
     use hmac::{Mac, digest::KeyInit};
     use sha2::Digest;
 
@@ -43,7 +43,7 @@ pub fn session_auth_hash(secret_key: &str) -> String {
 
 /// How a session's `_auth_user_hash` compares with alice's current session auth hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashCheck {
+pub(crate) enum HashCheck {
     /// It equals the hash under `SECRET_KEY`: the login stands.
     Current,
     /// It equals the hash under one of `SECRET_KEY_FALLBACKS`: the login stands, and the session
@@ -56,7 +56,7 @@ pub enum HashCheck {
 
 /// Django's `get_user` check of `_auth_user_hash` for alice: a constant-time comparison with
 /// her current session auth hash under `secret_key`, then under each fallback key.
-pub fn check_session_auth_hash(
+pub(crate) fn check_session_auth_hash(
     stored: Option<&str>,
     secret_key: &str,
     fallbacks: &[String],
@@ -82,7 +82,7 @@ pub fn check_session_auth_hash(
 
 /// A member found by [`authenticate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
+pub(crate) struct Member {
     /// The account id stored in the session at login.
     pub id: i64,
     /// The username.
@@ -93,7 +93,7 @@ pub struct Member {
 ///
 /// An unknown username still costs one hash, so response times do not tell which usernames
 /// exist. The comparison of the derived keys is constant-time.
-pub fn authenticate(username: &str, password: &str) -> Option<Member> {
+pub(crate) fn authenticate(username: &str, password: &str) -> Option<Member> {
     let known = username == ALICE;
     let matches = check_password(password, ALICE_PASSWORD_HASH);
     (known && matches).then(|| Member {
@@ -103,7 +103,7 @@ pub fn authenticate(username: &str, password: &str) -> Option<Member> {
 }
 
 /// Django's `check_password` for `pbkdf2_sha256` hashes; any other or malformed hash fails.
-pub fn check_password(password: &str, encoded: &str) -> bool {
+pub(crate) fn check_password(password: &str, encoded: &str) -> bool {
     let mut parts = encoded.split('$');
     let (Some("pbkdf2_sha256"), Some(iterations), Some(salt), Some(hash), None) = (
         parts.next(),

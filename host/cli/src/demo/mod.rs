@@ -2,9 +2,9 @@
 //! member login and logout) on axum with `sessionkit-http`, on whatever engine
 //! `SESSION_ENGINE` names.
 
-pub mod members;
-pub mod page;
-pub mod serve;
+pub(crate) mod members;
+pub(crate) mod page;
+pub(crate) mod serve;
 
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
@@ -19,7 +19,7 @@ use self::page::SessionView;
 
 /// The longest comment accepted (comments are kept in the session, and a signed-cookie session
 /// must fit in a 4 KiB cookie).
-pub const MAX_COMMENT_CHARS: usize = 500;
+pub(crate) const MAX_COMMENT_CHARS: usize = 500;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -32,7 +32,7 @@ struct AppState {
 /// # Errors
 ///
 /// The engine's cookie settings cannot make a valid `Set-Cookie` header.
-pub fn router(engine: Engine) -> Result<Router, sessionkit_http::ConfigError> {
+pub(crate) fn router(engine: Engine) -> Result<Router, sessionkit_http::ConfigError> {
     let state = AppState {
         engine_name: engine.description().name.clone(),
     };

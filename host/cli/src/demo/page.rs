@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 /// Django's `escape()`: the five characters that matter in HTML text and attribute values.
-pub fn escape_html(text: &str) -> String {
+pub(crate) fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -19,7 +19,7 @@ pub fn escape_html(text: &str) -> String {
 }
 
 /// A whole page around `body` (already HTML), with the navigation.
-pub fn layout(title: &str, body: &str) -> String {
+pub(crate) fn layout(title: &str, body: &str) -> String {
     let mut page = String::new();
     // Writing to a String cannot fail.
     let _ = write!(
@@ -36,7 +36,7 @@ pub fn layout(title: &str, body: &str) -> String {
 }
 
 /// A page whose whole point is one message (the answers of the form posts).
-pub fn message(title: &str, text: &str) -> String {
+pub(crate) fn message(title: &str, text: &str) -> String {
     layout(
         title,
         &format!(
@@ -48,7 +48,7 @@ pub fn message(title: &str, text: &str) -> String {
 
 /// What the start page shows about the session.
 #[derive(Debug, Clone)]
-pub struct SessionView {
+pub(crate) struct SessionView {
     /// The engine's name.
     pub engine: String,
     /// The session key, if any.
@@ -62,7 +62,7 @@ pub struct SessionView {
 }
 
 /// The start page: the session, the comment form.
-pub fn index(view: &SessionView) -> String {
+pub(crate) fn index(view: &SessionView) -> String {
     let key = view.key.as_deref().map_or_else(
         || "<em id=\"session-key\">none</em>".to_owned(),
         |key| format!("<code id=\"session-key\">{}</code>", escape_html(key)),
@@ -88,7 +88,7 @@ pub fn index(view: &SessionView) -> String {
 }
 
 /// The login form.
-pub fn login_form() -> String {
+pub(crate) fn login_form() -> String {
     layout(
         "Log in",
         "<p>The demo member is <code>alice</code> with the password <code>wonderland</code>.</p>\n\

@@ -18,7 +18,7 @@ use tower_http::timeout::RequestBodyDeadlineLayer;
 
 /// What one client may hold of the server, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// From a connection's first byte of a request (or its opening, for the first request) to
     /// the end of the request's headers; then the connection is closed.
     pub header_timeout: Duration,
@@ -42,7 +42,7 @@ impl Default for Limits {
 /// Serves `app` on `listener` within `limits` until `shutdown` completes (then stops accepting
 /// and returns; connections still open end with the runtime). Accept errors are logged and
 /// retried, never fatal.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,

@@ -13,15 +13,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
 /// The salt of Django's server-side session stores (db, file, cache).
-pub const SESSION_STORE_SALT: &str = "django.contrib.sessions.SessionStore";
+pub(crate) const SESSION_STORE_SALT: &str = "django.contrib.sessions.SessionStore";
 /// The salt of Django's signed_cookies session backend.
-pub const SIGNED_COOKIES_SALT: &str = "django.contrib.sessions.backends.signed_cookies";
+pub(crate) const SIGNED_COOKIES_SALT: &str = "django.contrib.sessions.backends.signed_cookies";
 /// Django's default SESSION_COOKIE_AGE (two weeks).
-pub const DEFAULT_COOKIE_AGE: i64 = 1_209_600;
+pub(crate) const DEFAULT_COOKIE_AGE: i64 = 1_209_600;
 
 /// What one `sessionkit` run did.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     /// The exit code (`None` when killed by a signal).
     pub code: Option<i32>,
     /// Standard output.
@@ -32,7 +32,7 @@ pub struct Run {
 
 impl Run {
     /// Standard output, after asserting the run succeeded.
-    pub fn expect_ok(self, what: &str) -> String {
+    pub(crate) fn expect_ok(self, what: &str) -> String {
         assert_eq!(self.code, Some(0), "{what} failed: {self:?}");
         self.stdout
     }
@@ -41,13 +41,13 @@ impl Run {
 /// The `sessionkit` command line with a fixed set of Django-named settings in its environment
 /// (and nothing else: the inherited environment and any `sessionkit.toml` are kept out).
 #[derive(Debug, Clone)]
-pub struct Sessionkit {
+pub(crate) struct Sessionkit {
     env: Vec<(String, String)>,
 }
 
 /// One session as `sessionkit session show` prints it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Shown {
+pub(crate) struct Shown {
     /// The session key.
     pub session_key: String,
     /// The record's expiry.
@@ -58,7 +58,7 @@ pub struct Shown {
 
 impl Sessionkit {
     /// The CLI with `SECRET_KEY` and the engine plugins of this build.
-    pub fn new(secret_key: &str) -> Self {
+    pub(crate) fn new(secret_key: &str) -> Self {
         let plugins = sessionkit_testkit::plugin_dir();
         Self {
             env: vec![
@@ -72,14 +72,14 @@ impl Sessionkit {
     }
 
     /// The same CLI with one more setting (or a changed one).
-    pub fn with(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn with(mut self, name: &str, value: &str) -> Self {
         self.env.retain(|(n, _)| n != name);
         self.env.push((name.to_owned(), value.to_owned()));
         self
     }
 
     /// Runs `sessionkit ARGS` with `stdin` as its input.
-    pub fn run(&self, args: &[&str], stdin: &str) -> Run {
+    pub(crate) fn run(&self, args: &[&str], stdin: &str) -> Run {
         // An empty working directory: no stray sessionkit.toml or relative database.
         let cwd = tempfile::tempdir().expect("a temporary working directory");
         let mut child = Command::new(env!("CARGO_BIN_EXE_sessionkit"))
@@ -107,7 +107,7 @@ impl Sessionkit {
     }
 
     /// `sessionkit session create --data DATA [--expiry SECONDS]`: the printed key.
-    pub fn create(&self, data: &Value, expiry: Option<i64>) -> String {
+    pub(crate) fn create(&self, data: &Value, expiry: Option<i64>) -> String {
         let data = data.to_string();
         let expiry = expiry.map(|seconds| seconds.to_string());
         let mut args = vec!["session", "create", "--data", data.as_str()];
@@ -125,7 +125,7 @@ impl Sessionkit {
     }
 
     /// `sessionkit session show KEY`: the session, or `None` when it exits 1 (no live session).
-    pub fn show(&self, key: &str) -> Option<Shown> {
+    pub(crate) fn show(&self, key: &str) -> Option<Shown> {
         let run = self.run(&["session", "show", key], "");
         if run.code == Some(1) && run.stdout.is_empty() {
             return None;
@@ -143,7 +143,7 @@ impl Sessionkit {
     }
 
     /// `sessionkit clearsessions`: how many sessions it removed.
-    pub fn clearsessions(&self) -> u64 {
+    pub(crate) fn clearsessions(&self) -> u64 {
         let out = self.run(&["clearsessions"], "").expect_ok("clearsessions");
         out.trim()
             .parse()
@@ -153,7 +153,7 @@ impl Sessionkit {
 
 /// A running Django 5.2 app (tests/django/peer.py) with its own settings; requests go over its
 /// stdin, replies come back as JSON lines.
-pub struct DjangoPeer {
+pub(crate) struct DjangoPeer {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
@@ -163,7 +163,7 @@ pub struct DjangoPeer {
 impl DjangoPeer {
     /// Starts Django with `settings` (Django names) and, if given, the database at
     /// `database_url` (`sqlite:///abs/path` or `postgres://…`; migrate it with `migrate`).
-    pub fn start(settings: Value, database_url: Option<&str>) -> Self {
+    pub(crate) fn start(settings: Value, database_url: Option<&str>) -> Self {
         let python = sessionkit_testkit::django_python();
         if database_url.is_some_and(|url| url.starts_with("postgres")) {
             ensure_psycopg(&python);
@@ -199,7 +199,7 @@ impl DjangoPeer {
     /// # Panics
     ///
     /// When Django raised (with the traceback) or the peer died (with its stderr).
-    pub fn call(&mut self, op: &str, args: Value) -> Value {
+    pub(crate) fn call(&mut self, op: &str, args: Value) -> Value {
         let mut request = match args {
             Value::Object(map) => map,
             Value::Null => serde_json::Map::new(),
@@ -243,7 +243,7 @@ impl Drop for DjangoPeer {
 
 /// How a session's expiry was set, on either side.
 #[derive(Debug, Clone, Copy)]
-pub enum Expiry {
+pub(crate) enum Expiry {
     /// Not set: SESSION_COOKIE_AGE from the save.
     Default,
     /// `set_expiry(seconds)` / `--expiry seconds`.
@@ -254,7 +254,7 @@ pub enum Expiry {
 
 impl Expiry {
     /// What the peer's `create` op passes to Django's `set_expiry` (null: no call).
-    pub fn for_django(self) -> Value {
+    pub(crate) fn for_django(self) -> Value {
         match self {
             Self::Default => Value::Null,
             Self::Seconds(n) => json!(n),
@@ -263,7 +263,7 @@ impl Expiry {
     }
 
     /// The session as stored: `data` plus `_session_expiry` (last, as set_expiry adds it).
-    pub fn stored(self, data: &Value) -> Value {
+    pub(crate) fn stored(self, data: &Value) -> Value {
         let mut stored = data.clone();
         let map = stored.as_object_mut().expect("session data is an object");
         match self {
@@ -280,7 +280,7 @@ impl Expiry {
 
     /// A session saved by sessionkit: `--expiry` for seconds, `_session_expiry` in `--data` for
     /// an ISO time (what Django's `set_expiry(datetime)` would have stored).
-    pub fn create_with(self, sessionkit: &Sessionkit, data: &Value) -> String {
+    pub(crate) fn create_with(self, sessionkit: &Sessionkit, data: &Value) -> String {
         match self {
             Self::Default => sessionkit.create(data, None),
             Self::Seconds(n) => sessionkit.create(data, Some(n)),
@@ -290,7 +290,7 @@ impl Expiry {
 }
 
 /// Asserts two sessions are the same JSON, key order included (a session is a Python dict).
-pub fn assert_same_session(actual: &Value, expected: &Value, what: &str) {
+pub(crate) fn assert_same_session(actual: &Value, expected: &Value, what: &str) {
     assert_eq!(actual, expected, "{what}: session data");
     assert_eq!(
         actual.to_string(),
@@ -300,14 +300,14 @@ pub fn assert_same_session(actual: &Value, expected: &Value, what: &str) {
 }
 
 /// An ISO-8601 / RFC 3339 time as printed by sessionkit or Python's `isoformat()`.
-pub fn parse_time(text: &str) -> DateTime<Utc> {
+pub(crate) fn parse_time(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .unwrap_or_else(|e| panic!("{text:?} is not an ISO-8601 time: {e}"))
         .with_timezone(&Utc)
 }
 
 /// A JSON value holding an ISO time (a Django reply field).
-pub fn time_of(value: &Value) -> DateTime<Utc> {
+pub(crate) fn time_of(value: &Value) -> DateTime<Utc> {
     parse_time(
         value
             .as_str()
@@ -317,19 +317,19 @@ pub fn time_of(value: &Value) -> DateTime<Utc> {
 
 /// The current time, truncated to the microsecond as stored expiries are (so a bracket taken
 /// before a save cannot be later than the save's own, truncated, clock reading).
-pub fn now_micros() -> DateTime<Utc> {
+pub(crate) fn now_micros() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
 /// `seconds` as a chrono duration.
-pub fn seconds(seconds: i64) -> TimeDelta {
+pub(crate) fn seconds(seconds: i64) -> TimeDelta {
     TimeDelta::seconds(seconds)
 }
 
 /// Asserts that `actual` lies within `[earliest, latest]` (an expiry computed by a process that
 /// ran between two readings of the clock).
-pub fn assert_between(
+pub(crate) fn assert_between(
     actual: DateTime<Utc>,
     earliest: DateTime<Utc>,
     latest: DateTime<Utc>,
@@ -342,7 +342,7 @@ pub fn assert_between(
 }
 
 /// The keys in `keys` (a JSON array of strings), sorted.
-pub fn sorted_keys(keys: &Value) -> Vec<String> {
+pub(crate) fn sorted_keys(keys: &Value) -> Vec<String> {
     let mut keys: Vec<String> = keys
         .as_array()
         .expect("a list of keys")

@@ -14,7 +14,7 @@ use std::time::Duration;
 /// The bundled engines the demo is run on, with the settings each needs beyond the defaults
 /// (relative paths are inside the demo's fresh working directory). Adding an engine is one
 /// line; an engine whose library is not built is skipped with a printed reason.
-pub const ENGINES: &[(&str, &[(&str, &str)])] = &[
+pub(crate) const ENGINES: &[(&str, &[(&str, &str)])] = &[
     // The default: `db` on the embedded SQLite file `sessionkit.sqlite3` in the working dir.
     ("db", &[]),
     ("cache", &[]),
@@ -26,13 +26,13 @@ pub const ENGINES: &[(&str, &[(&str, &str)])] = &[
 
 /// How long to wait for the demo or chromedriver to start before giving up (a hang guard,
 /// not a measurement).
-pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The secret the demo runs with in tests.
-pub const SECRET: &str = "demo-test-secret-key-not-for-production";
+pub(crate) const SECRET: &str = "demo-test-secret-key-not-for-production";
 
 /// A running `sessionkit demo`, killed when dropped.
-pub struct Demo {
+pub(crate) struct Demo {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
@@ -51,7 +51,7 @@ impl Drop for Demo {
 }
 
 /// The settings of `engine` from [`ENGINES`].
-pub fn engine_settings(engine: &str) -> &'static [(&'static str, &'static str)] {
+pub(crate) fn engine_settings(engine: &str) -> &'static [(&'static str, &'static str)] {
     ENGINES
         .iter()
         .find(|(name, _)| *name == engine)
@@ -60,7 +60,7 @@ pub fn engine_settings(engine: &str) -> &'static [(&'static str, &'static str)] 
 }
 
 /// Why an engine cannot be run here, if it cannot: its plugin library is not built.
-pub fn missing_engine(engine: &str) -> Option<String> {
+pub(crate) fn missing_engine(engine: &str) -> Option<String> {
     let library = sessionkit_testkit::engine_library(engine);
     (!library.exists()).then(|| {
         format!(
@@ -77,7 +77,7 @@ impl Demo {
     /// # Panics
     ///
     /// If the binary cannot start or does not say where it listens.
-    pub fn start(engine: &str) -> Demo {
+    pub(crate) fn start(engine: &str) -> Demo {
         Demo::start_with(engine, &[])
     }
 
@@ -86,7 +86,7 @@ impl Demo {
     /// # Panics
     ///
     /// As [`Demo::start`].
-    pub fn start_with(engine: &str, extra: &[(&str, &str)]) -> Demo {
+    pub(crate) fn start_with(engine: &str, extra: &[(&str, &str)]) -> Demo {
         Demo::start_with_args(engine, extra, &[])
     }
 
@@ -95,7 +95,7 @@ impl Demo {
     /// # Panics
     ///
     /// As [`Demo::start`].
-    pub fn start_with_args(engine: &str, extra: &[(&str, &str)], args: &[&str]) -> Demo {
+    pub(crate) fn start_with_args(engine: &str, extra: &[(&str, &str)], args: &[&str]) -> Demo {
         let dir = tempfile::tempdir().expect("a working directory for the demo");
         let mut command = Command::new(env!("CARGO_BIN_EXE_sessionkit"));
         command
@@ -155,19 +155,19 @@ impl Demo {
     }
 
     /// `http://<addr><path>`.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// The demo's working directory.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 }
 
 /// An HTTP response, read whole.
 #[derive(Debug, Clone)]
-pub struct HttpResponse {
+pub(crate) struct HttpResponse {
     /// Status code.
     pub status: u16,
     /// Headers in order, names lower-cased.
@@ -178,7 +178,7 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     /// Every value of header `name` (lower-case).
-    pub fn header_all(&self, name: &str) -> Vec<&str> {
+    pub(crate) fn header_all(&self, name: &str) -> Vec<&str> {
         self.headers
             .iter()
             .filter(|(n, _)| n == name)
@@ -187,7 +187,7 @@ impl HttpResponse {
     }
 
     /// The first value of header `name` (lower-case).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.header_all(name).first().copied()
     }
 }
@@ -197,7 +197,7 @@ impl HttpResponse {
 /// # Panics
 ///
 /// On any I/O error or a malformed response: the server is ours, so that is a test failure.
-pub fn http(
+pub(crate) fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -308,7 +308,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 }
 
 /// `application/x-www-form-urlencoded` of the pairs.
-pub fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
     fn encode(text: &str) -> String {
         text.bytes()
             .map(|b| match b {
@@ -330,13 +330,13 @@ pub fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
 
 /// A browser's cookie jar for one site, reduced to what the demo uses.
 #[derive(Debug, Default, Clone)]
-pub struct Jar {
+pub(crate) struct Jar {
     cookies: BTreeMap<String, String>,
 }
 
 impl Jar {
     /// Applies every `Set-Cookie` of a response (a `Max-Age=0` cookie is removed).
-    pub fn update(&mut self, response: &HttpResponse) {
+    pub(crate) fn update(&mut self, response: &HttpResponse) {
         for header in response.header_all("set-cookie") {
             let cookie = cookie::Cookie::parse(header.to_owned()).expect("a valid Set-Cookie");
             let expired = cookie.max_age().is_some_and(|age| age.whole_seconds() <= 0);
@@ -350,12 +350,12 @@ impl Jar {
     }
 
     /// The value of cookie `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.cookies.get(name).map(String::as_str)
     }
 
     /// The `Cookie` header to send, if any cookie is held.
-    pub fn header(&self) -> Option<String> {
+    pub(crate) fn header(&self) -> Option<String> {
         (!self.cookies.is_empty()).then(|| {
             self.cookies
                 .iter()
@@ -367,7 +367,7 @@ impl Jar {
 }
 
 /// A visitor of the demo: a jar and the requests a browser with cookies on would make.
-pub struct Visitor<'a> {
+pub(crate) struct Visitor<'a> {
     /// The demo visited.
     pub demo: &'a Demo,
     /// The visitor's cookies.
@@ -376,7 +376,7 @@ pub struct Visitor<'a> {
 
 impl<'a> Visitor<'a> {
     /// A visitor with no cookies.
-    pub fn new(demo: &'a Demo) -> Self {
+    pub(crate) fn new(demo: &'a Demo) -> Self {
         Self {
             demo,
             jar: Jar::default(),
@@ -384,12 +384,12 @@ impl<'a> Visitor<'a> {
     }
 
     /// GET `path` with the jar's cookies; the jar takes the response's cookies.
-    pub fn get(&mut self, path: &str) -> HttpResponse {
+    pub(crate) fn get(&mut self, path: &str) -> HttpResponse {
         self.send("GET", path, None)
     }
 
     /// POST a form to `path`.
-    pub fn post(&mut self, path: &str, pairs: &[(&str, &str)]) -> HttpResponse {
+    pub(crate) fn post(&mut self, path: &str, pairs: &[(&str, &str)]) -> HttpResponse {
         let body = form(pairs);
         self.send("POST", path, Some(&body))
     }
@@ -407,14 +407,14 @@ impl<'a> Visitor<'a> {
     }
 
     /// The session cookie the visitor holds.
-    pub fn session_key(&self) -> Option<String> {
+    pub(crate) fn session_key(&self) -> Option<String> {
         self.jar.get("sessionid").map(str::to_owned)
     }
 }
 
 /// The text of the element with `id` in an HTML page (the demo writes each such element on
 /// one line), unescaped.
-pub fn element_text(html: &str, id: &str) -> Option<String> {
+pub(crate) fn element_text(html: &str, id: &str) -> Option<String> {
     let marker = format!("id=\"{id}\">");
     let start = html.find(&marker)? + marker.len();
     let end = html[start..].find("</")? + start;
@@ -430,6 +430,6 @@ fn unescape(text: &str) -> String {
 }
 
 /// A path made absolute against the working directory of the demo.
-pub fn in_dir(demo: &Demo, relative: &str) -> PathBuf {
+pub(crate) fn in_dir(demo: &Demo, relative: &str) -> PathBuf {
     demo.path().join(relative)
 }

@@ -21,14 +21,14 @@ use sessionkit_http::{SessionHandle, SessionLayer};
 use tower::ServiceExt;
 
 /// A well-formed key that no store holds.
-pub const UNKNOWN_KEY: &str = "unknownunknownunknownunknown1234";
+pub(crate) const UNKNOWN_KEY: &str = "unknownunknownunknownunknown1234";
 
 /// The secret both worlds use (only the cache engine is involved; nothing is compared encoded).
-pub const SECRET: &str = "sessionkit-http-parity-secret";
+pub(crate) const SECRET: &str = "sessionkit-http-parity-secret";
 
 /// One step of a view, in the JSON form `django_middleware.py` reads.
 #[derive(Debug, Clone)]
-pub enum Action {
+pub(crate) enum Action {
     /// `session.get(k)`; the value is reported in `reads`.
     Get(&'static str),
     /// `session[k] = v`.
@@ -68,7 +68,7 @@ impl Action {
 /// A request through the middleware: settings, the `Cookie` header (with `{existing}`,
 /// `{existing2}` and `{unknown}` placeholders), what the view does, and its response.
 #[derive(Debug, Clone)]
-pub struct Scenario {
+pub(crate) struct Scenario {
     /// Unique name, also the test's subject.
     pub name: &'static str,
     /// Django setting name → JSON value.
@@ -85,7 +85,7 @@ pub struct Scenario {
 
 impl Scenario {
     /// A 200 view that does nothing, with default settings and no cookie.
-    pub fn new(name: &'static str) -> Self {
+    pub(crate) fn new(name: &'static str) -> Self {
         Self {
             name,
             settings: Vec::new(),
@@ -97,31 +97,31 @@ impl Scenario {
     }
 
     /// With a setting.
-    pub fn setting(mut self, name: &'static str, value: Value) -> Self {
+    pub(crate) fn setting(mut self, name: &'static str, value: Value) -> Self {
         self.settings.push((name, value));
         self
     }
 
     /// With a `Cookie` header.
-    pub fn cookie(mut self, cookie: &'static str) -> Self {
+    pub(crate) fn cookie(mut self, cookie: &'static str) -> Self {
         self.cookie = Some(cookie);
         self
     }
 
     /// With a view step.
-    pub fn action(mut self, action: Action) -> Self {
+    pub(crate) fn action(mut self, action: Action) -> Self {
         self.actions.push(action);
         self
     }
 
     /// With a response status.
-    pub fn status(mut self, status: u16) -> Self {
+    pub(crate) fn status(mut self, status: u16) -> Self {
         self.status = status;
         self
     }
 
     /// With a `Vary` header from the view.
-    pub fn vary(mut self, vary: &'static str) -> Self {
+    pub(crate) fn vary(mut self, vary: &'static str) -> Self {
         self.vary = Some(vary);
         self
     }
@@ -145,7 +145,7 @@ impl Scenario {
 
 /// What a response looked like, with session keys replaced by placeholders.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// The scenario's name.
     pub name: String,
     /// The response status; `None` when Django's middleware raised.
@@ -165,7 +165,7 @@ pub struct Outcome {
 
 /// The frozen "now" of every scenario: the current second, so the stores (which judge expiry
 /// by the real clock) see live records.
-pub fn frozen_now() -> DateTime<Utc> {
+pub(crate) fn frozen_now() -> DateTime<Utc> {
     static NOW: OnceLock<DateTime<Utc>> = OnceLock::new();
     *NOW.get_or_init(|| {
         let now = Utc::now().timestamp();
@@ -174,7 +174,7 @@ pub fn frozen_now() -> DateTime<Utc> {
 }
 
 /// Real Django's outcome of every scenario, run once per test binary (one Python process).
-pub fn django_outcomes(scenarios: &[Scenario]) -> &'static HashMap<String, Outcome> {
+pub(crate) fn django_outcomes(scenarios: &[Scenario]) -> &'static HashMap<String, Outcome> {
     static OUTCOMES: OnceLock<HashMap<String, Outcome>> = OnceLock::new();
     OUTCOMES.get_or_init(|| {
         let input = json!({
@@ -203,7 +203,7 @@ pub fn django_outcomes(scenarios: &[Scenario]) -> &'static HashMap<String, Outco
 }
 
 /// Host settings for a scenario.
-pub fn settings_for(scenario_settings: &[(&'static str, Value)]) -> Settings {
+pub(crate) fn settings_for(scenario_settings: &[(&'static str, Value)]) -> Settings {
     let mut settings = Settings::new(SECRET);
     settings.session_engine = "cache".to_owned();
     for (name, value) in scenario_settings {
@@ -215,13 +215,13 @@ pub fn settings_for(scenario_settings: &[(&'static str, Value)]) -> Settings {
 }
 
 /// The `cache` engine plugin (in-process locmem) over `settings`, with time frozen.
-pub fn cache_engine(settings: &Settings) -> Engine {
+pub(crate) fn cache_engine(settings: &Settings) -> Engine {
     engine_named("cache", settings)
 }
 
 /// Engine `name`'s plugin from the test's plugin directory, with time frozen at
 /// [`frozen_now`].
-pub fn engine_named(name: &str, settings: &Settings) -> Engine {
+pub(crate) fn engine_named(name: &str, settings: &Settings) -> Engine {
     let library = sessionkit_testkit::engine_library(name);
     let engine = Engine::load(&library.to_string_lossy(), settings)
         .unwrap_or_else(|e| panic!("engine {name} loads from {}: {e}", library.display()));
@@ -229,7 +229,7 @@ pub fn engine_named(name: &str, settings: &Settings) -> Engine {
 }
 
 /// A stored session holding `{"seed": seed}`; returns its key.
-pub fn stored_session(engine: &Engine, seed: &str) -> String {
+pub(crate) fn stored_session(engine: &Engine, seed: &str) -> String {
     let mut session = engine.session(None);
     session.insert("seed", seed).expect("insert");
     session.save().expect("save");
@@ -293,14 +293,14 @@ async fn view(State(state): State<ViewState>, session: SessionHandle) -> impl In
 }
 
 /// Runs a scenario through our middleware on the `cache` engine.
-pub async fn run_ours(scenario: &Scenario) -> Outcome {
+pub(crate) async fn run_ours(scenario: &Scenario) -> Outcome {
     let settings = settings_for(&scenario.settings);
     let engine = cache_engine(&settings);
     run_ours_on(scenario, engine).await
 }
 
 /// Runs a scenario through our middleware on `engine`.
-pub async fn run_ours_on(scenario: &Scenario, engine: Engine) -> Outcome {
+pub(crate) async fn run_ours_on(scenario: &Scenario, engine: Engine) -> Outcome {
     let keys = [
         ("existing", stored_session(&engine, "one")),
         ("existing2", stored_session(&engine, "two")),
@@ -352,7 +352,7 @@ pub async fn run_ours_on(scenario: &Scenario, engine: Engine) -> Outcome {
 }
 
 /// Replaces the cookie value by its placeholder, like `normalise` in the Python script.
-pub fn normalise(header: &str, keys: &[(&str, String)]) -> String {
+pub(crate) fn normalise(header: &str, keys: &[(&str, String)]) -> String {
     let (name, rest) = header.split_once('=').expect("name=value");
     let (value, attributes) = match rest.find(';') {
         Some(i) => rest.split_at(i),
@@ -374,7 +374,7 @@ pub fn normalise(header: &str, keys: &[(&str, String)]) -> String {
 
 /// The attributes of a `Set-Cookie` value as (lower-case name → value), for order-free
 /// comparison; the first entry is the cookie's own name=value.
-pub fn attributes(set_cookie: &str) -> Vec<(String, String)> {
+pub(crate) fn attributes(set_cookie: &str) -> Vec<(String, String)> {
     let mut parts: Vec<(String, String)> = set_cookie
         .split(';')
         .map(str::trim)
