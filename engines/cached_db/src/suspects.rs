@@ -16,11 +16,11 @@ use std::{
 
 /// How many keys are remembered one by one; past this, every cache hit is distrusted for the
 /// rest of the process's life (a long outage under load: the database serves every read).
-pub const MAX_SUSPECTS: usize = 100_000;
+pub(crate) const MAX_SUSPECTS: usize = 100_000;
 
 /// Keys whose cache entry must not be served, each with the mark that put it there.
 #[derive(Debug, Default)]
-pub struct Suspects {
+pub(crate) struct Suspects {
     /// Key → the number of the failed removal that marked it (see [`Suspects::clear`]).
     keys: Mutex<HashMap<String, u64>>,
     /// Whether `keys` may be non-empty: the fast path of every cache hit reads only this.
@@ -33,11 +33,11 @@ pub struct Suspects {
 
 /// A key's mark as it was before a removal started ([`Suspects::mark_of`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mark(Option<u64>);
+pub(crate) struct Mark(Option<u64>);
 
 /// What [`Suspects::mark`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Marked {
+pub(crate) enum Marked {
     /// The key is remembered.
     Key,
     /// The list was full: from now on every cache hit is distrusted.
@@ -46,7 +46,7 @@ pub enum Marked {
 
 impl Suspects {
     /// Whether a cache hit for `key` must not be served.
-    pub fn distrusts(&self, key: &str) -> bool {
+    pub(crate) fn distrusts(&self, key: &str) -> bool {
         if self.overflowed.load(Ordering::Acquire) {
             return true;
         }
@@ -54,12 +54,12 @@ impl Suspects {
     }
 
     /// Whether every cache hit is distrusted (the list overflowed).
-    pub fn overflowed(&self) -> bool {
+    pub(crate) fn overflowed(&self) -> bool {
         self.overflowed.load(Ordering::Acquire)
     }
 
     /// Remembers that removing `key`'s cache entry failed.
-    pub fn mark(&self, key: &str) -> Marked {
+    pub(crate) fn mark(&self, key: &str) -> Marked {
         let mark = self.next_mark.fetch_add(1, Ordering::Relaxed);
         let mut keys = self.lock();
         if keys.len() >= MAX_SUSPECTS && !keys.contains_key(key) {
@@ -75,7 +75,7 @@ impl Suspects {
 
     /// `key`'s mark now, taken before a removal so [`clear`](Self::clear) can tell whether
     /// another failure marked it again meanwhile.
-    pub fn mark_of(&self, key: &str) -> Mark {
+    pub(crate) fn mark_of(&self, key: &str) -> Mark {
         if !self.any.load(Ordering::Acquire) {
             return Mark(None);
         }
@@ -84,7 +84,7 @@ impl Suspects {
 
     /// Forgets `key` after a removal of its entry succeeded, unless a failure since `before`
     /// marked it again (that failure may have left an entry the removal did not see).
-    pub fn clear(&self, key: &str, before: Mark) {
+    pub(crate) fn clear(&self, key: &str, before: Mark) {
         let Mark(Some(mark)) = before else {
             return;
         };

@@ -3,6 +3,9 @@
 //! which has a conditional save, so these tests do not wait for the SQL store's own; the
 //! cache is LocMem.
 
+// Test code: clippy's allow-unwrap-in-tests covers #[test] functions, not the helpers beside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::{

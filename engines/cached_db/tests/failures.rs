@@ -2,6 +2,9 @@
 //! database that can be switched off or made to report its row gone (a logout racing the
 //! call). Both wrap the real stores (LocMem, SQLite in memory).
 
+// Test code: clippy's allow-unwrap-in-tests covers #[test] functions, not the helpers beside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::{

@@ -8,6 +8,9 @@
 //! Timing: a request must end within 3 × the one timeout it may pay: the factor leaves room
 //! for a loaded 2-core CI machine, and the count of timeouts per request is the exact check.
 
+// Test code: clippy's allow-unwrap-in-tests covers #[test] functions, not the helpers beside them.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../../stores/cache/tests/common/mod.rs"]
 mod redis_common;
 

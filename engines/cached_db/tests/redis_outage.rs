@@ -5,6 +5,9 @@
 //! (killed after a `SAVE` and restarted from the dump, or stopped and continued), since that
 //! entry is the danger.
 
+// Test code: clippy's allow-unwrap-in-tests covers #[test] functions, not the helpers beside them.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../../stores/cache/tests/common/mod.rs"]
 mod redis_common;
 

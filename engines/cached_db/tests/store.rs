@@ -2,6 +2,9 @@
 //! locmem + SQLite always, Redis + SQLite and Redis + PostgreSQL when
 //! `SESSIONKIT_TEST_REDIS_URL` / `SESSIONKIT_TEST_POSTGRES_URL` are set.
 
+// Test code: clippy's allow-unwrap-in-tests covers #[test] functions, not the helpers beside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use sessionkit_sdk::{ErrorKind, SessionStore};

@@ -4,6 +4,9 @@
 //! The multi-process race re-runs this test binary as its child processes, each given the
 //! directory and the round count through the environment.
 
+// Test code: clippy's allow-unwrap-in-tests covers #[test] functions, not the helpers beside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::{

@@ -4,6 +4,9 @@
 //! The child processes are this test binary itself, re-run with an environment variable that
 //! turns one of its tests into the child's work.
 
+// Test code: clippy's allow-unwrap-in-tests covers #[test] functions, not the helpers beside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::{

@@ -1,5 +1,8 @@
 //! The engine as the host sees it: the built cdylib, loaded through its abi_stable root module.
 
+// Test code: clippy's allow-unwrap-in-tests covers #[test] functions, not the helpers beside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::{

@@ -6,6 +6,9 @@
 //! The default directory lives in the system temp dir, which only the environment (`TMPDIR`)
 //! moves; the tests that need it run as child processes of this test binary with their own
 //! `TMPDIR` and umask, so they never touch the real temp dir or the umask of other tests.
+
+// Test code: clippy's allow-unwrap-in-tests covers #[test] functions, not the helpers beside them.
+#![allow(clippy::unwrap_used)]
 #![cfg(unix)]
 
 mod common;

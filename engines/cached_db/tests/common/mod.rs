@@ -14,7 +14,7 @@ use sessionkit_engine_cached_db::{CachedDbConfig, CachedDbStore};
 use sessionkit_sdk::{SessionRecord, SessionWrite, Timestamp};
 
 /// A session write for `key` expiring `secs` seconds from now.
-pub fn write(key: &str, data: &str, secs: i64) -> SessionWrite {
+pub(crate) fn write(key: &str, data: &str, secs: i64) -> SessionWrite {
     SessionWrite::new(
         SessionRecord::new(
             key,
@@ -26,7 +26,7 @@ pub fn write(key: &str, data: &str, secs: i64) -> SessionWrite {
 }
 
 /// One cache/database pairing.
-pub struct Target {
+pub(crate) struct Target {
     /// `locmem+sqlite`, `redis+sqlite`, `redis+postgres`.
     pub label: &'static str,
     pub store: CachedDbStore,
@@ -56,7 +56,7 @@ impl Drop for Cleanup {
 /// Every pairing available here: locmem + SQLite always; Redis + SQLite with
 /// `SESSIONKIT_TEST_REDIS_URL`; Redis + PostgreSQL with both server variables (each missing
 /// variable prints "skipped: …").
-pub fn targets(name: &str) -> Vec<Target> {
+pub(crate) fn targets(name: &str) -> Vec<Target> {
     let mut targets = vec![open("locmem+sqlite", name, None, None)];
     let redis = sessionkit_testkit::redis_url();
     if let Some(redis) = &redis {
@@ -142,7 +142,7 @@ fn delete_prefix(url: &str, prefix: &str) {
 }
 
 /// Runs `call` with a subscriber that records every log line, and returns them.
-pub fn capture_logs<T>(call: impl FnOnce() -> T) -> (T, String) {
+pub(crate) fn capture_logs<T>(call: impl FnOnce() -> T) -> (T, String) {
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
     impl Write for Buffer {

@@ -20,16 +20,16 @@ use sessionkit_sdk::{SessionRecord, SessionWrite};
 use tempfile::TempDir;
 
 /// The secret every test store signs with.
-pub const SECRET: &str = "file-engine-test-secret-key";
+pub(crate) const SECRET: &str = "file-engine-test-secret-key";
 
 /// Builds what the host hands the engine: signed data, plain JSON, `expire_date`.
-pub struct Writer {
+pub(crate) struct Writer {
     pub codec: SessionCodec,
     pub cookie_age: i64,
 }
 
 impl Writer {
-    pub fn new(cookie_age: i64) -> Self {
+    pub(crate) fn new(cookie_age: i64) -> Self {
         Self {
             codec: SessionCodec::new(SESSION_STORE_SALT, SECRET.as_bytes(), &[]),
             cookie_age,
@@ -38,12 +38,12 @@ impl Writer {
 
     /// What the host hands `create`/`save` for `session` saved now: signed data, plain JSON
     /// and `expire_date = get_expiry_date()`.
-    pub fn write(&self, key: &str, session: Value) -> SessionWrite {
+    pub(crate) fn write(&self, key: &str, session: Value) -> SessionWrite {
         self.write_at(key, session, Utc::now())
     }
 
     /// The same, saved at `now`.
-    pub fn write_at(&self, key: &str, session: Value, now: DateTime<Utc>) -> SessionWrite {
+    pub(crate) fn write_at(&self, key: &str, session: Value, now: DateTime<Utc>) -> SessionWrite {
         let map: SessionMap = session.as_object().expect("a JSON object").clone();
         let encoded = self.codec.encode(&map, now.timestamp()).expect("encode");
         let expire = expiry::expiry_date(now, map.get(EXPIRY_KEY), self.cookie_age);
@@ -56,7 +56,7 @@ impl Writer {
     }
 
     /// The signed data string for `session`.
-    pub fn encode(&self, session: Value) -> String {
+    pub(crate) fn encode(&self, session: Value) -> String {
         let map: SessionMap = session.as_object().expect("a JSON object").clone();
         self.codec
             .encode(&map, Utc::now().timestamp())
@@ -64,7 +64,7 @@ impl Writer {
             .session_data
     }
 
-    pub fn decode(&self, record: &SessionRecord) -> SessionMap {
+    pub(crate) fn decode(&self, record: &SessionRecord) -> SessionMap {
         self.codec
             .decode(record.session_data.as_str(), None, Utc::now().timestamp())
             .expect("stored data decodes")
@@ -72,7 +72,7 @@ impl Writer {
 }
 
 /// A store in a fresh private directory, plus what the host would write with it.
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub dir: TempDir,
     pub store: FileStore,
     pub writer: Writer,
@@ -80,11 +80,11 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with(|config| config)
     }
 
-    pub fn with(adjust: impl FnOnce(FileConfig) -> FileConfig) -> Self {
+    pub(crate) fn with(adjust: impl FnOnce(FileConfig) -> FileConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = adjust(FileConfig::new(dir.path(), SECRET));
         let cookie_age = config.cookie_age();
@@ -97,34 +97,34 @@ impl Fixture {
         }
     }
 
-    pub fn write(&self, key: &str, session: Value) -> SessionWrite {
+    pub(crate) fn write(&self, key: &str, session: Value) -> SessionWrite {
         self.writer.write(key, session)
     }
 
-    pub fn write_at(&self, key: &str, session: Value, now: DateTime<Utc>) -> SessionWrite {
+    pub(crate) fn write_at(&self, key: &str, session: Value, now: DateTime<Utc>) -> SessionWrite {
         self.writer.write_at(key, session, now)
     }
 
-    pub fn encode(&self, session: Value) -> String {
+    pub(crate) fn encode(&self, session: Value) -> String {
         self.writer.encode(session)
     }
 
-    pub fn decode(&self, record: &SessionRecord) -> SessionMap {
+    pub(crate) fn decode(&self, record: &SessionRecord) -> SessionMap {
         self.writer.decode(record)
     }
 
-    pub fn path(&self, key: &str) -> PathBuf {
+    pub(crate) fn path(&self, key: &str) -> PathBuf {
         self.dir.path().join(format!("sessionid{key}"))
     }
 
     /// Puts `contents` in the session file of `key` directly (as Django, or a crash, would).
-    pub fn plant(&self, key: &str, contents: &[u8]) -> PathBuf {
+    pub(crate) fn plant(&self, key: &str, contents: &[u8]) -> PathBuf {
         let path = self.path(key);
         fs::write(&path, contents).expect("write file");
         path
     }
 
-    pub fn age_file(&self, path: &std::path::Path, by: Duration) {
+    pub(crate) fn age_file(&self, path: &std::path::Path, by: Duration) {
         let file = fs::File::options()
             .write(true)
             .open(path)
@@ -133,7 +133,7 @@ impl Fixture {
             .expect("set mtime");
     }
 
-    pub fn set_mtime(&self, path: &std::path::Path, to: SystemTime) {
+    pub(crate) fn set_mtime(&self, path: &std::path::Path, to: SystemTime) {
         let file = fs::File::options()
             .write(true)
             .open(path)
@@ -142,7 +142,7 @@ impl Fixture {
     }
 
     /// The directory's entries, sorted.
-    pub fn entries(&self) -> Vec<String> {
+    pub(crate) fn entries(&self) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(self.dir.path())
             .expect("list dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -153,7 +153,7 @@ impl Fixture {
 }
 
 /// A record write with explicit parts.
-pub fn write_of(key: &str, data: &str, json: &str, expire_micros: i64) -> SessionWrite {
+pub(crate) fn write_of(key: &str, data: &str, json: &str, expire_micros: i64) -> SessionWrite {
     SessionWrite::new(
         SessionRecord::new(
             key,
@@ -165,15 +165,15 @@ pub fn write_of(key: &str, data: &str, json: &str, expire_micros: i64) -> Sessio
 }
 
 /// A valid 32-character key, distinct per `n`.
-pub fn key(n: u64) -> String {
+pub(crate) fn key(n: u64) -> String {
     format!("k{n:0>31}")
 }
 
-pub fn mtime(path: &std::path::Path) -> SystemTime {
+pub(crate) fn mtime(path: &std::path::Path) -> SystemTime {
     fs::metadata(path).expect("stat").modified().expect("mtime")
 }
 
 /// A file's modification time as the engine reads it (UTC, whole microseconds).
-pub fn mtime_utc(path: &std::path::Path) -> DateTime<Utc> {
+pub(crate) fn mtime_utc(path: &std::path::Path) -> DateTime<Utc> {
     sessionkit_codec::time::to_datetime(from_datetime(DateTime::<Utc>::from(mtime(path))))
 }

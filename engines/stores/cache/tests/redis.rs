@@ -2,6 +2,9 @@
 //! `SESSIONKIT_TEST_REDIS_URL`, each test under a random `KEY_PREFIX` that is removed afterwards
 //! (never a FLUSHDB). Every test prints "skipped: …" and passes when the variable is unset.
 
+// Test code: clippy's allow-unwrap-in-tests covers #[test] functions, not the helpers beside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::{

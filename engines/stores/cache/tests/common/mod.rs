@@ -18,7 +18,7 @@ use sessionkit_cache::{
 use sessionkit_sdk::{SessionRecord, SessionWrite, Timestamp};
 
 /// A session write for `key` expiring `secs` seconds from now.
-pub fn write(key: &str, data: &str, secs: i64) -> SessionWrite {
+pub(crate) fn write(key: &str, data: &str, secs: i64) -> SessionWrite {
     SessionWrite::new(
         SessionRecord::new(
             key,
@@ -30,7 +30,7 @@ pub fn write(key: &str, data: &str, secs: i64) -> SessionWrite {
 }
 
 /// Options for the outage tests: every timeout `timeout`, four connections.
-pub fn short_timeouts(timeout: Duration) -> RedisOptions {
+pub(crate) fn short_timeouts(timeout: Duration) -> RedisOptions {
     RedisOptions {
         connect_timeout: timeout,
         socket_timeout: timeout,
@@ -40,7 +40,7 @@ pub fn short_timeouts(timeout: Duration) -> RedisOptions {
 }
 
 /// A store on a Redis server under `key_prefix`, with its backend for raw commands.
-pub fn store_on(
+pub(crate) fn store_on(
     url: &str,
     key_prefix: &str,
     options: RedisOptions,
@@ -57,14 +57,14 @@ pub fn store_on(
 
 /// A random `KEY_PREFIX` for one test on the shared server; [`SharedPrefix`]'s drop deletes
 /// every key under it.
-pub struct SharedPrefix {
+pub(crate) struct SharedPrefix {
     pub url: String,
     pub prefix: String,
 }
 
 impl SharedPrefix {
     /// `None` (after printing why) when `SESSIONKIT_TEST_REDIS_URL` is not set.
-    pub fn new() -> Option<Self> {
+    pub(crate) fn new() -> Option<Self> {
         let url = sessionkit_testkit::redis_url()?;
         let prefix = sessionkit_testkit::unique_prefix()
             .trim_end_matches(':')
@@ -73,7 +73,7 @@ impl SharedPrefix {
     }
 
     /// The store and backend for this prefix, with default options.
-    pub fn store(&self) -> (CacheStore<Arc<RedisBackend>>, Arc<RedisBackend>) {
+    pub(crate) fn store(&self) -> (CacheStore<Arc<RedisBackend>>, Arc<RedisBackend>) {
         store_on(&self.url, &self.prefix, RedisOptions::default())
     }
 }
@@ -106,7 +106,7 @@ impl Drop for SharedPrefix {
 
 /// A `redis-server` of this test's own, on a free loopback port, without persistence, in a
 /// temporary directory. Killed when dropped. Never the shared server on 6379.
-pub struct PrivateRedis {
+pub(crate) struct PrivateRedis {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
@@ -115,7 +115,7 @@ pub struct PrivateRedis {
 
 impl PrivateRedis {
     /// Starts one, or returns `None` after printing why (no `redis-server` on `PATH`).
-    pub fn start() -> Option<Self> {
+    pub(crate) fn start() -> Option<Self> {
         if Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -145,12 +145,12 @@ impl PrivateRedis {
     }
 
     /// `redis://127.0.0.1:<port>/0`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
     /// `unix://<socket path>?db=0`: the same server through its Unix socket.
-    pub fn unix_url(&self) -> String {
+    pub(crate) fn unix_url(&self) -> String {
         format!(
             "unix://{}?db=0",
             self.socket_dir.path().join("redis.sock").display()
@@ -158,22 +158,22 @@ impl PrivateRedis {
     }
 
     /// The loopback port it listens on.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// The server's directory (`--dir`).
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
 
     /// The server process's id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().expect("the server is running").id()
     }
 
     /// Kills the server (SIGKILL) and waits for it to exit.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -181,7 +181,7 @@ impl PrivateRedis {
     }
 
     /// Sends `signal` (`STOP`, `CONT`) to the server process.
-    pub fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(self.pid().to_string())
@@ -191,7 +191,7 @@ impl PrivateRedis {
     }
 
     /// Starts the server again on the same port and waits until it answers PING.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -210,7 +210,7 @@ impl PrivateRedis {
     }
 
     /// A command on a fresh connection of its own (admin commands: CONFIG, REPLICAOF, …).
-    pub fn admin<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+    pub(crate) fn admin<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
         let client = redis::Client::open(self.url()).expect("valid URL");
         let mut con = client
             .get_connection_with_timeout(Duration::from_secs(5))
@@ -258,7 +258,7 @@ fn free_port() -> u16 {
 
 /// Runs `call` on another thread and returns its result, failing the test only if it has not
 /// returned within `watchdog` (a hang). Never a timing assertion on how fast it was.
-pub fn within<T: Send + 'static>(
+pub(crate) fn within<T: Send + 'static>(
     watchdog: Duration,
     call: impl FnOnce() -> T + Send + 'static,
 ) -> T {
