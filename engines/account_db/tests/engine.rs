@@ -194,6 +194,7 @@ fn info_describes_the_account_db_engine() {
             | Capabilities::PERSISTENT
             | Capabilities::SHARED_BETWEEN_PROCESSES
             | Capabilities::ACCOUNT_INDEX
+            | Capabilities::CONDITIONAL_SAVE
     );
     assert!(!info.capabilities.contains(Capabilities::EXPIRES_BY_ITSELF));
     assert_eq!(info.key_format, KeyFormat::DjangoSessionKey);

@@ -91,6 +91,7 @@ fn info_describes_the_db_engine() {
             | Capabilities::CLEAR_EXPIRED
             | Capabilities::PERSISTENT
             | Capabilities::SHARED_BETWEEN_PROCESSES
+            | Capabilities::CONDITIONAL_SAVE
     );
     assert!(!info.capabilities.contains(Capabilities::ACCOUNT_INDEX));
     assert_eq!(info.key_format, KeyFormat::DjangoSessionKey);

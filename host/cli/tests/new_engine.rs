@@ -181,7 +181,9 @@ fn new_engine_loads_by_path_beside_a_bundled_engine_and_keeps_its_own_sessions()
     );
     assert_eq!(
         acme.capabilities(),
-        Capabilities::SERVER_SIDE_INVALIDATION | Capabilities::CLEAR_EXPIRED
+        Capabilities::SERVER_SIDE_INVALIDATION
+            | Capabilities::CLEAR_EXPIRED
+            | Capabilities::CONDITIONAL_SAVE
     );
     assert_eq!(cache.description().name, "cache");
 
@@ -317,7 +319,7 @@ fn engine_dropped_into_the_engine_path_is_listed_and_resolves_by_short_name() {
         "{line}"
     );
     assert!(
-        line.contains("capabilities [server_side_invalidation, clear_expired]"),
+        line.contains("capabilities [server_side_invalidation, clear_expired, conditional_save]"),
         "{line}"
     );
     // The bundled engines beside the binary are still listed.
