@@ -11,14 +11,9 @@ mod common;
 
 use std::{
     env, fs,
-    io::{BufRead, BufReader},
     path::Path,
     process::{Command, Stdio},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    thread,
+    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -83,7 +78,8 @@ fn kill_9_during_saves_loses_no_acknowledged_write_and_tears_nothing() {
             .create(fixture.write(&key(1), json!({"n": 0})))
             .unwrap();
 
-        let mut child = Command::new(env::current_exe().unwrap())
+        let mut child = Command::new(env::current_exe().unwrap());
+        child
             .args([
                 "child_process_work",
                 "--exact",
@@ -91,34 +87,11 @@ fn kill_9_during_saves_loses_no_acknowledged_write_and_tears_nothing() {
                 "--test-threads=1",
             ])
             .env(CHILD_DIR, fixture.dir.path())
-            .env(CHILD_WORK, "save-loop")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let acked = Arc::new(AtomicU64::new(0));
-        let reader = {
-            let stdout = child.stdout.take().unwrap();
-            let acked = acked.clone();
-            thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    // libtest may print "test child_process_work ... " before the first ack on
-                    // the same line.
-                    let ack = line.rfind("ack ").map(|at| &line[at + 4..]);
-                    if let Some(n) = ack.and_then(|n| n.trim().parse().ok()) {
-                        acked.store(n, Ordering::SeqCst);
-                    }
-                }
-            })
-        };
-        thread::sleep(Duration::from_millis(pseudo_random_between(
-            5, 500, iteration,
-        )));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        reader.join().unwrap();
-        let acked = acked.load(Ordering::SeqCst);
+            .env(CHILD_WORK, "save-loop");
+        let acked = sessionkit_testkit::kill_after(
+            child,
+            Duration::from_millis(pseudo_random_between(5, 500, iteration)),
+        );
         acked_per_kill.push(acked);
 
         // The store reopens, and every session file decodes (or is an empty placeholder).

@@ -478,6 +478,45 @@ fn target_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| format!("cannot find the target dir above {}", deps.display()))
 }
 
+/// Runs `child` (a test binary re-run as a writer that prints `ack N` after each write it made
+/// durable), kills it with SIGKILL after `after`, and returns the last `N` it acknowledged (0 if
+/// none): the crash tests then check that every acknowledged write survived.
+///
+/// # Panics
+///
+/// When the child cannot be started or reaped (a test failure).
+pub fn kill_after(mut child: std::process::Command, after: std::time::Duration) -> u64 {
+    use std::io::BufRead as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let mut child = child
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the writer process starts");
+    let acked = std::sync::Arc::new(AtomicU64::new(0));
+    let reader = {
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let acked = acked.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // libtest may print "test child_process_work ... " before the first ack on the
+                // same line.
+                let ack = line.rfind("ack ").map(|at| &line[at + 4..]);
+                if let Some(n) = ack.and_then(|n| n.trim().parse().ok()) {
+                    acked.store(n, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    std::thread::sleep(after);
+    child.kill().expect("SIGKILL the writer");
+    child.wait().expect("reap the writer");
+    reader.join().expect("the ack reader");
+    acked.load(Ordering::SeqCst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

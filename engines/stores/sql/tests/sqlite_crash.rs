@@ -8,18 +8,7 @@
 // Test code: clippy's allow-unwrap-in-tests covers #[test] functions, not the helpers beside them.
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    env,
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Command, Stdio},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    thread,
-    time::Duration,
-};
+use std::{env, path::Path, process::Command, time::Duration};
 
 use sessionkit_sdk::{SessionRecord, SessionStore, SessionWrite, Timestamp};
 use sessionkit_sql::{DatabaseUrl, SqlStore, SqlStoreOptions};
@@ -76,38 +65,20 @@ fn kill_9_during_saves_loses_no_acknowledged_write_and_leaves_an_intact_database
         let db = dir.path().join("sessions.sqlite3");
         store(&db).create(write(0)).unwrap();
 
-        let mut child = Command::new(env::current_exe().unwrap())
+        let mut child = Command::new(env::current_exe().unwrap());
+        child
             .args([
                 "child_process_work",
                 "--exact",
                 "--nocapture",
                 "--test-threads=1",
             ])
-            .env(CHILD_DB, &db)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let acked = Arc::new(AtomicU64::new(0));
-        let reader = {
-            let stdout = child.stdout.take().unwrap();
-            let acked = acked.clone();
-            thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    let ack = line.rfind("ack ").map(|at| &line[at + 4..]);
-                    if let Some(n) = ack.and_then(|n| n.trim().parse().ok()) {
-                        acked.store(n, Ordering::SeqCst);
-                    }
-                }
-            })
-        };
+            .env(CHILD_DB, &db);
         // Somewhere between the child's start and a few dozen fsyncs in.
-        thread::sleep(Duration::from_millis(50 + (iteration * 7919) % 450));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        reader.join().unwrap();
-        let acked = acked.load(Ordering::SeqCst);
+        let acked = sessionkit_testkit::kill_after(
+            child,
+            Duration::from_millis(50 + (iteration * 7919) % 450),
+        );
         acked_per_kill.push(acked);
 
         let check = rusqlite::Connection::open(&db).unwrap();
