@@ -1257,10 +1257,9 @@ impl Session {
             }
         };
         let value = run(self.data()?.get(key));
-        if let Some(Err(_)) = &*outcome.lock() {
-            return Err(take_atomic_outcome(&outcome)
-                .err()
-                .unwrap_or(Error::SessionInterrupted));
+        let failed = outcome.lock().take_if(|result| result.is_err());
+        if let Some(Err(error)) = failed {
+            return Err(error);
         }
         self.data_mut()?.insert(key.to_owned(), value);
         self.modified = true;

@@ -165,3 +165,16 @@ fn a_merge_replays_removals_and_clear() {
         json!({"only": true})
     );
 }
+
+#[test]
+fn an_atomic_update_of_a_value_of_another_type_is_a_type_error_and_changes_nothing() {
+    let engine = engine_with(ConcurrentWrites::Merge);
+    let mut session = engine.session(None);
+    session.insert("counter", "not a number").unwrap();
+    let result = session.atomic_update("counter", |n: Option<u64>| n.unwrap_or(0) + 1);
+    assert!(matches!(result, Err(Error::Type(_))), "{result:?}");
+    assert_eq!(
+        session.get::<String>("counter").unwrap().as_deref(),
+        Some("not a number")
+    );
+}
