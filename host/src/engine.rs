@@ -454,13 +454,7 @@ impl Engine {
         let stored = if must_create {
             self.shared.store.create(write)
         } else {
-            self.shared
-                .store
-                .save(write)
-                .map_err(|error| match error.kind() {
-                    Some(ErrorKind::NotFound) => Error::SessionInterrupted,
-                    _ => error,
-                })
+            self.shared.store.save(write).map_err(interrupted_if_gone)
         }?;
         self.remember(pending);
         Ok(stored)
@@ -486,10 +480,7 @@ impl Engine {
             .shared
             .store
             .save_if_unchanged(pending.to_write(key), expected)
-            .map_err(|error| match error.kind() {
-                Some(ErrorKind::NotFound) => Error::SessionInterrupted,
-                _ => error,
-            })?;
+            .map_err(interrupted_if_gone)?;
         if let ConditionalSave::Saved(_) = outcome {
             self.remember(pending);
         }
@@ -571,5 +562,14 @@ impl PendingWrite {
             },
             session_json: RString::from(self.encoded.session_json.as_str()),
         }
+    }
+}
+
+/// An update that found its session gone is Django's `SessionInterrupted` (a logout in another
+/// request); every other failure stays as it is.
+fn interrupted_if_gone(error: Error) -> Error {
+    match error.kind() {
+        Some(ErrorKind::NotFound) => Error::SessionInterrupted,
+        _ => error,
     }
 }
