@@ -7,7 +7,7 @@ use abi_stable::std_types::RString;
 use sessionkit_codec::{
     SessionMap,
     expiry::{Clock, EXPIRY_KEY, SystemClock, expiry_date},
-    signing::{DecodeError, Encoded, SessionCodec, payload_segment},
+    signing::{DecodeError, Encoded, SessionCodec, decode_unsigned, payload_segment},
     time::from_datetime,
 };
 use sessionkit_sdk::{
@@ -369,8 +369,17 @@ impl Engine {
     }
 
     /// Decodes stored `session_data` (no `max_age`), through the memo when the engine has one.
+    ///
+    /// For an engine with [`Capabilities::DECODED_DATA`], data beginning with `{` is the
+    /// session dict itself (what Django's cache backends store) and is parsed, not verified;
+    /// for every other engine such data is unsigned and fails like any bad signature.
     pub(crate) fn decode_stored(&self, session_data: &str) -> Result<Decoded, DecodeError> {
         let decode = || {
+            if session_data.starts_with('{')
+                && self.capabilities().contains(Capabilities::DECODED_DATA)
+            {
+                return decode_unsigned(session_data).map(Decoded::from_decode);
+            }
             self.shared
                 .codec
                 .decode(session_data, None, self.clock.now_utc().timestamp())

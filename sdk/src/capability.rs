@@ -38,6 +38,14 @@ impl Capabilities {
     /// session instead of losing all but the last one's writes.
     pub const CONDITIONAL_SAVE: Self = Self::from_bits(1 << 7);
 
+    /// A `load` may hand back the session dictionary itself instead of signed data: a
+    /// `session_data` that begins with `{` is the session as compact JSON, because the store
+    /// keeps the dict as Django's cache backends do (pickled, unsigned: Django trusts its cache,
+    /// and so does the host, for this engine only). Writes still carry both forms
+    /// (`SessionWrite::record.session_data` signed, `SessionWrite::session_json` the dict), and
+    /// a conditional save's `expected_data` is whichever form the load returned.
+    pub const DECODED_DATA: Self = Self::from_bits(1 << 8);
+
     /// No capability at all.
     pub const NONE: Self = Self::from_bits(0);
 
@@ -57,7 +65,7 @@ impl Capabilities {
     }
 
     /// Each known capability with its name, for listings.
-    pub const ALL_NAMED: [(Self, &'static str); 8] = [
+    pub const ALL_NAMED: [(Self, &'static str); 9] = [
         (Self::SERVER_SIDE_INVALIDATION, "server_side_invalidation"),
         (Self::CLEAR_EXPIRED, "clear_expired"),
         (Self::EXPIRES_BY_ITSELF, "expires_by_itself"),
@@ -66,6 +74,7 @@ impl Capabilities {
         (Self::ACCOUNT_INDEX, "account_index"),
         (Self::NON_BLOCKING, "non_blocking"),
         (Self::CONDITIONAL_SAVE, "conditional_save"),
+        (Self::DECODED_DATA, "decoded_data"),
     ];
 
     /// The names of the known capabilities in this set.

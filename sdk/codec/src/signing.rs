@@ -481,6 +481,22 @@ fn with_inflated<R>(
 
 const B62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/// Parses a session dict kept unsigned, as Django's cache backends keep it (a store whose
+/// engine declares `DECODED_DATA`): the same JSON rules as a signed payload, no signature.
+///
+/// # Errors
+///
+/// [`DecodeError::Malformed`] for text that is not JSON, [`DecodeError::NotAnObject`] for JSON
+/// that is not an object.
+pub fn decode_unsigned(session_json: &str) -> Result<SessionMap, DecodeError> {
+    match parse_python_json(session_json.as_bytes())
+        .map_err(|e| DecodeError::Malformed(format!("unsigned session is not JSON: {e}")))?
+    {
+        Value::Object(map) => Ok(map),
+        _ => Err(DecodeError::NotAnObject),
+    }
+}
+
 /// The signing time (Unix seconds) written in `session_data`, WITHOUT verifying the signature.
 ///
 /// For engines that must say when a signed payload expires (signed cookies) before the host
