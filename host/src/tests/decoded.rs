@@ -1,7 +1,6 @@
 //! `DECODED_DATA`: an engine whose store keeps Django's unsigned session dict (the cache
 //! backends' pickles) hands it back as JSON text, and only such an engine is trusted with it.
 
-
 use serde_json::json;
 use sessionkit_sdk::{Capabilities, EngineInfo, SessionRecord, Timestamp, store::FfiAdapter};
 
