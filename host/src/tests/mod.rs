@@ -6,6 +6,7 @@ mod logs;
 mod memo;
 mod memory;
 mod merge;
+mod observe;
 mod session;
 mod signed;
 mod store;
