@@ -66,23 +66,25 @@ pub fn connect(config: &CacheConfig, clock: Arc<dyn Clock>) -> Result<DynBackend
             let cluster = ClusterOptions {
                 read_from_replicas: config.redis_topology.read_from_replicas.unwrap_or(false),
             };
-            let backend = RedisBackend::open_cluster(location, config.redis, cluster).map_err(
-                |reason| ConfigError::BadRedisUrl {
-                    alias: config.alias.clone(),
-                    location: location.redacted(),
-                    reason,
-                },
-            )?;
+            let backend =
+                RedisBackend::open_cluster(location, config.redis, cluster).map_err(|reason| {
+                    ConfigError::BadRedisUrl {
+                        alias: config.alias.clone(),
+                        location: location.redacted(),
+                        reason,
+                    }
+                })?;
             Ok(Arc::new(backend))
         }
         Location::RedisSentinel(location) => {
-            let backend = RedisBackend::open_sentinel(location, config.redis).map_err(|reason| {
-                ConfigError::BadRedisUrl {
-                    alias: config.alias.clone(),
-                    location: location.redacted(),
-                    reason,
-                }
-            })?;
+            let backend =
+                RedisBackend::open_sentinel(location, config.redis).map_err(|reason| {
+                    ConfigError::BadRedisUrl {
+                        alias: config.alias.clone(),
+                        location: location.redacted(),
+                        reason,
+                    }
+                })?;
             Ok(Arc::new(backend))
         }
     }

@@ -188,7 +188,10 @@ impl RedisBackend {
     /// # Errors
     ///
     /// The reason the location is not usable (without the password).
-    pub fn open_sentinel(location: &SentinelLocation, options: RedisOptions) -> Result<Self, String> {
+    pub fn open_sentinel(
+        location: &SentinelLocation,
+        options: RedisOptions,
+    ) -> Result<Self, String> {
         if options.max_connections == 0 {
             return Err("max_connections must be at least 1".to_owned());
         }
@@ -421,13 +424,15 @@ impl RedisBackend {
                     },
                 }),
             Target::Sentinel(sentinel) => {
-                let master = sentinel.resolve_master(&self.options).map_err(|reason| Failure {
-                    error: CacheError::Unavailable(format!(
-                        "no Sentinel at {} named a reachable master: {reason}",
-                        self.url
-                    )),
-                    outcome: Outcome::Failed,
-                })?;
+                let master = sentinel
+                    .resolve_master(&self.options)
+                    .map_err(|reason| Failure {
+                        error: CacheError::Unavailable(format!(
+                            "no Sentinel at {} named a reachable master: {reason}",
+                            self.url
+                        )),
+                        outcome: Outcome::Failed,
+                    })?;
                 let mut connection = self.connect_server(&master.client, master.db, &self.url)?;
                 match crate::redis_sentinel::is_master(&mut connection) {
                     Ok(true) => Ok(RedisConnection::Server(connection)),
@@ -482,11 +487,7 @@ impl RedisBackend {
             connection
                 .set_read_timeout(Some(left))
                 .and_then(|()| connection.set_write_timeout(Some(left)))
-                .and_then(|()| {
-                    redis::cmd("SELECT")
-                        .arg(db)
-                        .query::<()>(&mut connection)
-                })
+                .and_then(|()| redis::cmd("SELECT").arg(db).query::<()>(&mut connection))
                 .map_err(|error| {
                     if is_timeout(&error) {
                         timed_out()
@@ -622,9 +623,7 @@ impl Target {
         match self {
             Self::Server { .. } => reused && error.is_connection_dropped(),
             Self::Cluster(_) => reused && !is_error_reply(error),
-            Self::Sentinel(_) => {
-                (reused && error.is_connection_dropped()) || self.abandons(error)
-            }
+            Self::Sentinel(_) => (reused && error.is_connection_dropped()) || self.abandons(error),
         }
     }
 

@@ -60,7 +60,11 @@ impl ClusterTarget {
         options: &RedisOptions,
         cluster: ClusterOptions,
     ) -> Result<Self, String> {
-        if location.seeds().iter().any(|seed| seed.starts_with("rediss://")) {
+        if location
+            .seeds()
+            .iter()
+            .any(|seed| seed.starts_with("rediss://"))
+        {
             // redis's rustls needs a process-wide crypto provider; ring is the one built in.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }

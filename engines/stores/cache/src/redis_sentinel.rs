@@ -97,13 +97,15 @@ fn ask(
 pub(crate) fn is_master(connection: &mut Connection) -> redis::RedisResult<bool> {
     let role: Value = redis::cmd("ROLE").query(connection)?;
     Ok(match role {
-        Value::Array(parts) => matches!(
-            parts.first(),
-            Some(Value::BulkString(name)) if name.as_slice() == b"master"
-        ) || matches!(
-            parts.first(),
-            Some(Value::SimpleString(name)) if name == "master"
-        ),
+        Value::Array(parts) => {
+            matches!(
+                parts.first(),
+                Some(Value::BulkString(name)) if name.as_slice() == b"master"
+            ) || matches!(
+                parts.first(),
+                Some(Value::SimpleString(name)) if name == "master"
+            )
+        }
         _ => false,
     })
 }

@@ -180,7 +180,10 @@ impl ClusterLocation {
             .hosts
             .iter()
             .map(|(host, port)| {
-                format!("{scheme}://{credentials}{}/0{query}", authority(host, *port))
+                format!(
+                    "{scheme}://{credentials}{}/0{query}",
+                    authority(host, *port)
+                )
             })
             .collect();
         Ok(Self {
@@ -353,7 +356,11 @@ pub struct RedisReplicas {
 impl RedisReplicas {
     /// The list form: `primary` takes the writes; `replicas` serve reads when
     /// `read_from_replicas` (Django's behaviour), else stand by.
-    pub fn new(primary: RedisBackend, replicas: Vec<RedisBackend>, read_from_replicas: bool) -> Self {
+    pub fn new(
+        primary: RedisBackend,
+        replicas: Vec<RedisBackend>,
+        read_from_replicas: bool,
+    ) -> Self {
         Self {
             primary,
             replicas,
@@ -400,7 +407,11 @@ impl fmt::Debug for RedisReplicas {
             .field("primary", &self.primary.url())
             .field(
                 "replicas",
-                &self.replicas.iter().map(RedisBackend::url).collect::<Vec<_>>(),
+                &self
+                    .replicas
+                    .iter()
+                    .map(RedisBackend::url)
+                    .collect::<Vec<_>>(),
             )
             .field("read_from_replicas", &self.read_from_replicas)
             .finish()
