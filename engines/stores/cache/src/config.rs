@@ -819,6 +819,86 @@ mod tests {
     }
 
     #[test]
+    fn cluster_and_sentinel_locations_are_parsed_whole_despite_their_commas() {
+        let cluster = parse(json!({"CACHES": {"default": {
+            "BACKEND": REDIS_BACKEND,
+            "LOCATION": "redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7000",
+            "OPTIONS": {"socket_timeout": 0.5, "read_from_replicas": true}
+        }}}))
+        .unwrap();
+        match &cluster.location {
+            Location::RedisCluster(location) => assert_eq!(location.seeds().len(), 2),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(cluster.redis.socket_timeout, Duration::from_millis(500));
+        assert_eq!(cluster.redis_topology.read_from_replicas, Some(true));
+        let debug = format!("{cluster:?}");
+        assert!(!debug.contains(":pw@"), "{debug}");
+
+        let sentinel = parse(json!({"CACHES": {"default": {
+            "LOCATION": "redis+sentinel://s1:26379,s2:26379/mymaster/1"
+        }}}))
+        .unwrap();
+        match &sentinel.location {
+            Location::RedisSentinel(location) => {
+                assert_eq!(location.service(), "mymaster");
+                assert_eq!(location.db(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(sentinel.redis_topology.read_from_replicas, None);
+    }
+
+    #[test]
+    fn bad_cluster_and_sentinel_locations_are_config_errors_without_the_password() {
+        for location in [
+            "redis+cluster://:hunter2@h:1/2",
+            "redis+cluster://:hunter2@h:x",
+            "redis+sentinel://:hunter2@s1:26379",
+        ] {
+            let error = parse(json!({"CACHES": {"default": {"LOCATION": location}}})).unwrap_err();
+            assert!(
+                matches!(error, ConfigError::BadRedisUrl { .. }),
+                "{location}: {error}"
+            );
+            assert!(!error.to_string().contains("hunter2"), "{error}");
+        }
+        // A cluster location in a list, or under LocMem's BACKEND, is refused.
+        let listed = parse(json!({"CACHES": {"default": {
+            "LOCATION": ["redis+cluster://a:1,b:2", "redis://c:3"]
+        }}}))
+        .unwrap_err();
+        assert!(matches!(listed, ConfigError::BadValue { .. }), "{listed}");
+        let locmem = parse(json!({"CACHES": {"default": {
+            "BACKEND": LOCMEM_BACKEND, "LOCATION": "redis+cluster://a:1"
+        }}}))
+        .unwrap_err();
+        assert!(
+            matches!(locmem, ConfigError::UnsupportedLocation { .. }),
+            "{locmem}"
+        );
+    }
+
+    #[test]
+    fn read_from_replicas_is_a_boolean_or_null() {
+        let list = parse(json!({"CACHES": {"default": {
+            "LOCATION": ["redis://a:6379", "redis://b:6379"],
+            "OPTIONS": {"READ_FROM_REPLICAS": false}
+        }}}))
+        .unwrap();
+        assert_eq!(list.redis_topology.read_from_replicas, Some(false));
+        let error = parse(json!({"CACHES": {"default": {
+            "LOCATION": "redis://a:6379", "OPTIONS": {"read_from_replicas": "yes"}
+        }}}))
+        .unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::BadValue { setting, .. }
+                if setting == "CACHES['default']['OPTIONS']['read_from_replicas']"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn custom_key_function_is_refused() {
         let error =
             parse(json!({"CACHES": {"default": {"KEY_FUNCTION": "myapp.keys.make"}}})).unwrap_err();
