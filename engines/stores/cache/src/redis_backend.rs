@@ -90,7 +90,10 @@ impl Default for RedisOptions {
     }
 }
 
-/// Django's `RedisCache` as a [`CacheBackend`]: one Redis server, pooled connections.
+/// Django's `RedisCache` as a [`CacheBackend`]: one Redis server, pooled connections; or a
+/// Redis Cluster ([`open_cluster`](Self::open_cluster)), or the master a set of Sentinels names
+/// ([`open_sentinel`](Self::open_sentinel)), with the same pool, timeouts and breaker (the
+/// differences are in [`crate::redis_cluster`] and [`crate::redis_sentinel`]).
 ///
 /// - `add` is `SET key value PX ttl NX`, `set_if_present` is `SET … PX ttl XX` (an update never
 ///   brings back a deleted or expired entry), `set` is `SET … PX ttl`, `delete` is `DEL`,
