@@ -20,8 +20,6 @@
 //!   circuit breaker (the other nodes keep serving their slots): calls routed to a hung node
 //!   each wait out their own timeout.
 
-use std::time::Duration;
-
 use redis::{
     RedisResult,
     cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection},
@@ -88,10 +86,4 @@ impl ClusterTarget {
         connection.set_write_timeout(Some(options.socket_timeout))?;
         Ok(connection)
     }
-}
-
-/// How long one cluster command may take at most when every node it touches hangs: one
-/// socket timeout per attempt.
-pub fn worst_command_wait(options: &RedisOptions) -> Duration {
-    options.socket_timeout * (CLUSTER_RETRIES + 1)
 }
