@@ -105,7 +105,7 @@ fn a_killed_master_is_replaced_and_the_store_follows_the_new_one() {
 }
 
 #[test]
-fn a_demoted_master_answering_readonly_is_left_for_the_one_the_sentinels_name() {
+fn a_manual_failover_moves_writes_to_the_newly_named_master_while_the_old_one_lives() {
     let Some(set) = PrivateSentinel::start() else {
         return;
     };
@@ -140,8 +140,9 @@ fn a_demoted_master_answering_readonly_is_left_for_the_one_the_sentinels_name() 
         );
         thread::sleep(Duration::from_millis(100));
     }
-    // The first write after the switch meets READONLY on the old connection, drops it and is
-    // retried once on a connection to the master the Sentinels name now.
+    // The store's pooled connection still points at the old master, now a replica: the
+    // Sentinels close its clients (CLIENT KILL), or it answers READONLY. Either way the first
+    // write drops that connection and is retried once on one to the master named now.
     store.save(write(key, "v2")).unwrap();
     let physical = store.cache_key(key);
     let on_new_master = redis_cli(set.replica_port(), &["get", &physical]).unwrap();
