@@ -11,6 +11,7 @@ use libtest_mimic::Arguments;
 use serde_json::json;
 use sessionkit::Settings;
 use sessionkit_conformance::{Tally, Target, libtest_trials_tallied};
+use sessionkit_testkit::redis_servers::{redis_cluster_url, redis_sentinel_url};
 use sessionkit_testkit::{
     drop_postgres_database, engine_library, fresh_postgres_database, postgres_url,
 };
@@ -72,6 +73,16 @@ const TARGETS: &[EngineTarget] = &[
         label: "cache-redis",
         engine: "cache",
         configure: redis_cache,
+    },
+    EngineTarget {
+        label: "cache-redis-cluster",
+        engine: "cache",
+        configure: redis_cluster_cache,
+    },
+    EngineTarget {
+        label: "cache-redis-sentinel",
+        engine: "cache",
+        configure: redis_sentinel_cache,
     },
     EngineTarget {
         label: "cached_db",
@@ -147,6 +158,85 @@ fn redis_cache(settings: &mut Settings, setup: &mut Setup<'_>) -> Result<(), Str
         .cleanups
         .push(Box::new(move || delete_redis_prefix(&url, &prefix)));
     Ok(())
+}
+
+/// `cache` on the Redis Cluster `.ci/run` starts, under a random `KEY_PREFIX` removed afterwards
+/// from every master.
+fn redis_cluster_cache(settings: &mut Settings, setup: &mut Setup<'_>) -> Result<(), String> {
+    let url = redis_cluster_url().ok_or("SESSIONKIT_TEST_REDIS_CLUSTER_URL is not set")?;
+    let prefix = unique_prefix().trim_end_matches(':').to_owned();
+    settings.caches = json!({"default": {"LOCATION": url, "KEY_PREFIX": prefix}});
+    setup.cleanups.push(Box::new(move || {
+        for master in cluster_master_urls(&url) {
+            delete_redis_prefix(&master, &prefix);
+        }
+    }));
+    Ok(())
+}
+
+/// `cache` on the master of the Sentinel set `.ci/run` starts, under a random `KEY_PREFIX`
+/// removed afterwards.
+fn redis_sentinel_cache(settings: &mut Settings, setup: &mut Setup<'_>) -> Result<(), String> {
+    let url = redis_sentinel_url().ok_or("SESSIONKIT_TEST_REDIS_SENTINEL_URL is not set")?;
+    let prefix = unique_prefix().trim_end_matches(':').to_owned();
+    settings.caches = json!({"default": {"LOCATION": url, "KEY_PREFIX": prefix}});
+    setup
+        .cleanups
+        .push(Box::new(move || match sentinel_master_url(&url) {
+            Some(master) => delete_redis_prefix(&master, &prefix),
+            None => {
+                eprintln!("could not find the Sentinel master to remove the keys under {prefix}")
+            }
+        }));
+    Ok(())
+}
+
+/// `redis://host:port` of every master of the cluster whose seeds `url` lists
+/// (`redis+cluster://host:port,…`), from the first seed's `CLUSTER NODES`.
+fn cluster_master_urls(url: &str) -> Vec<String> {
+    let seeds = url.trim_start_matches("redis+cluster://");
+    for seed in seeds.split('/').next().unwrap_or_default().split(',') {
+        let nodes = redis::Client::open(format!("redis://{seed}"))
+            .and_then(|client| {
+                client.get_connection_with_timeout(std::time::Duration::from_secs(5))
+            })
+            .and_then(|mut con| redis::cmd("CLUSTER").arg("NODES").query::<String>(&mut con));
+        if let Ok(nodes) = nodes {
+            return nodes
+                .lines()
+                .filter(|line| {
+                    line.split_whitespace()
+                        .nth(2)
+                        .is_some_and(|f| f.contains("master"))
+                })
+                .filter_map(|line| line.split_whitespace().nth(1))
+                .map(|address| format!("redis://{}", address.split('@').next().unwrap_or_default()))
+                .collect();
+        }
+    }
+    Vec::new()
+}
+
+/// `redis://host:port/db` of the master the Sentinels of `url`
+/// (`redis+sentinel://host:port,…/service/db`) name.
+fn sentinel_master_url(url: &str) -> Option<String> {
+    let rest = url.trim_start_matches("redis+sentinel://");
+    let (sentinels, path) = rest.split_once('/')?;
+    let (service, db) = path.split_once('/').unwrap_or((path, "0"));
+    sentinels.split(',').find_map(|sentinel| {
+        let (host, port): (String, u16) = redis::Client::open(format!("redis://{sentinel}"))
+            .and_then(|client| {
+                client.get_connection_with_timeout(std::time::Duration::from_secs(5))
+            })
+            .and_then(|mut con| {
+                redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg(service)
+                    .query(&mut con)
+            })
+            .ok()?;
+        Some(format!("redis://{host}:{port}/{db}"))
+    })
 }
 
 /// `cached_db` over the in-process cache and a SQLite database in this run's directory.

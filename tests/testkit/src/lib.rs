@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 
 use sessionkit_codec::redact_url;
 
+pub mod redis_servers;
+
 /// The Django versions the interop tests run against (the reference version is 5.2).
 pub const DJANGO_REQUIREMENT: &str = "django>=5.2,<6";
 
@@ -249,7 +251,7 @@ fn is_setting_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-fn server_url(var: &str, what: &str) -> Option<String> {
+pub(crate) fn server_url(var: &str, what: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ => {

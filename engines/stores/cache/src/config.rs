@@ -10,6 +10,7 @@ use crate::{
     key::KeyFunction,
     locmem::{DEFAULT_CULL_FREQUENCY, DEFAULT_MAX_ENTRIES, LocMemOptions},
     redis_backend::RedisOptions,
+    redis_topology::{ClusterLocation, SentinelLocation, TopologyOptions, is_topology_location},
 };
 
 /// Django's default `SESSION_CACHE_ALIAS`.
@@ -40,6 +41,8 @@ pub struct CacheConfig {
     /// `OPTIONS` of the Redis backend (`socket_connect_timeout`, `socket_timeout`,
     /// `max_connections`, `pool_timeout`); defaults unless the location is Redis.
     pub redis: RedisOptions,
+    /// `OPTIONS["read_from_replicas"]` of a Redis list, cluster or Sentinel location.
+    pub redis_topology: TopologyOptions,
 }
 
 /// Which backend a cache alias uses, from its `LOCATION` (and `BACKEND`, if given).
@@ -52,12 +55,17 @@ pub enum Location {
         name: String,
     },
     /// `redis://…`, `rediss://…` (TLS) or `unix://…` URLs: the Redis backend. Django allows a
-    /// list (the first is the primary, the rest read replicas); sessions use the first only, so
-    /// a load always sees the write before it.
+    /// list: the first server takes writes, the others serve reads (see
+    /// [`RedisReplicas`](crate::RedisReplicas)).
     Redis {
         /// The server URLs; may contain a password.
         urls: Vec<String>,
     },
+    /// `redis+cluster://host:port,host:port` (`rediss+cluster://` for TLS): a Redis Cluster
+    /// reached through these seed nodes.
+    RedisCluster(ClusterLocation),
+    /// `redis+sentinel://host:port,host:port/service_name/db`: the master these Sentinels name.
+    RedisSentinel(SentinelLocation),
 }
 
 impl fmt::Debug for Location {
@@ -67,6 +75,10 @@ impl fmt::Debug for Location {
             Self::Redis { urls } => {
                 let redacted: Vec<String> = urls.iter().map(|url| redact_url(url)).collect();
                 f.debug_struct("Redis").field("urls", &redacted).finish()
+            }
+            Self::RedisCluster(location) => f.debug_tuple("RedisCluster").field(location).finish(),
+            Self::RedisSentinel(location) => {
+                f.debug_tuple("RedisSentinel").field(location).finish()
             }
         }
     }
@@ -112,7 +124,7 @@ pub enum ConfigError {
     },
     /// `LOCATION` names a kind of cache sessionkit does not implement.
     #[error(
-        "CACHES['{alias}']['LOCATION'] '{location}' is not supported (use 'locmem://', 'locmem://<name>', 'redis://…', 'rediss://…' or 'unix://…')"
+        "CACHES['{alias}']['LOCATION'] '{location}' is not supported (use 'locmem://', 'locmem://<name>', 'redis://…', 'rediss://…', 'unix://…', 'redis+cluster://…' or 'redis+sentinel://…')"
     )]
     UnsupportedLocation {
         /// The alias.
@@ -275,9 +287,12 @@ impl CacheConfig {
                 .ok_or_else(|| bad(option("CULL_FREQUENCY"), "a non-negative integer", value))?,
         };
 
-        let redis = match location {
-            Location::Redis { .. } => redis_options(&options, &option)?,
-            Location::LocMem { .. } => RedisOptions::default(),
+        let (redis, redis_topology) = match location {
+            Location::Redis { .. } | Location::RedisCluster(_) | Location::RedisSentinel(_) => (
+                redis_options(&options, &option)?,
+                topology_options(&options, &option)?,
+            ),
+            Location::LocMem { .. } => (RedisOptions::default(), TopologyOptions::default()),
         };
 
         Ok(Self {
@@ -290,7 +305,55 @@ impl CacheConfig {
                 cull_frequency,
             },
             redis,
+            redis_topology,
         })
+    }
+}
+
+/// `OPTIONS["read_from_replicas"]` (or `READ_FROM_REPLICAS`): a boolean, `null` for the form's
+/// default. sessionkit's own option: Django's `RedisCache` passes unknown `OPTIONS` to redis-py,
+/// which refuses them, so it belongs only in the `CACHES` sessionkit reads.
+fn topology_options(
+    options: &Map<String, Value>,
+    option: &dyn Fn(&str) -> String,
+) -> Result<TopologyOptions, ConfigError> {
+    let found = ["read_from_replicas", "READ_FROM_REPLICAS"]
+        .into_iter()
+        .find_map(|name| options.get(name).map(|value| (name, value)));
+    let read_from_replicas = match found {
+        None | Some((_, Value::Null)) => None,
+        Some((_, Value::Bool(read))) => Some(*read),
+        Some((name, other)) => return Err(bad(option(name), "true, false or null", other)),
+    };
+    Ok(TopologyOptions { read_from_replicas })
+}
+
+/// A cluster or Sentinel `LOCATION` (one string; its hosts are comma-separated, so it is
+/// recognised before any splitting of a `;`/`,`-separated `LOCATION`).
+fn parse_topology_location(
+    alias: &str,
+    backend: Option<&str>,
+    location: &str,
+) -> Result<Location, ConfigError> {
+    if backend.is_some_and(|backend| backend != REDIS_BACKEND) {
+        return Err(ConfigError::UnsupportedLocation {
+            alias: alias.to_owned(),
+            location: redact_url(location),
+        });
+    }
+    let bad_url = |reason: String| ConfigError::BadRedisUrl {
+        alias: alias.to_owned(),
+        location: redact_url(location),
+        reason,
+    };
+    if location.contains("+cluster://") {
+        ClusterLocation::parse(location)
+            .map(Location::RedisCluster)
+            .map_err(bad_url)
+    } else {
+        SentinelLocation::parse(location)
+            .map(Location::RedisSentinel)
+            .map_err(bad_url)
     }
 }
 
@@ -369,6 +432,24 @@ fn parse_location(
         alias: alias.to_owned(),
         location: redact_url(location),
     };
+
+    match location {
+        Some(Value::String(url)) if is_topology_location(url) => {
+            return parse_topology_location(alias, backend, url);
+        }
+        Some(Value::Array(items))
+            if items
+                .iter()
+                .any(|item| item.as_str().is_some_and(is_topology_location)) =>
+        {
+            return Err(bad(
+                setting,
+                "one cluster or Sentinel location (its hosts separated by commas), not a list",
+                location.unwrap_or(&Value::Null),
+            ));
+        }
+        _ => {}
+    }
 
     let urls: Vec<&str> = match location {
         // Django's default LOCATION is '' (one unnamed LocMem store).
@@ -735,6 +816,86 @@ mod tests {
             );
             assert!(error.to_string().starts_with(setting), "{error}");
         }
+    }
+
+    #[test]
+    fn cluster_and_sentinel_locations_are_parsed_whole_despite_their_commas() {
+        let cluster = parse(json!({"CACHES": {"default": {
+            "BACKEND": REDIS_BACKEND,
+            "LOCATION": "redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7000",
+            "OPTIONS": {"socket_timeout": 0.5, "read_from_replicas": true}
+        }}}))
+        .unwrap();
+        match &cluster.location {
+            Location::RedisCluster(location) => assert_eq!(location.seeds().len(), 2),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(cluster.redis.socket_timeout, Duration::from_millis(500));
+        assert_eq!(cluster.redis_topology.read_from_replicas, Some(true));
+        let debug = format!("{cluster:?}");
+        assert!(!debug.contains(":pw@"), "{debug}");
+
+        let sentinel = parse(json!({"CACHES": {"default": {
+            "LOCATION": "redis+sentinel://s1:26379,s2:26379/mymaster/1"
+        }}}))
+        .unwrap();
+        match &sentinel.location {
+            Location::RedisSentinel(location) => {
+                assert_eq!(location.service(), "mymaster");
+                assert_eq!(location.db(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(sentinel.redis_topology.read_from_replicas, None);
+    }
+
+    #[test]
+    fn bad_cluster_and_sentinel_locations_are_config_errors_without_the_password() {
+        for location in [
+            "redis+cluster://:hunter2@h:1/2",
+            "redis+cluster://:hunter2@h:x",
+            "redis+sentinel://:hunter2@s1:26379",
+        ] {
+            let error = parse(json!({"CACHES": {"default": {"LOCATION": location}}})).unwrap_err();
+            assert!(
+                matches!(error, ConfigError::BadRedisUrl { .. }),
+                "{location}: {error}"
+            );
+            assert!(!error.to_string().contains("hunter2"), "{error}");
+        }
+        // A cluster location in a list, or under LocMem's BACKEND, is refused.
+        let listed = parse(json!({"CACHES": {"default": {
+            "LOCATION": ["redis+cluster://a:1,b:2", "redis://c:3"]
+        }}}))
+        .unwrap_err();
+        assert!(matches!(listed, ConfigError::BadValue { .. }), "{listed}");
+        let locmem = parse(json!({"CACHES": {"default": {
+            "BACKEND": LOCMEM_BACKEND, "LOCATION": "redis+cluster://a:1"
+        }}}))
+        .unwrap_err();
+        assert!(
+            matches!(locmem, ConfigError::UnsupportedLocation { .. }),
+            "{locmem}"
+        );
+    }
+
+    #[test]
+    fn read_from_replicas_is_a_boolean_or_null() {
+        let list = parse(json!({"CACHES": {"default": {
+            "LOCATION": ["redis://a:6379", "redis://b:6379"],
+            "OPTIONS": {"READ_FROM_REPLICAS": false}
+        }}}))
+        .unwrap();
+        assert_eq!(list.redis_topology.read_from_replicas, Some(false));
+        let error = parse(json!({"CACHES": {"default": {
+            "LOCATION": "redis://a:6379", "OPTIONS": {"read_from_replicas": "yes"}
+        }}}))
+        .unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::BadValue { setting, .. }
+                if setting == "CACHES['default']['OPTIONS']['read_from_replicas']"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -7,13 +7,18 @@ pub mod config;
 pub mod key;
 pub mod locmem;
 pub mod redis_backend;
+pub mod redis_cluster;
+pub mod redis_sentinel;
+pub mod redis_topology;
 pub mod store;
 
 pub use backend::{CacheBackend, CacheError, CompareAndSet, DynBackend};
 pub use config::{CacheConfig, ConfigError, Location};
 pub use key::KeyFunction;
 pub use locmem::{LocMemBackend, LocMemOptions};
-pub use redis_backend::{RedisBackend, RedisOptions};
+pub use redis_backend::{RedisBackend, RedisConnection, RedisOptions};
+pub use redis_cluster::ClusterOptions;
+pub use redis_topology::{ClusterLocation, RedisReplicas, SentinelLocation};
 /// The clock every store and backend of this crate reads time from (the codec's one `Clock`).
 pub use sessionkit_codec::clock::{self, Clock, HostClock, ManualClock, SystemClock};
 pub use store::{CACHE_SESSION_PREFIX, CACHED_DB_SESSION_PREFIX, CacheStore};
@@ -34,15 +39,52 @@ pub fn connect(config: &CacheConfig, clock: Arc<dyn Clock>) -> Result<DynBackend
             Ok(Arc::new(LocMemBackend::shared(name, config.locmem, clock)))
         }
         Location::Redis { urls } => {
-            // The parser never yields an empty list; the first URL is the primary.
-            let url = urls.first().map(String::as_str).unwrap_or_default();
-            let backend = RedisBackend::open(url, config.redis).map_err(|reason| {
-                ConfigError::BadRedisUrl {
+            let open = |url: &str| {
+                RedisBackend::open(url, config.redis).map_err(|reason| ConfigError::BadRedisUrl {
                     alias: config.alias.clone(),
                     location: sessionkit_codec::redact_url(url),
                     reason,
-                }
-            })?;
+                })
+            };
+            // The parser never yields an empty list; the first URL is the primary.
+            let url = urls.first().map(String::as_str).unwrap_or_default();
+            let primary = open(url)?;
+            if urls.len() == 1 {
+                return Ok(Arc::new(primary));
+            }
+            let replicas = urls[1..]
+                .iter()
+                .map(|url| open(url))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Arc::new(RedisReplicas::new(
+                primary,
+                replicas,
+                config.redis_topology.read_from_replicas.unwrap_or(true),
+            )))
+        }
+        Location::RedisCluster(location) => {
+            let cluster = ClusterOptions {
+                read_from_replicas: config.redis_topology.read_from_replicas.unwrap_or(false),
+            };
+            let backend =
+                RedisBackend::open_cluster(location, config.redis, cluster).map_err(|reason| {
+                    ConfigError::BadRedisUrl {
+                        alias: config.alias.clone(),
+                        location: location.redacted(),
+                        reason,
+                    }
+                })?;
+            Ok(Arc::new(backend))
+        }
+        Location::RedisSentinel(location) => {
+            let backend =
+                RedisBackend::open_sentinel(location, config.redis).map_err(|reason| {
+                    ConfigError::BadRedisUrl {
+                        alias: config.alias.clone(),
+                        location: location.redacted(),
+                        reason,
+                    }
+                })?;
             Ok(Arc::new(backend))
         }
     }

@@ -1,5 +1,7 @@
 //! The Redis backend: [`CacheBackend`] over a Redis server (`redis://`, `rediss://`,
-//! `unix://`), through a small pool of synchronous connections with bounded timeouts.
+//! `unix://`), a Redis Cluster (`redis+cluster://`, see [`crate::redis_cluster`]) or the master a
+//! set of Sentinels names (`redis+sentinel://`, see [`crate::redis_sentinel`]), through a small
+//! pool of synchronous connections with bounded timeouts.
 
 use std::{
     fmt,
@@ -7,12 +9,17 @@ use std::{
 };
 
 use parking_lot::{Condvar, Mutex};
-use redis::{Client, Connection, ConnectionLike, RedisError, Value};
+use redis::{Client, Connection, ConnectionLike, RedisError, Value, cluster::ClusterConnection};
 use sessionkit_sdk::Capabilities;
 
 use sessionkit_codec::redact_url;
 
-use crate::backend::{CacheBackend, CacheError, CompareAndSet};
+use crate::{
+    backend::{CacheBackend, CacheError, CompareAndSet},
+    redis_cluster::{ClusterOptions, ClusterTarget},
+    redis_sentinel::SentinelTarget,
+    redis_topology::{ClusterLocation, SentinelLocation},
+};
 
 /// Default time to open a connection (TCP connect, TLS, `AUTH`/`SELECT`).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -83,7 +90,10 @@ impl Default for RedisOptions {
     }
 }
 
-/// Django's `RedisCache` as a [`CacheBackend`]: one Redis server, pooled connections.
+/// Django's `RedisCache` as a [`CacheBackend`]: one Redis server, pooled connections; or a
+/// Redis Cluster ([`open_cluster`](Self::open_cluster)), or the master a set of Sentinels names
+/// ([`open_sentinel`](Self::open_sentinel)), with the same pool, timeouts and breaker (the
+/// differences are in [`crate::redis_cluster`] and [`crate::redis_sentinel`]).
 ///
 /// - `add` is `SET key value PX ttl NX`, `set_if_present` is `SET … PX ttl XX` (an update never
 ///   brings back a deleted or expired entry), `set` is `SET … PX ttl`, `delete` is `DEL`,
@@ -121,13 +131,12 @@ impl Default for RedisOptions {
 /// Connections are opened on demand, so a server that is down when the backend opens only
 /// makes the calls fail until it is back.
 pub struct RedisBackend {
-    client: Client,
-    /// The database the URL selects; `SELECT`ed by [`connect`](Self::connect) itself.
-    db: i64,
+    /// Where connections go: one server, a cluster, or the master the Sentinels name.
+    target: Target,
     /// The URL with any password replaced, for messages.
     url: String,
     options: RedisOptions,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<RedisConnection>>,
     /// How many connections are checked out or being opened.
     busy: Mutex<usize>,
     freed: Condvar,
@@ -145,35 +154,68 @@ impl RedisBackend {
         if options.max_connections == 0 {
             return Err("max_connections must be at least 1".to_owned());
         }
-        if url.starts_with("rediss://") {
-            // redis's rustls needs a process-wide crypto provider; ring is the one built in.
-            // An error only means one is already installed, which is as good.
-            let _ = rustls::crypto::ring::default_provider().install_default();
+        let (client, db) = server_client(url)?;
+        Ok(Self::with_target(
+            Target::Server { client, db },
+            redact_url(url),
+            options,
+        ))
+    }
+
+    /// A backend for the Redis Cluster at `location` (seed nodes; the rest of the cluster is
+    /// discovered from them). Does not connect. See [`crate::redis_cluster`] for how slots,
+    /// redirections and failovers are followed.
+    ///
+    /// # Errors
+    ///
+    /// The reason the seed URLs are not usable (without the password).
+    pub fn open_cluster(
+        location: &ClusterLocation,
+        options: RedisOptions,
+        cluster: ClusterOptions,
+    ) -> Result<Self, String> {
+        if options.max_connections == 0 {
+            return Err("max_connections must be at least 1".to_owned());
         }
-        let client = Client::open(url).map_err(|error| error.to_string())?;
-        // redis-rs pipelines its handshake (AUTH or HELLO, SELECT, two CLIENT SETINFO) and waits
-        // out the read timeout once per reply, so a hung server cost up to 4 × the connect
-        // timeout. Keep its handshake to the one AUTH/HELLO, skip the informational SETINFO,
-        // and SELECT within what is left of the connect timeout (see `connect`).
-        let info = client.get_connection_info().clone();
-        let db = info.redis_settings().db();
-        let handshake = info
-            .redis_settings()
-            .clone()
-            .set_skip_set_lib_name()
-            .set_db(0);
-        let client =
-            Client::open(info.set_redis_settings(handshake)).map_err(|error| error.to_string())?;
-        Ok(Self {
-            client,
-            db,
-            url: redact_url(url),
+        let target = ClusterTarget::open(location, &options, cluster)?;
+        Ok(Self::with_target(
+            Target::Cluster(target),
+            location.redacted(),
+            options,
+        ))
+    }
+
+    /// A backend for the master the Sentinels at `location` name for its service. Does not
+    /// connect; every new connection asks the Sentinels again, so writes follow a failover.
+    ///
+    /// # Errors
+    ///
+    /// The reason the location is not usable (without the password).
+    pub fn open_sentinel(
+        location: &SentinelLocation,
+        options: RedisOptions,
+    ) -> Result<Self, String> {
+        if options.max_connections == 0 {
+            return Err("max_connections must be at least 1".to_owned());
+        }
+        let target = SentinelTarget::open(location)?;
+        Ok(Self::with_target(
+            Target::Sentinel(target),
+            location.redacted(),
+            options,
+        ))
+    }
+
+    fn with_target(target: Target, url: String, options: RedisOptions) -> Self {
+        Self {
+            target,
+            url,
             options,
             idle: Mutex::new(Vec::new()),
             busy: Mutex::new(0),
             freed: Condvar::new(),
             breaker: Breaker::new(DEFAULT_BREAKER_COOLDOWN),
-        })
+        }
     }
 
     /// This backend with a circuit-breaker cool-down other than [`DEFAULT_BREAKER_COOLDOWN`]
@@ -224,7 +266,7 @@ impl RedisBackend {
     /// `command`'s error, mapped as every operation's.
     pub fn with_connection<T>(
         &self,
-        command: impl Fn(&mut Connection) -> redis::RedisResult<T>,
+        command: impl Fn(&mut RedisConnection) -> redis::RedisResult<T>,
     ) -> Result<T, CacheError> {
         self.run(command)
     }
@@ -232,7 +274,7 @@ impl RedisBackend {
     /// The circuit breaker and the pool's rules around one command (see [`RedisBackend`]).
     fn run<T>(
         &self,
-        command: impl Fn(&mut Connection) -> redis::RedisResult<T>,
+        command: impl Fn(&mut RedisConnection) -> redis::RedisResult<T>,
     ) -> Result<T, CacheError> {
         let ticket = self
             .breaker
@@ -244,7 +286,10 @@ impl RedisBackend {
                 // Every connection stayed busy for the pool timeout: they are all stuck on a
                 // server that does not answer (its commands take microseconds), so this wait
                 // counts as a timeout and opens the breaker.
-                ticket.settle(Outcome::TimedOut, Instant::now());
+                ticket.settle(
+                    self.target.breaker_outcome(Outcome::TimedOut),
+                    Instant::now(),
+                );
                 return Err(error);
             }
         };
@@ -285,7 +330,7 @@ impl RedisBackend {
     /// The pool's rules around one command, on a connection place the call holds.
     fn run_on_slot<T>(
         &self,
-        command: &impl Fn(&mut Connection) -> redis::RedisResult<T>,
+        command: &impl Fn(&mut RedisConnection) -> redis::RedisResult<T>,
     ) -> Result<T, Failure> {
         let pooled = self.idle.lock().pop();
         let reused = pooled.is_some();
@@ -298,17 +343,18 @@ impl RedisBackend {
                 self.release(connection);
                 Ok(value)
             }
-            Err(error) if is_error_reply(&error) => {
+            Err(error) if is_error_reply(&error) && !self.target.abandons(&error) => {
                 self.release(connection);
                 Err(self.failure(error))
             }
             Err(error) => {
                 drop(connection);
                 self.idle.lock().clear();
-                // A connection that sat in the pool may have been closed by a server restart: one
-                // retry on a new connection (every command here may be repeated; see the type's
-                // docs). A timeout is not retried: the caller has already waited once.
-                if !reused || is_timeout(&error) || !error.is_connection_dropped() {
+                // A connection that sat in the pool may have been closed by a server restart (or
+                // point at a master that failed over): one retry on a new connection (every
+                // command here may be repeated; see the type's docs). A timeout is not retried:
+                // the caller has already waited once.
+                if is_timeout(&error) || !self.target.retries_on_fresh(reused, &error) {
                     return Err(self.failure(error));
                 }
                 let mut fresh = self.connect()?;
@@ -318,7 +364,7 @@ impl RedisBackend {
                         Ok(value)
                     }
                     Err(error) => {
-                        if is_error_reply(&error) {
+                        if is_error_reply(&error) && !self.target.abandons(&error) {
                             self.release(fresh);
                         }
                         Err(self.failure(error))
@@ -330,7 +376,7 @@ impl RedisBackend {
 
     /// A command's error, mapped, with what it says about the server.
     fn failure(&self, error: RedisError) -> Failure {
-        let outcome = Outcome::of(&error);
+        let outcome = self.target.breaker_outcome(Outcome::of(&error));
         Failure {
             error: map_redis_error(&self.url, &self.options, error),
             outcome,
@@ -358,19 +404,67 @@ impl RedisBackend {
         Ok(Slot { backend: self })
     }
 
-    /// Opens a connection within the connect timeout (TCP, TLS, `AUTH`, `SELECT`), and sets
-    /// the command timeouts on it.
-    fn connect(&self) -> Result<Connection, Failure> {
+    /// Opens a connection to wherever the target says, within its timeouts.
+    fn connect(&self) -> Result<RedisConnection, Failure> {
+        match &self.target {
+            Target::Server { client, db } => self
+                .connect_server(client, *db, &self.url)
+                .map(RedisConnection::Server),
+            Target::Cluster(cluster) => cluster
+                .connect(&self.options)
+                .map(|connection| RedisConnection::Cluster(Box::new(connection)))
+                .map_err(|error| Failure {
+                    outcome: self.target.breaker_outcome(Outcome::of(&error)),
+                    error: if is_error_reply(&error)
+                        || error.kind() == redis::ErrorKind::AuthenticationFailed
+                    {
+                        map_redis_error(&self.url, &self.options, error)
+                    } else {
+                        CacheError::Unavailable(format!(
+                            "cannot connect to the Redis Cluster at {}: {error}",
+                            self.url
+                        ))
+                    },
+                }),
+            Target::Sentinel(sentinel) => {
+                let master = sentinel
+                    .resolve_master(&self.options)
+                    .map_err(|reason| Failure {
+                        error: CacheError::Unavailable(format!(
+                            "no Sentinel at {} named a reachable master: {reason}",
+                            self.url
+                        )),
+                        outcome: Outcome::Failed,
+                    })?;
+                let mut connection = self.connect_server(&master.client, master.db, &self.url)?;
+                match crate::redis_sentinel::is_master(&mut connection) {
+                    Ok(true) => Ok(RedisConnection::Server(connection)),
+                    Ok(false) => Err(Failure {
+                        error: CacheError::Unavailable(format!(
+                            "the Sentinels at {} name a server that is not a master (a \
+                             failover is under way)",
+                            self.url
+                        )),
+                        outcome: Outcome::Failed,
+                    }),
+                    Err(error) => Err(self.failure(error)),
+                }
+            }
+        }
+    }
+
+    /// Opens a connection to one server within the connect timeout (TCP, TLS, `AUTH`,
+    /// `SELECT`), and sets the command timeouts on it. `url` names it in messages.
+    fn connect_server(&self, client: &Client, db: i64, url: &str) -> Result<Connection, Failure> {
         let started = Instant::now();
         let timed_out = || Failure {
             error: CacheError::Unavailable(format!(
-                "cannot connect to Redis at {} within {:?}",
-                self.url, self.options.connect_timeout
+                "cannot connect to Redis at {url} within {:?}",
+                self.options.connect_timeout
             )),
             outcome: Outcome::TimedOut,
         };
-        let mut connection = self
-            .client
+        let mut connection = client
             .get_connection_with_timeout(self.options.connect_timeout)
             .map_err(|error| {
                 if is_timeout(&error) {
@@ -380,16 +474,13 @@ impl RedisBackend {
                 let error = if is_error_reply(&error)
                     || error.kind() == redis::ErrorKind::AuthenticationFailed
                 {
-                    map_redis_error(&self.url, &self.options, error)
+                    map_redis_error(url, &self.options, error)
                 } else {
-                    CacheError::Unavailable(format!(
-                        "cannot connect to Redis at {}: {error}",
-                        self.url
-                    ))
+                    CacheError::Unavailable(format!("cannot connect to Redis at {url}: {error}"))
                 };
                 Failure { error, outcome }
             })?;
-        if self.db != 0 {
+        if db != 0 {
             let left = self
                 .options
                 .connect_timeout
@@ -399,11 +490,7 @@ impl RedisBackend {
             connection
                 .set_read_timeout(Some(left))
                 .and_then(|()| connection.set_write_timeout(Some(left)))
-                .and_then(|()| {
-                    redis::cmd("SELECT")
-                        .arg(self.db)
-                        .query::<()>(&mut connection)
-                })
+                .and_then(|()| redis::cmd("SELECT").arg(db).query::<()>(&mut connection))
                 .map_err(|error| {
                     if is_timeout(&error) {
                         timed_out()
@@ -421,7 +508,7 @@ impl RedisBackend {
     }
 
     /// Puts a healthy connection back for reuse.
-    fn release(&self, connection: Connection) {
+    fn release(&self, connection: RedisConnection) {
         if connection.is_open() {
             self.idle.lock().push(connection);
         }
@@ -457,7 +544,7 @@ impl RedisBackend {
         ttl: Duration,
     ) -> Result<Value, CacheError> {
         let millis = if ttl.is_zero() { 0 } else { ttl_millis(ttl) };
-        let invoke = |con: &mut Connection, command: &str, script: &str| {
+        let invoke = |con: &mut RedisConnection, command: &str, script: &str| {
             redis::cmd(command)
                 .arg(script)
                 .arg(1)
@@ -479,6 +566,152 @@ impl RedisBackend {
 
     fn del(&self, key: &str) -> Result<bool, CacheError> {
         self.run(|con| redis::cmd("DEL").arg(key).query::<i64>(con).map(|n| n > 0))
+    }
+}
+
+/// A client for one server's `url`, and the database the URL selects (`SELECT`ed by the
+/// backend itself within the connect timeout).
+///
+/// redis-rs pipelines its handshake (AUTH or HELLO, SELECT, two CLIENT SETINFO) and waits out
+/// the read timeout once per reply, so a hung server cost up to 4 × the connect timeout. The
+/// client's handshake is kept to the one AUTH/HELLO, without the informational SETINFO.
+pub(crate) fn server_client(url: &str) -> Result<(Client, i64), String> {
+    if url.starts_with("rediss://") {
+        // redis's rustls needs a process-wide crypto provider; ring is the one built in.
+        // An error only means one is already installed, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let client = Client::open(url).map_err(|error| error.to_string())?;
+    let info = client.get_connection_info().clone();
+    let db = info.redis_settings().db();
+    let handshake = info
+        .redis_settings()
+        .clone()
+        .set_skip_set_lib_name()
+        .set_db(0);
+    let client =
+        Client::open(info.set_redis_settings(handshake)).map_err(|error| error.to_string())?;
+    Ok((client, db))
+}
+
+/// Where a [`RedisBackend`]'s connections go.
+enum Target {
+    /// One server (`redis://`, `rediss://`, `unix://`).
+    Server {
+        client: Client,
+        /// The database the URL selects; `SELECT`ed by `connect_server` itself.
+        db: i64,
+    },
+    /// A Redis Cluster: each pooled connection is a cluster connection (one socket per node).
+    Cluster(ClusterTarget),
+    /// The master the Sentinels name, asked again for every new connection.
+    Sentinel(SentinelTarget),
+}
+
+impl Target {
+    /// Whether an error reply means the connection points at the wrong server, so it is
+    /// dropped (with the idle ones) and the call retried once on a new connection: `READONLY`
+    /// from a master the Sentinels have demoted. (A cluster connection follows `READONLY` and
+    /// `MOVED` itself.)
+    fn abandons(&self, error: &RedisError) -> bool {
+        matches!(self, Self::Sentinel(_)) && error.code() == Some("READONLY")
+    }
+
+    /// Whether a call that failed on its connection (not a timeout) is retried once on a new
+    /// one. One server: only a pooled connection the server closed (a restart). A cluster: any
+    /// failure on a pooled connection, since its slot map may predate a failover (a new
+    /// connection reads the map again). Sentinel: a pooled connection that was closed, or a
+    /// demoted master (`READONLY`); the new connection asks the Sentinels again.
+    fn retries_on_fresh(&self, reused: bool, error: &RedisError) -> bool {
+        match self {
+            Self::Server { .. } => reused && error.is_connection_dropped(),
+            Self::Cluster(_) => reused && !is_error_reply(error),
+            Self::Sentinel(_) => (reused && error.is_connection_dropped()) || self.abandons(error),
+        }
+    }
+
+    /// What an outcome tells the circuit breaker. On a cluster a timeout is one node's (the
+    /// others keep serving their slots), so it does not open the breaker for every slot: each
+    /// call stays bounded by its own timeouts.
+    fn breaker_outcome(&self, outcome: Outcome) -> Outcome {
+        match (self, outcome) {
+            (Self::Cluster(_), Outcome::TimedOut) => Outcome::Failed,
+            _ => outcome,
+        }
+    }
+}
+
+/// One pooled connection: to one server, or to a whole cluster (one socket per node, routed
+/// by hash slot). [`RedisBackend::with_connection`] hands it out; any `redis` command runs on it.
+pub enum RedisConnection {
+    /// A connection to one server (also the Sentinels' master).
+    Server(Connection),
+    /// A cluster connection: commands go to the node serving their key's slot.
+    Cluster(Box<ClusterConnection>),
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<Value> {
+        match self {
+            Self::Server(connection) => connection.req_packed_command(cmd),
+            Self::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<Value>> {
+        match self {
+            Self::Server(connection) => connection.req_packed_commands(cmd, offset, count),
+            Self::Cluster(connection) => connection.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<Value> {
+        match self {
+            Self::Server(connection) => connection.req_command(cmd),
+            Self::Cluster(connection) => connection.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Server(connection) => connection.get_db(),
+            Self::Cluster(connection) => connection.get_db(),
+        }
+    }
+
+    fn supports_pipelining(&self) -> bool {
+        match self {
+            Self::Server(connection) => connection.supports_pipelining(),
+            Self::Cluster(connection) => connection.supports_pipelining(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            Self::Server(connection) => connection.check_connection(),
+            Self::Cluster(connection) => connection.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Self::Server(connection) => connection.is_open(),
+            Self::Cluster(connection) => connection.is_open(),
+        }
+    }
+}
+
+impl fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Server(_) => "RedisConnection::Server",
+            Self::Cluster(_) => "RedisConnection::Cluster",
+        })
     }
 }
 
