@@ -6,6 +6,7 @@ pub mod backend;
 pub mod config;
 pub mod key;
 pub mod locmem;
+pub mod memcached;
 pub mod redis_backend;
 pub mod store;
 
@@ -13,6 +14,7 @@ pub use backend::{CacheBackend, CacheError, CompareAndSet, DynBackend};
 pub use config::{CacheConfig, ConfigError, Location};
 pub use key::KeyFunction;
 pub use locmem::{LocMemBackend, LocMemOptions};
+pub use memcached::{MemcachedBackend, MemcachedOptions, MemcachedServer};
 pub use redis_backend::{RedisBackend, RedisOptions};
 /// The clock every store and backend of this crate reads time from (the codec's one `Clock`).
 pub use sessionkit_codec::clock::{self, Clock, HostClock, ManualClock, SystemClock};
@@ -23,11 +25,14 @@ pub use store::{CACHE_SESSION_PREFIX, CACHED_DB_SESSION_PREFIX, CacheStore};
 /// This is the one place that maps a [`Location`] to a backend: a new backend is a new module
 /// implementing [`CacheBackend`] plus one arm here. A Redis backend does not connect here: its
 /// connections open on first use, so a server that is down only fails the calls made while it
-/// is down (call [`RedisBackend::ping`] to check at start-up).
+/// is down (call [`RedisBackend::ping`] to check at start-up). A memcached backend resolves its
+/// host names here but connects on first use too ([`MemcachedBackend::ping`]).
 ///
 /// # Errors
 ///
-/// [`ConfigError::BadRedisUrl`] for a Redis location the client cannot parse.
+/// [`ConfigError::BadRedisUrl`] for a Redis location the client cannot parse;
+/// [`ConfigError::BadMemcachedLocation`] for memcached servers that cannot be used (a Unix
+/// socket, a host name that does not resolve).
 pub fn connect(config: &CacheConfig, clock: Arc<dyn Clock>) -> Result<DynBackend, ConfigError> {
     match &config.location {
         Location::LocMem { name } => {
@@ -40,6 +45,20 @@ pub fn connect(config: &CacheConfig, clock: Arc<dyn Clock>) -> Result<DynBackend
                 ConfigError::BadRedisUrl {
                     alias: config.alias.clone(),
                     location: sessionkit_codec::redact_url(url),
+                    reason,
+                }
+            })?;
+            Ok(Arc::new(backend))
+        }
+        Location::Memcached { servers } => {
+            let backend = MemcachedBackend::open(servers, config.memcached).map_err(|reason| {
+                ConfigError::BadMemcachedLocation {
+                    alias: config.alias.clone(),
+                    location: servers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
                     reason,
                 }
             })?;
