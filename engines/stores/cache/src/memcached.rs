@@ -26,6 +26,10 @@ pub const DEFAULT_MAX_POOL_SIZE: usize = 16;
 /// memcached reads an expiry above this many seconds (30 days) as an absolute Unix time
 /// (Django's `get_backend_timeout` switches at the same point).
 pub const MAX_RELATIVE_TTL_SECS: u64 = 60 * 60 * 24 * 30;
+/// The latest expiry memcached accepts: it parses an expiry as a signed 32-bit number, so an
+/// absolute time past 2038-01-19 is refused. A record expiring later is kept until then (its
+/// own `expire_date` still decides when it stops loading).
+pub const MAX_EXPTIME: u32 = i32::MAX.unsigned_abs();
 /// pymemcache's `FLAG_PICKLE`: the client flag its `pickle_serde` stores with a pickled value.
 pub const FLAG_PICKLE: u32 = 1;
 /// pymemcache's `FLAG_BYTES`: a value handed back as raw bytes.
@@ -479,7 +483,7 @@ pub fn client_flags(value: &[u8]) -> u32 {
 
 /// The memcached expiry for a TTL, as Django's `get_backend_timeout` computes it: whole
 /// seconds, rounded up here so an entry never expires early; above 30 days the absolute Unix
-/// time `now + ttl` (saturating at the last second memcached can name). A zero TTL is never
+/// time `now + ttl`, at most [`MAX_EXPTIME`]. A zero TTL is never
 /// sent (the backend deletes instead), so the result is at least 1.
 pub fn memcached_exptime(ttl: Duration, now: SystemTime) -> u32 {
     let secs = ttl
@@ -494,7 +498,9 @@ pub fn memcached_exptime(ttl: Duration, now: SystemTime) -> u32 {
         .duration_since(UNIX_EPOCH)
         .map(|since| since.as_secs())
         .unwrap_or_default();
-    u32::try_from(now.saturating_add(secs)).unwrap_or(u32::MAX)
+    u32::try_from(now.saturating_add(secs))
+        .unwrap_or(MAX_EXPTIME)
+        .min(MAX_EXPTIME)
 }
 
 impl CacheBackend for MemcachedBackend {
@@ -690,7 +696,7 @@ mod tests {
         );
         assert_eq!(
             memcached_exptime(Duration::from_secs(u64::MAX), now),
-            u32::MAX
+            2_147_483_647
         );
     }
 

@@ -116,6 +116,17 @@ fn ttls_are_whole_seconds_and_long_ones_become_absolute_times() {
         ttl > forty_days.as_secs() - 60 && ttl <= forty_days.as_secs() + 1,
         "TTL {ttl}"
     );
+
+    // 300 years: past what memcached can name (2038), kept until then rather than refused.
+    let centuries = shared.key("centuries");
+    shared
+        .backend
+        .set(&centuries, b"v", Duration::from_secs(300 * 365 * 24 * 3600))
+        .unwrap();
+    assert_eq!(
+        shared.backend.get(&centuries).unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
 }
 
 #[test]
