@@ -38,6 +38,9 @@ pub const FLAG_BYTES: u32 = 0;
 /// changed the entry between its read and its compare-and-set, before giving up.
 pub const MAX_CAS_ATTEMPTS: usize = 8;
 
+/// A stored value and its remaining lifetime (`None`: it never expires).
+pub type ValueWithTtl = (Vec<u8>, Option<Duration>);
+
 /// One memcached server of a location, as Django's `LOCATION` names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MemcachedServer {
@@ -345,7 +348,7 @@ impl MemcachedBackend {
     pub fn get_with_ttl(
         &self,
         key: &str,
-    ) -> Result<Option<(Vec<u8>, Option<Duration>)>, CacheError> {
+    ) -> Result<Option<ValueWithTtl>, CacheError> {
         let result = self
             .client
             .get(key)
