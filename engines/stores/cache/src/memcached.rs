@@ -345,10 +345,7 @@ impl MemcachedBackend {
     /// # Errors
     ///
     /// As [`CacheBackend::get`].
-    pub fn get_with_ttl(
-        &self,
-        key: &str,
-    ) -> Result<Option<ValueWithTtl>, CacheError> {
+    pub fn get_with_ttl(&self, key: &str) -> Result<Option<ValueWithTtl>, CacheError> {
         let result = self
             .client
             .get(key)
