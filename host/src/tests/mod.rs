@@ -1,6 +1,7 @@
 //! Session rules (Django's `SessionBase`) and the `Store` guard, against in-process test engines.
 
 mod async_session;
+mod decoded;
 mod logs;
 mod memo;
 mod memory;
