@@ -182,6 +182,44 @@ mod tests {
     }
 
     #[test]
+    fn memcached_location_opens_a_shared_backend_without_connecting() {
+        // Nothing listens on port 1: opening still works, the first call fails.
+        let store = open_store(
+            &config("memcached://127.0.0.1:1"),
+            CACHE_SESSION_PREFIX,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        assert_eq!(
+            store.capabilities(),
+            sessionkit_sdk::Capabilities::SHARED_BETWEEN_PROCESSES
+        );
+        let error = store.load("memcachedlocationkey01").unwrap_err();
+        assert_eq!(error.kind, sessionkit_sdk::ErrorKind::Unavailable);
+        assert!(error.message.contains("127.0.0.1:1"), "{error}");
+        assert!(!error.message.contains("memcachedlocationkey01"), "{error}");
+    }
+
+    #[test]
+    fn memcached_unix_socket_is_a_config_error_at_open() {
+        let config = CacheConfig::from_settings_json(
+            &json!({"CACHES": {"default": {
+                "BACKEND": config::MEMCACHED_BACKEND, "LOCATION": "unix:/run/memcached.sock"
+            }}})
+            .to_string(),
+        )
+        .unwrap();
+        let error = connect(&config, Arc::new(SystemClock))
+            .err()
+            .expect("unix sockets are refused");
+        assert!(
+            matches!(error, ConfigError::BadMemcachedLocation { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("TCP only"), "{error}");
+    }
+
+    #[test]
     fn unusable_redis_url_is_a_config_error_without_the_password() {
         let error = connect(
             &config("redis://:hunter2@host:notaport/0"),
