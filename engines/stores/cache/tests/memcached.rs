@@ -23,7 +23,7 @@ use sessionkit_cache::{
 };
 use sessionkit_sdk::{Capabilities, ConditionalSave, ErrorKind, SessionStore};
 
-use memcached_common::{Shared, write};
+use memcached_common::{Shared, loaded_data, write};
 
 const KEY: &str = "abcdefghijklmnopqrstuvwxyz012345";
 
@@ -264,16 +264,22 @@ fn the_store_keeps_the_session_rules() {
     );
     let written = write(KEY, "quote \" unicode \u{e9}", 60);
     assert_eq!(store.create(written.clone()).unwrap(), KEY);
-    assert_eq!(store.load(KEY).unwrap(), Some(written.record.clone()));
+    let loaded = store.load(KEY).unwrap().unwrap();
+    assert_eq!(loaded.session_key.as_str(), KEY);
+    assert_eq!(loaded.session_data.as_str(), loaded_data(&store, &written));
+    // Exact with sessionkit's record; memcached's whole-second TTL with Django's values.
+    let drift = (loaded.expire_date.micros - written.record.expire_date.micros).abs();
+    assert!(drift <= 1_000_000, "expire date off by {drift} µs");
     assert!(store.exists(KEY).unwrap());
     assert_eq!(
         store.create(write(KEY, "second", 60)).unwrap_err().kind,
         ErrorKind::AlreadyExists
     );
-    store.save(write(KEY, "saved", 120)).unwrap();
+    let saved = write(KEY, "saved", 120);
+    store.save(saved.clone()).unwrap();
     assert_eq!(
         store.load(KEY).unwrap().unwrap().session_data.as_str(),
-        "saved"
+        loaded_data(&store, &saved)
     );
     store.delete(KEY).unwrap();
     assert_eq!(store.load(KEY).unwrap(), None);

@@ -10,12 +10,13 @@ use sessionkit_cache::{
     CACHE_SESSION_PREFIX, CacheBackend, CacheConfig, CacheStore, KeyFunction, Location,
     MemcachedBackend, MemcachedOptions, MemcachedServer, SystemClock,
 };
-use sessionkit_sdk::{SessionRecord, SessionWrite, Timestamp};
+use sessionkit_sdk::{Capabilities, SessionRecord, SessionStore, SessionWrite, Timestamp};
 
 /// The variable naming the memcached servers the tests use.
 pub(crate) const MEMCACHED_URL_ENV: &str = "SESSIONKIT_TEST_MEMCACHED_URL";
 
-/// A session write for `key` expiring `secs` seconds from now.
+/// A session write for `key` expiring `secs` seconds from now: `data` as its signed form, and
+/// `{"d": data}` as its dict, so two writes with different data differ in both forms.
 pub(crate) fn write(key: &str, data: &str, secs: i64) -> SessionWrite {
     SessionWrite::new(
         SessionRecord::new(
@@ -23,8 +24,18 @@ pub(crate) fn write(key: &str, data: &str, secs: i64) -> SessionWrite {
             data,
             Timestamp::from_micros(Timestamp::now().micros + secs * 1_000_000),
         ),
-        "{}",
+        serde_json::json!({ "d": data }).to_string(),
     )
+}
+
+/// The `session_data` a load gives back after `write`: the dict when the store keeps Django's
+/// values (it declares `DECODED_DATA`), the signed form otherwise.
+pub(crate) fn loaded_data(store: &impl SessionStore, write: &SessionWrite) -> String {
+    if store.capabilities().contains(Capabilities::DECODED_DATA) {
+        write.session_json.to_string()
+    } else {
+        write.record.session_data.to_string()
+    }
 }
 
 /// The servers of `$SESSIONKIT_TEST_MEMCACHED_URL` (any `LOCATION` form sessionkit reads), or
