@@ -85,6 +85,11 @@ const TARGETS: &[EngineTarget] = &[
         configure: redis_sentinel_cache,
     },
     EngineTarget {
+        label: "cache-memcached",
+        engine: "cache",
+        configure: memcached_cache,
+    },
+    EngineTarget {
         label: "cached_db",
         engine: "cached_db",
         configure: cached_db_locmem_sqlite,
@@ -237,6 +242,19 @@ fn sentinel_master_url(url: &str) -> Option<String> {
             .ok()?;
         Some(format!("redis://{host}:{port}/{db}"))
     })
+}
+
+/// The cache on the memcached servers of `SESSIONKIT_TEST_MEMCACHED_URL` (`.ci/run` starts two
+/// private ones), under a random `KEY_PREFIX`. memcached cannot list keys by prefix, so the
+/// entries are left to expire by their own TTL on those private test servers.
+fn memcached_cache(settings: &mut Settings, _: &mut Setup<'_>) -> Result<(), String> {
+    let url = std::env::var("SESSIONKIT_TEST_MEMCACHED_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .ok_or("SESSIONKIT_TEST_MEMCACHED_URL is not set")?;
+    let prefix = unique_prefix().trim_end_matches(':').to_owned();
+    settings.caches = json!({"default": {"LOCATION": url, "KEY_PREFIX": prefix}});
+    Ok(())
 }
 
 /// `cached_db` over the in-process cache and a SQLite database in this run's directory.

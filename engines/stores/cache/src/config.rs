@@ -9,6 +9,7 @@ use sessionkit_codec::redact_url;
 use crate::{
     key::KeyFunction,
     locmem::{DEFAULT_CULL_FREQUENCY, DEFAULT_MAX_ENTRIES, LocMemOptions},
+    memcached::{MemcachedOptions, MemcachedServer},
     redis_backend::RedisOptions,
     redis_topology::{ClusterLocation, SentinelLocation, TopologyOptions, is_topology_location},
 };
@@ -21,6 +22,8 @@ pub const DEFAULT_TIMEOUT: i64 = 300;
 pub const LOCMEM_BACKEND: &str = "django.core.cache.backends.locmem.LocMemCache";
 /// Django's `BACKEND` path for the Redis cache.
 pub const REDIS_BACKEND: &str = "django.core.cache.backends.redis.RedisCache";
+/// Django's `BACKEND` path for the memcached cache (pymemcache's `HashClient`).
+pub const MEMCACHED_BACKEND: &str = "django.core.cache.backends.memcached.PyMemcacheCache";
 /// Django's default `KEY_FUNCTION`, the only one sessionkit implements.
 pub const DEFAULT_KEY_FUNCTION: &str = "django.core.cache.backends.base.default_key_func";
 
@@ -43,6 +46,9 @@ pub struct CacheConfig {
     pub redis: RedisOptions,
     /// `OPTIONS["read_from_replicas"]` of a Redis list, cluster or Sentinel location.
     pub redis_topology: TopologyOptions,
+    /// `OPTIONS` of the memcached backend (`connect_timeout`, `timeout`, `max_pool_size`);
+    /// defaults unless the location is memcached.
+    pub memcached: MemcachedOptions,
 }
 
 /// Which backend a cache alias uses, from its `LOCATION` (and `BACKEND`, if given).
@@ -66,6 +72,13 @@ pub enum Location {
     RedisCluster(ClusterLocation),
     /// `redis+sentinel://host:port,host:port/service_name/db`: the master these Sentinels name.
     RedisSentinel(SentinelLocation),
+    /// Django's `PyMemcacheCache` `LOCATION` (`host:port`, `host`, `unix:/path`, a list, or a
+    /// `;`/`,`-separated string) or `memcached://host:port[,host:port…]` (or a list of those):
+    /// the memcached backend, keys spread over the servers as pymemcache spreads them.
+    Memcached {
+        /// The servers, in `LOCATION` order (the order does not change which key goes where).
+        servers: Vec<MemcachedServer>,
+    },
 }
 
 impl fmt::Debug for Location {
@@ -79,6 +92,12 @@ impl fmt::Debug for Location {
             Self::RedisCluster(location) => f.debug_tuple("RedisCluster").field(location).finish(),
             Self::RedisSentinel(location) => {
                 f.debug_tuple("RedisSentinel").field(location).finish()
+            }
+            Self::Memcached { servers } => {
+                let servers: Vec<String> = servers.iter().map(ToString::to_string).collect();
+                f.debug_struct("Memcached")
+                    .field("servers", &servers)
+                    .finish()
             }
         }
     }
@@ -114,7 +133,7 @@ pub enum ConfigError {
     },
     /// `BACKEND` names a Django cache backend sessionkit does not implement.
     #[error(
-        "CACHES['{alias}']['BACKEND'] '{backend}' is not supported (supported: {LOCMEM_BACKEND}, {REDIS_BACKEND})"
+        "CACHES['{alias}']['BACKEND'] '{backend}' is not supported (supported: {LOCMEM_BACKEND}, {REDIS_BACKEND}, {MEMCACHED_BACKEND})"
     )]
     UnsupportedBackend {
         /// The alias.
@@ -124,7 +143,7 @@ pub enum ConfigError {
     },
     /// `LOCATION` names a kind of cache sessionkit does not implement.
     #[error(
-        "CACHES['{alias}']['LOCATION'] '{location}' is not supported (use 'locmem://', 'locmem://<name>', 'redis://…', 'rediss://…', 'unix://…', 'redis+cluster://…' or 'redis+sentinel://…')"
+        "CACHES['{alias}']['LOCATION'] '{location}' is not supported (use 'locmem://', 'locmem://<name>', 'redis://…', 'rediss://…', 'unix://…', 'redis+cluster://…', 'redis+sentinel://…' or 'memcached://host:port')"
     )]
     UnsupportedLocation {
         /// The alias.
@@ -150,6 +169,19 @@ pub enum ConfigError {
         /// The `LOCATION` value, with any password removed.
         location: String,
         /// Why the client refused it.
+        reason: String,
+    },
+    /// `LOCATION` names memcached servers that cannot be used (a bad port, a Unix socket, a
+    /// host name that does not resolve).
+    #[error(
+        "CACHES['{alias}']['LOCATION'] '{location}' is not a usable memcached location: {reason}"
+    )]
+    BadMemcachedLocation {
+        /// The alias.
+        alias: String,
+        /// The `LOCATION` value, with any password removed.
+        location: String,
+        /// Why it cannot be used.
         reason: String,
     },
 }
@@ -287,12 +319,21 @@ impl CacheConfig {
                 .ok_or_else(|| bad(option("CULL_FREQUENCY"), "a non-negative integer", value))?,
         };
 
-        let (redis, redis_topology) = match location {
-            Location::Redis { .. } | Location::RedisCluster(_) | Location::RedisSentinel(_) => (
+        let is_redis = matches!(
+            location,
+            Location::Redis { .. } | Location::RedisCluster(_) | Location::RedisSentinel(_)
+        );
+        let (redis, redis_topology) = if is_redis {
+            (
                 redis_options(&options, &option)?,
                 topology_options(&options, &option)?,
-            ),
-            Location::LocMem { .. } => (RedisOptions::default(), TopologyOptions::default()),
+            )
+        } else {
+            (RedisOptions::default(), TopologyOptions::default())
+        };
+        let memcached = match location {
+            Location::Memcached { .. } => memcached_options(&options, &option)?,
+            _ => MemcachedOptions::default(),
         };
 
         Ok(Self {
@@ -306,6 +347,7 @@ impl CacheConfig {
             },
             redis,
             redis_topology,
+            memcached,
         })
     }
 }
@@ -425,7 +467,7 @@ fn parse_location(
         backend: backend.unwrap_or_default().to_owned(),
     };
     match backend {
-        None | Some(LOCMEM_BACKEND) | Some(REDIS_BACKEND) => {}
+        None | Some(LOCMEM_BACKEND) | Some(REDIS_BACKEND) | Some(MEMCACHED_BACKEND) => {}
         Some(_) => return Err(unsupported_backend()),
     }
     let unsupported = |location: &str| ConfigError::UnsupportedLocation {
@@ -453,13 +495,16 @@ fn parse_location(
 
     let urls: Vec<&str> = match location {
         // Django's default LOCATION is '' (one unnamed LocMem store).
+        None | Some(Value::Null) if backend == Some(MEMCACHED_BACKEND) => {
+            return Err(bad(setting, "memcached servers (host:port)", &Value::Null));
+        }
         None | Some(Value::Null) if backend != Some(REDIS_BACKEND) => {
             return Ok(Location::LocMem {
                 name: String::new(),
             });
         }
         None | Some(Value::Null) => return Err(bad(setting, "a Redis URL", &Value::Null)),
-        Some(Value::String(url)) => vec![url.as_str()],
+        Some(Value::String(url)) => split_location(backend, url),
         Some(Value::Array(items)) => items
             .iter()
             .map(|item| {
@@ -469,6 +514,14 @@ fn parse_location(
             .collect::<Result<_, _>>()?,
         Some(other) => return Err(bad(setting, "a string or a list of strings", other)),
     };
+
+    if backend == Some(MEMCACHED_BACKEND)
+        || urls
+            .first()
+            .is_some_and(|url| url.starts_with(MEMCACHED_SCHEME))
+    {
+        return memcached_location(alias, backend, location, &urls);
+    }
 
     let is_redis = |url: &str| {
         ["redis://", "rediss://", "unix://", "redis+unix://"]
@@ -512,6 +565,162 @@ fn parse_location(
     }
     Err(unsupported(url))
 }
+
+// --- memcached locations and OPTIONS, and Django's LOCATION string splitting ---
+
+/// Our scheme for memcached locations: `memcached://host:port[,host:port…]`.
+pub const MEMCACHED_SCHEME: &str = "memcached://";
+
+/// pymemcache `HashClient` options Django users pass in `OPTIONS` that change nothing here
+/// (sessionkit always pools, sets `TCP_NODELAY`, waits for replies and never drops a server
+/// from the ring): accepted and ignored.
+pub const IGNORED_MEMCACHED_OPTIONS: [&str; 10] = [
+    "no_delay",
+    "use_pooling",
+    "pool_idle_timeout",
+    "allow_unicode_keys",
+    "default_noreply",
+    "retry_attempts",
+    "retry_timeout",
+    "dead_timeout",
+    "socket_keepalive",
+    "encoding",
+];
+
+/// A string `LOCATION` split as Django's memcached and Redis backends split it
+/// (`re.split("[;,]", LOCATION)`), each part trimmed and empty parts dropped: with the
+/// memcached `BACKEND` or our `memcached://` scheme, and with the Redis `BACKEND` for
+/// `redis://`, `rediss://` and `unix://` URLs. Anything else stays one location (a LocMem
+/// name may hold a comma).
+fn split_location<'a>(backend: Option<&str>, location: &'a str) -> Vec<&'a str> {
+    let django_redis = backend == Some(REDIS_BACKEND)
+        && ["redis://", "rediss://", "unix://"]
+            .iter()
+            .any(|scheme| location.starts_with(scheme));
+    if backend == Some(MEMCACHED_BACKEND) || location.starts_with(MEMCACHED_SCHEME) || django_redis
+    {
+        location
+            .split([';', ','])
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .collect()
+    } else {
+        vec![location]
+    }
+}
+
+/// The memcached servers of a `LOCATION` already split into `parts`: Django's forms with the
+/// memcached `BACKEND`, `memcached://` ones (the scheme optional after the first part, a
+/// trailing `/` allowed) with or without it.
+fn memcached_location(
+    alias: &str,
+    backend: Option<&str>,
+    location: Option<&Value>,
+    parts: &[&str],
+) -> Result<Location, ConfigError> {
+    let shown = match location {
+        Some(Value::String(text)) => text.clone(),
+        _ => parts.join(","),
+    };
+    let bad_location = |reason: String| ConfigError::BadMemcachedLocation {
+        alias: alias.to_owned(),
+        location: redact_url(&shown),
+        reason,
+    };
+    if backend.is_some() && backend != Some(MEMCACHED_BACKEND) {
+        return Err(ConfigError::UnsupportedLocation {
+            alias: alias.to_owned(),
+            location: redact_url(&shown),
+        });
+    }
+    if parts.is_empty() {
+        return Err(bad_location("no server given".to_owned()));
+    }
+    let url = parts[0].starts_with(MEMCACHED_SCHEME);
+    let mut servers = Vec::with_capacity(parts.len());
+    for part in parts {
+        let spec = part.strip_prefix(MEMCACHED_SCHEME).unwrap_or(part);
+        let spec = if url {
+            spec.strip_suffix('/').unwrap_or(spec)
+        } else {
+            spec
+        };
+        if spec.contains('@') {
+            return Err(bad_location(
+                "memcached locations carry no credentials (SASL is not supported)".to_owned(),
+            ));
+        }
+        if url && (spec.contains('/') || spec.contains('?')) {
+            return Err(bad_location(
+                "a memcached:// URL is host:port only (no path or query)".to_owned(),
+            ));
+        }
+        servers.push(MemcachedServer::parse(spec).map_err(bad_location)?);
+    }
+    Ok(Location::Memcached { servers })
+}
+
+/// The memcached backend's `OPTIONS`, in pymemcache's names (which Django's `PyMemcacheCache`
+/// passes to `HashClient`): `connect_timeout` and `timeout` in seconds (fractions allowed,
+/// `null` keeps the default, since every operation stays bounded) and `max_pool_size`. The
+/// options in [`IGNORED_MEMCACHED_OPTIONS`] are accepted and ignored; any other is refused,
+/// so a setting that would change behaviour (`key_prefix`, `ignore_exc`, `serde`, …) never
+/// goes silently unapplied.
+fn memcached_options(
+    options: &Map<String, Value>,
+    option: &dyn Fn(&str) -> String,
+) -> Result<MemcachedOptions, ConfigError> {
+    let defaults = MemcachedOptions::default();
+    let mut result = defaults;
+    for (name, value) in options {
+        match name.as_str() {
+            "connect_timeout" | "timeout" => {
+                let secs = match value {
+                    Value::Null => None,
+                    _ => Some(
+                        value
+                            .as_f64()
+                            .or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()))
+                            .filter(|secs| secs.is_finite() && *secs > 0.0 && *secs <= 3600.0)
+                            .map(Duration::from_secs_f64)
+                            .ok_or_else(|| {
+                                bad(
+                                    option(name),
+                                    "a number of seconds above 0 and at most 3600",
+                                    value,
+                                )
+                            })?,
+                    ),
+                };
+                if name == "timeout" {
+                    result.timeout = secs.unwrap_or(defaults.timeout);
+                } else {
+                    result.connect_timeout = secs.unwrap_or(defaults.connect_timeout);
+                }
+            }
+            "max_pool_size" => {
+                result.max_pool_size = match value {
+                    Value::Null => defaults.max_pool_size,
+                    _ => integer(value)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .filter(|n| (1..=10_000).contains(n))
+                        .ok_or_else(|| bad(option(name), "an integer from 1 to 10000", value))?,
+                };
+            }
+            ignored if IGNORED_MEMCACHED_OPTIONS.contains(&ignored) => {}
+            _ => {
+                return Err(bad(
+                    option(name),
+                    "absent: the memcached options are connect_timeout, timeout and max_pool_size (and pymemcache's no_delay, use_pooling, pool_idle_timeout, allow_unicode_keys, default_noreply, retry_attempts, retry_timeout, dead_timeout, socket_keepalive, encoding, which change nothing here)",
+                    value,
+                ));
+            }
+        }
+    }
+    Ok(result)
+}
+
+// --- end of memcached ---
 
 /// A JSON integer, or a string holding one (Django runs `int()` on these settings).
 fn integer(value: &Value) -> Option<i64> {
@@ -744,16 +953,16 @@ mod tests {
     #[test]
     fn other_django_backends_are_config_errors_naming_them() {
         let error = parse(json!({"CACHES": {"default": {
-            "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache", "LOCATION": "127.0.0.1:11211"
+            "BACKEND": "django.core.cache.backends.memcached.PyLibMCCache", "LOCATION": "127.0.0.1:11211"
         }}}))
         .unwrap_err();
         assert!(matches!(error, ConfigError::UnsupportedBackend { .. }));
-        assert!(error.to_string().contains("PyMemcacheCache"), "{error}");
+        assert!(error.to_string().contains("PyLibMCCache"), "{error}");
     }
 
     #[test]
     fn unknown_scheme_or_bare_name_without_backend_is_an_error() {
-        for location in ["memcached://127.0.0.1", "unique-snowflake", "redis//typo"] {
+        for location in ["memcache://127.0.0.1", "unique-snowflake", "redis//typo"] {
             let error = parse(json!({"CACHES": {"default": {"LOCATION": location}}})).unwrap_err();
             assert!(
                 matches!(error, ConfigError::UnsupportedLocation { .. }),
@@ -934,5 +1143,172 @@ mod tests {
             parse(json!({"CACHES": {"default": {"LOCATION": "memcached://u:hunter2@host"}}}))
                 .unwrap_err();
         assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    // --- memcached ---
+
+    fn memcached_servers(settings: Value) -> Vec<String> {
+        match parse(settings).unwrap().location {
+            Location::Memcached { servers } => servers.iter().map(ToString::to_string).collect(),
+            other => panic!("not memcached: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn djangos_memcached_locations_are_understood() {
+        let with_backend = |location: Value| {
+            memcached_servers(json!({"CACHES": {"default": {
+                "BACKEND": MEMCACHED_BACKEND, "LOCATION": location
+            }}}))
+        };
+        assert_eq!(with_backend(json!("127.0.0.1:11211")), ["127.0.0.1:11211"]);
+        assert_eq!(with_backend(json!("cache")), ["cache:11211"]);
+        assert_eq!(
+            with_backend(json!(["a:11311", "b:11312"])),
+            ["a:11311", "b:11312"]
+        );
+        assert_eq!(
+            with_backend(json!("a:11311;b:11312, c:11313")),
+            ["a:11311", "b:11312", "c:11313"]
+        );
+        assert_eq!(
+            with_backend(json!("unix:/run/memcached.sock")),
+            ["unix:/run/memcached.sock"]
+        );
+        assert_eq!(with_backend(json!("[::1]:11311")), ["[::1]:11311"]);
+    }
+
+    #[test]
+    fn memcached_scheme_locations_are_understood_without_backend() {
+        let without_backend = |location: Value| {
+            memcached_servers(json!({"CACHES": {"default": {"LOCATION": location}}}))
+        };
+        assert_eq!(
+            without_backend(json!("memcached://127.0.0.1:11311")),
+            ["127.0.0.1:11311"]
+        );
+        assert_eq!(
+            without_backend(json!("memcached://127.0.0.1:11311,127.0.0.1:11312/")),
+            ["127.0.0.1:11311", "127.0.0.1:11312"]
+        );
+        assert_eq!(
+            without_backend(json!(["memcached://a:1", "memcached://b:2"])),
+            ["a:1", "b:2"]
+        );
+        let config = parse(json!({"CACHES": {"default": {
+            "BACKEND": MEMCACHED_BACKEND, "LOCATION": "memcached://a:1"
+        }}}))
+        .unwrap();
+        assert_eq!(config.memcached, MemcachedOptions::default());
+        assert_eq!(config.redis, RedisOptions::default());
+    }
+
+    #[test]
+    fn bad_memcached_locations_are_errors_naming_the_setting() {
+        for location in [
+            json!("memcached://a:port"),
+            json!("memcached://a:1/db"),
+            json!(["memcached://a:1", "b:0"]),
+            json!("memcached://"),
+        ] {
+            let error = parse(json!({"CACHES": {"default": {"LOCATION": location}}})).unwrap_err();
+            assert!(
+                matches!(error, ConfigError::BadMemcachedLocation { .. }),
+                "{location}: {error}"
+            );
+            assert!(
+                error.to_string().contains("CACHES['default']['LOCATION']"),
+                "{error}"
+            );
+        }
+        let error =
+            parse(json!({"CACHES": {"default": {"BACKEND": MEMCACHED_BACKEND}}})).unwrap_err();
+        assert!(matches!(error, ConfigError::BadValue { .. }), "{error}");
+        let error = parse(json!({"CACHES": {"default": {
+            "BACKEND": MEMCACHED_BACKEND, "LOCATION": ""
+        }}}))
+        .unwrap_err();
+        assert!(
+            matches!(error, ConfigError::BadMemcachedLocation { .. }),
+            "{error}"
+        );
+        for backend in [LOCMEM_BACKEND, REDIS_BACKEND] {
+            let error = parse(json!({"CACHES": {"default": {
+                "BACKEND": backend, "LOCATION": "memcached://a:1"
+            }}}))
+            .unwrap_err();
+            assert!(
+                matches!(error, ConfigError::UnsupportedLocation { .. }),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn memcached_options_are_read_in_pymemcache_spelling() {
+        let config = parse(json!({"CACHES": {"default": {
+            "BACKEND": MEMCACHED_BACKEND, "LOCATION": "a:1",
+            "OPTIONS": {"connect_timeout": 0.5, "timeout": "1.5", "max_pool_size": 4,
+                        "no_delay": true, "use_pooling": true, "allow_unicode_keys": true}
+        }}}))
+        .unwrap();
+        assert_eq!(
+            config.memcached,
+            MemcachedOptions {
+                connect_timeout: Duration::from_millis(500),
+                timeout: Duration::from_millis(1500),
+                max_pool_size: 4,
+            }
+        );
+        let nulls = parse(json!({"CACHES": {"default": {
+            "BACKEND": MEMCACHED_BACKEND, "LOCATION": "a:1", "OPTIONS": {"timeout": null}
+        }}}))
+        .unwrap();
+        assert_eq!(nulls.memcached, MemcachedOptions::default());
+    }
+
+    #[test]
+    fn bad_or_unknown_memcached_options_name_the_option() {
+        for (options, name) in [
+            (json!({"timeout": 0}), "timeout"),
+            (json!({"connect_timeout": "soon"}), "connect_timeout"),
+            (json!({"max_pool_size": 0}), "max_pool_size"),
+            (json!({"ignore_exc": true}), "ignore_exc"),
+            (json!({"key_prefix": "x"}), "key_prefix"),
+        ] {
+            let error = parse(json!({"CACHES": {"default": {
+                "BACKEND": MEMCACHED_BACKEND, "LOCATION": "a:1", "OPTIONS": options
+            }}}))
+            .unwrap_err();
+            let setting = format!("CACHES['default']['OPTIONS']['{name}']");
+            assert!(
+                matches!(&error, ConfigError::BadValue { setting: s, .. } if *s == setting),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn djangos_redis_backend_splits_a_string_location_like_django() {
+        let config = parse(json!({"CACHES": {"default": {
+            "BACKEND": REDIS_BACKEND, "LOCATION": "redis://a:6379;redis://b:6379, redis://c:6379"
+        }}}))
+        .unwrap();
+        assert_eq!(
+            config.location,
+            Location::Redis {
+                urls: vec![
+                    "redis://a:6379".into(),
+                    "redis://b:6379".into(),
+                    "redis://c:6379".into()
+                ]
+            }
+        );
+        // Without Django's BACKEND, and for LocMem names, a string stays one location.
+        let locmem = parse(json!({"CACHES": {"default": {
+            "BACKEND": LOCMEM_BACKEND, "LOCATION": "a,b"
+        }}}))
+        .unwrap();
+        assert_eq!(locmem.location, Location::LocMem { name: "a,b".into() });
     }
 }

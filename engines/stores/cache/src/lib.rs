@@ -6,6 +6,7 @@ pub mod backend;
 pub mod config;
 pub mod key;
 pub mod locmem;
+pub mod memcached;
 pub mod redis_backend;
 pub mod redis_cluster;
 pub mod redis_sentinel;
@@ -19,6 +20,7 @@ pub use locmem::{LocMemBackend, LocMemOptions};
 pub use redis_backend::{RedisBackend, RedisConnection, RedisOptions};
 pub use redis_cluster::ClusterOptions;
 pub use redis_topology::{ClusterLocation, RedisReplicas, SentinelLocation};
+pub use memcached::{MemcachedBackend, MemcachedOptions, MemcachedServer};
 /// The clock every store and backend of this crate reads time from (the codec's one `Clock`).
 pub use sessionkit_codec::clock::{self, Clock, HostClock, ManualClock, SystemClock};
 pub use store::{CACHE_SESSION_PREFIX, CACHED_DB_SESSION_PREFIX, CacheStore};
@@ -28,11 +30,14 @@ pub use store::{CACHE_SESSION_PREFIX, CACHED_DB_SESSION_PREFIX, CacheStore};
 /// This is the one place that maps a [`Location`] to a backend: a new backend is a new module
 /// implementing [`CacheBackend`] plus one arm here. A Redis backend does not connect here: its
 /// connections open on first use, so a server that is down only fails the calls made while it
-/// is down (call [`RedisBackend::ping`] to check at start-up).
+/// is down (call [`RedisBackend::ping`] to check at start-up). A memcached backend resolves its
+/// host names here but connects on first use too ([`MemcachedBackend::ping`]).
 ///
 /// # Errors
 ///
-/// [`ConfigError::BadRedisUrl`] for a Redis location the client cannot parse.
+/// [`ConfigError::BadRedisUrl`] for a Redis location the client cannot parse;
+/// [`ConfigError::BadMemcachedLocation`] for memcached servers that cannot be used (a Unix
+/// socket, a host name that does not resolve).
 pub fn connect(config: &CacheConfig, clock: Arc<dyn Clock>) -> Result<DynBackend, ConfigError> {
     match &config.location {
         Location::LocMem { name } => {
@@ -85,6 +90,20 @@ pub fn connect(config: &CacheConfig, clock: Arc<dyn Clock>) -> Result<DynBackend
                         reason,
                     }
                 })?;
+            Ok(Arc::new(backend))
+        }
+        Location::Memcached { servers } => {
+            let backend = MemcachedBackend::open(servers, config.memcached).map_err(|reason| {
+                ConfigError::BadMemcachedLocation {
+                    alias: config.alias.clone(),
+                    location: servers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    reason,
+                }
+            })?;
             Ok(Arc::new(backend))
         }
     }
@@ -202,6 +221,44 @@ mod tests {
         )
         .unwrap();
         assert_eq!(redis.capabilities(), Capabilities::SHARED_BETWEEN_PROCESSES);
+    }
+
+    #[test]
+    fn memcached_location_opens_a_shared_backend_without_connecting() {
+        // Nothing listens on port 1: opening still works, the first call fails.
+        let store = open_store(
+            &config("memcached://127.0.0.1:1"),
+            CACHE_SESSION_PREFIX,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        assert_eq!(
+            store.capabilities(),
+            sessionkit_sdk::Capabilities::SHARED_BETWEEN_PROCESSES
+        );
+        let error = store.load("memcachedlocationkey01").unwrap_err();
+        assert_eq!(error.kind, sessionkit_sdk::ErrorKind::Unavailable);
+        assert!(error.message.contains("127.0.0.1:1"), "{error}");
+        assert!(!error.message.contains("memcachedlocationkey01"), "{error}");
+    }
+
+    #[test]
+    fn memcached_unix_socket_is_a_config_error_at_open() {
+        let config = CacheConfig::from_settings_json(
+            &json!({"CACHES": {"default": {
+                "BACKEND": config::MEMCACHED_BACKEND, "LOCATION": "unix:/run/memcached.sock"
+            }}})
+            .to_string(),
+        )
+        .unwrap();
+        let error = connect(&config, Arc::new(SystemClock))
+            .err()
+            .expect("unix sockets are refused");
+        assert!(
+            matches!(error, ConfigError::BadMemcachedLocation { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("TCP only"), "{error}");
     }
 
     #[test]
