@@ -13,6 +13,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
     thread,
+    time::Duration,
 };
 
 use sessionkit_sdk::{
@@ -178,9 +179,11 @@ fn without_a_watching_host_nothing_is_counted_and_everything_expired_goes() {
     }
 }
 
-/// While a clear of `expired` rows in batches of `batch` runs on another thread, this thread
+/// While a clear of 20,000 expired rows in batches of 200 runs on another thread, this thread
 /// creates, saves, loads and deletes live sessions: every request succeeds, and some of them
-/// complete while the clear is between its first and last batch.
+/// complete while the clear is between its first and last batch. Requests come a millisecond
+/// apart: a loop with no gap at all would hold SQLite's one write lock nearly all the time, and
+/// the clear's own wait for it (SQLite's busy timeout, 5 s) would run out.
 fn requests_keep_working_during_a_clear(url: &str, prefix: &str, fill_expired: impl Fn(&str)) {
     let parsed = DatabaseUrl::parse(url).unwrap();
     let options = SqlStoreOptions::default().with_clear_batches(ClearBatches::fixed(200));
@@ -218,6 +221,7 @@ fn requests_keep_working_during_a_clear(url: &str, prefix: &str, fill_expired: i
             during += 1;
         }
         i += 1;
+        thread::sleep(Duration::from_millis(1));
     }
 
     assert_eq!(clear.join().unwrap().unwrap(), total);
