@@ -21,7 +21,7 @@ use crate::{
     loader::{self, EngineDescription, LoadError},
     memo::{DEFAULT_CAPACITY, DecodeMemo, Decoded},
     mode::Mode,
-    plugin::{Contract, PluginStore, SharedClock},
+    plugin::{Contract, PluginStore, ProgressListener, SharedClock, SharedProgress},
     session::Session,
     settings::{ConcurrentWrites, Settings},
     store::Store,
@@ -55,6 +55,8 @@ struct Shared {
     /// The clock the engine's store was lent at open; [`Engine::with_clock`] replaces what it
     /// holds.
     store_clock: Arc<SharedClock>,
+    /// The progress display the engine's store reports to (contract 0.3).
+    store_progress: Arc<SharedProgress>,
 }
 
 /// What loading a session key found.
@@ -114,8 +116,13 @@ impl Engine {
             .into());
         }
         let store_clock = Arc::new(SharedClock::new(Arc::new(SystemClock)));
-        let store = library.open(&settings.engine_settings_json(), store_clock.clone())?;
-        Self::assemble(library.info, store, store_clock, settings)
+        let store_progress = Arc::new(SharedProgress::default());
+        let store = library.open_watched(
+            &settings.engine_settings_json(),
+            store_clock.clone(),
+            store_progress.clone(),
+        )?;
+        Self::assemble(library.info, store, store_clock, store_progress, settings)
     }
 
     /// An engine around a store built in-process instead of loaded from a plugin library: an
@@ -156,6 +163,7 @@ impl Engine {
             description,
             PluginStore::current(store),
             store_clock,
+            Arc::default(),
             settings,
         )
     }
@@ -258,6 +266,22 @@ impl Engine {
         self.shared.store.clear_expired()
     }
 
+    /// [`Engine::clear_expired`], calling `on_progress(operation, done, total)` as the engine
+    /// reports how far it got (an engine of contract 0.3 or later that reports; others
+    /// never call it). `total` is the engine's count at the start, 0 when unknown.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::clear_expired`].
+    pub fn clear_expired_with_progress(
+        &self,
+        on_progress: Arc<ProgressListener>,
+    ) -> Result<u64, Error> {
+        self.shared
+            .store_progress
+            .watch(on_progress, || self.shared.store.clear_expired())
+    }
+
     /// [`Engine::clear_expired`] on tokio's blocking pool.
     ///
     /// # Errors
@@ -303,6 +327,7 @@ impl Engine {
         description: EngineDescription,
         store: PluginStore,
         store_clock: Arc<SharedClock>,
+        store_progress: Arc<SharedProgress>,
         settings: &Settings,
     ) -> Result<Engine, Error> {
         let fallbacks: Vec<Vec<u8>> = settings
@@ -331,6 +356,7 @@ impl Engine {
             codec,
             mode,
             store_clock,
+            store_progress,
         };
         let memo = mode
             .memoises()

@@ -28,10 +28,11 @@ use abi_stable::{
     std_types::RStr,
 };
 use sessionkit_sdk::{
-    Capabilities, EngineInfo, EngineModuleRef, KeyFormat, StoreError, frozen::v0_1,
+    Capabilities, EngineInfo, EngineModuleRef, KeyFormat, StoreError,
+    frozen::{v0_1, v0_2},
 };
 
-use crate::plugin::{Contract, HostServices, PluginStore, SharedClock};
+use crate::plugin::{Contract, HostServices, PluginStore, SharedClock, SharedProgress};
 
 /// The environment variable listing engine directories, `:`-separated, searched first.
 pub const ENGINE_PATH_VAR: &str = "SESSIONKIT_ENGINE_PATH";
@@ -70,6 +71,7 @@ pub struct EngineLibrary {
 #[derive(Clone, Copy)]
 enum RootModule {
     Current(EngineModuleRef),
+    V0_2(v0_2::EngineModuleRef),
     V0_1(v0_1::EngineModuleRef),
 }
 
@@ -183,28 +185,49 @@ pub enum LoadError {
 impl EngineLibrary {
     /// Opens a store of this engine with the settings JSON
     /// ([`Settings::engine_settings_json`](crate::Settings::engine_settings_json)), lending it
-    /// the host's `clock` and log. An engine built against contract 0.1 cannot take them; that
-    /// is said once, here, in one warning.
+    /// the host's `clock` and log, and a progress display nobody watches (see
+    /// [`EngineLibrary::open_watched`]).
     ///
     /// # Errors
     ///
-    /// [`LoadError::Open`] with the engine's error (`Config` for bad settings, `Panicked` for a
-    /// panic in its constructor).
+    /// As [`EngineLibrary::open_watched`].
     pub fn open(
         &self,
         settings_json: &str,
         clock: Arc<SharedClock>,
     ) -> Result<PluginStore, LoadError> {
+        self.open_watched(settings_json, clock, Arc::default())
+    }
+
+    /// Opens a store of this engine with the settings JSON
+    /// ([`Settings::engine_settings_json`](crate::Settings::engine_settings_json)), lending it
+    /// the host's `clock`, log and `progress` display. An engine built against contract 0.1
+    /// cannot take them; that is said once, here, in one warning. One of contract 0.2 takes
+    /// the clock and log only.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::Open`] with the engine's error (`Config` for bad settings, `Panicked` for a
+    /// panic in its constructor).
+    pub fn open_watched(
+        &self,
+        settings_json: &str,
+        clock: Arc<SharedClock>,
+        progress: Arc<SharedProgress>,
+    ) -> Result<PluginStore, LoadError> {
         let settings_json = RStr::from(settings_json);
+        let services = HostServices::new(&self.info.name, clock, progress);
         let opened = match self.module {
             RootModule::Current(module) => match module.open_with_host() {
-                Some(open) => {
-                    let host = HostServices::new(&self.info.name, clock).into_box();
-                    open(settings_json, host).into_result()
-                }
+                Some(open) => open(settings_json, services.into_box()).into_result(),
                 None => module.open()(settings_json).into_result(),
             }
             .map(PluginStore::current),
+            RootModule::V0_2(module) => match module.open_with_host() {
+                Some(open) => open(settings_json, services.into_v0_2_box()).into_result(),
+                None => module.open()(settings_json).into_result(),
+            }
+            .map(PluginStore::v0_2),
             RootModule::V0_1(module) => {
                 tracing::warn!(
                     target: "sessionkit::loader",
@@ -495,12 +518,16 @@ fn open_library(canonical: &Path) -> Result<EngineLibrary, LoadError> {
 fn root_module(
     header: &'static LibHeader,
 ) -> Result<(RootModule, Contract, EngineInfo), LibraryError> {
-    match header.init_root_module::<EngineModuleRef>() {
-        Ok(module) => Ok((RootModule::Current(module), Contract::V0_2, module.info()())),
-        Err(current) => match header.init_root_module::<v0_1::EngineModuleRef>() {
-            Ok(module) => Ok((RootModule::V0_1(module), Contract::V0_1, module.info()())),
-            Err(_) => Err(current),
-        },
+    let current = match header.init_root_module::<EngineModuleRef>() {
+        Ok(module) => return Ok((RootModule::Current(module), Contract::V0_3, module.info()())),
+        Err(current) => current,
+    };
+    if let Ok(module) = header.init_root_module::<v0_2::EngineModuleRef>() {
+        return Ok((RootModule::V0_2(module), Contract::V0_2, module.info()()));
+    }
+    match header.init_root_module::<v0_1::EngineModuleRef>() {
+        Ok(module) => Ok((RootModule::V0_1(module), Contract::V0_1, module.info()())),
+        Err(_) => Err(current),
     }
 }
 

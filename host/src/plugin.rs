@@ -1,11 +1,12 @@
 //! An opened engine store as the host holds it, whichever contract revision its library
-//! speaks, and the services the host lends it (its clock and its log).
+//! speaks, and the services the host lends it (its clock, its log and its progress display).
 //!
 //! The SDK's contract only grows (see the SDK README, "Versioning"): a library built against
 //! contract 0.1 is loaded through the frozen 0.1 root module and its store is adapted here —
 //! `save_if_unchanged` answers `Unsupported`, and the store judges expiry by its own system
 //! clock and logs into its own copy of `tracing` — while a 0.2 library gets the host's clock and
-//! log. The rest of the host sees one [`SessionStore`].
+//! log (through the frozen 0.2 form of the services, without progress), and a 0.3 library gets
+//! the progress display too. The rest of the host sees one [`SessionStore`].
 
 use std::sync::Arc;
 
@@ -14,16 +15,19 @@ use parking_lot::RwLock;
 use sessionkit_codec::expiry::Clock;
 use sessionkit_sdk::{
     Capabilities, ConditionalSave, FfiHost, HostBox, LogLevel, SessionRecord, SessionStore,
-    SessionWrite, StoreBox, StoreError, StoreResult, Timestamp, frozen::v0_1,
+    SessionWrite, StoreBox, StoreError, StoreResult, Timestamp,
+    frozen::{v0_1, v0_2},
 };
 
 /// The contract revision an engine library was built against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Contract {
     /// The first release (sessionkit-sdk 0.1.0): no conditional save, no host services.
     V0_1,
     /// sessionkit-sdk 0.1.1: conditional save, the host's clock and log.
     V0_2,
+    /// sessionkit-sdk 0.1.2: the host's progress display for long calls (`clear_expired`).
+    V0_3,
 }
 
 impl Contract {
@@ -32,6 +36,7 @@ impl Contract {
         match self {
             Self::V0_1 => "0.1",
             Self::V0_2 => "0.2",
+            Self::V0_3 => "0.3",
         }
     }
 
@@ -40,7 +45,7 @@ impl Contract {
     pub const fn possible_capabilities(self) -> Capabilities {
         match self {
             Self::V0_1 => Capabilities::from_bits((1 << 7) - 1),
-            Self::V0_2 => Capabilities::from_bits(u64::MAX),
+            Self::V0_2 | Self::V0_3 => Capabilities::from_bits(u64::MAX),
         }
     }
 }
@@ -53,6 +58,7 @@ pub struct PluginStore {
 
 enum Inner {
     Current(StoreBox),
+    V0_2(v0_2::StoreBox),
     V0_1(v0_1::StoreBox),
 }
 
@@ -61,6 +67,13 @@ impl PluginStore {
     pub fn current(store: StoreBox) -> Self {
         Self {
             inner: Inner::Current(store),
+        }
+    }
+
+    /// A store of a library built against contract 0.2.
+    pub fn v0_2(store: v0_2::StoreBox) -> Self {
+        Self {
+            inner: Inner::V0_2(store),
         }
     }
 
@@ -74,17 +87,19 @@ impl PluginStore {
     /// The contract revision the store's library speaks.
     pub fn contract(&self) -> Contract {
         match self.inner {
-            Inner::Current(_) => Contract::V0_2,
+            Inner::Current(_) => Contract::V0_3,
+            Inner::V0_2(_) => Contract::V0_2,
             Inner::V0_1(_) => Contract::V0_1,
         }
     }
 }
 
-/// Calls `$method` on whichever trait object `$store` holds (both have it, same signature).
+/// Calls `$method` on whichever trait object `$store` holds (all have it, same signature).
 macro_rules! either {
     ($store:expr, $method:ident ( $($arg:expr),* )) => {
         match &$store.inner {
             Inner::Current(store) => store.$method($($arg),*),
+            Inner::V0_2(store) => store.$method($($arg),*),
             Inner::V0_1(store) => store.$method($($arg),*),
         }
     };
@@ -147,6 +162,10 @@ impl SessionStore for PluginStore {
                 .save_if_unchanged(write, RStr::from(expected_data))
                 .into_result()
                 .map(ConditionalSave::from_ffi),
+            Inner::V0_2(store) => store
+                .save_if_unchanged(write, RStr::from(expected_data))
+                .into_result()
+                .map(ConditionalSave::from_ffi),
             Inner::V0_1(_) => Err(StoreError::unsupported(
                 "the engine was built against contract 0.1, which has no conditional save",
             )),
@@ -177,20 +196,66 @@ impl SharedClock {
     }
 }
 
-/// What the host lends one opened store: the clock, and a log that records the engine's events
-/// in the host's subscriber under target `sessionkit::engine` with the engine's name.
+/// Who watches the progress of a long engine call: called with the operation, the units done
+/// and the engine's total (0 when unknown).
+pub type ProgressListener = dyn Fn(&str, u64, u64) + Send + Sync;
+
+/// The progress display a store's engine reports to (contract 0.3), shared by every `Engine`
+/// holding the store. Empty unless someone watches, so an engine does not count the work ahead
+/// for nobody.
+#[derive(Default)]
+pub struct SharedProgress(RwLock<Option<Arc<ProgressListener>>>);
+
+impl SharedProgress {
+    /// Runs `call` with `listener` watching the store's progress, then removes it (panic or
+    /// not). One call watches at a time; a nested watch replaces the outer one until it ends.
+    pub fn watch<T>(&self, listener: Arc<ProgressListener>, call: impl FnOnce() -> T) -> T {
+        struct Unwatch<'a>(&'a SharedProgress, Option<Arc<ProgressListener>>);
+        impl Drop for Unwatch<'_> {
+            fn drop(&mut self) {
+                *self.0.0.write() = self.1.take();
+            }
+        }
+        let previous = self.0.write().replace(listener);
+        let _unwatch = Unwatch(self, previous);
+        call()
+    }
+
+    fn listener(&self) -> Option<Arc<ProgressListener>> {
+        self.0.read().clone()
+    }
+}
+
+impl std::fmt::Debug for SharedProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedProgress")
+            .field("watched", &self.0.read().is_some())
+            .finish()
+    }
+}
+
+/// What the host lends one opened store: the clock, a log that records the engine's events
+/// in the host's subscriber under target `sessionkit::engine` with the engine's name, and the
+/// progress display.
 #[derive(Clone)]
 pub(crate) struct HostServices {
     engine: Arc<str>,
     clock: Arc<SharedClock>,
+    progress: Arc<SharedProgress>,
 }
 
 impl HostServices {
-    /// The services for a store of engine `engine`, telling time by `clock`.
-    pub(crate) fn new(engine: &str, clock: Arc<SharedClock>) -> Self {
+    /// The services for a store of engine `engine`, telling time by `clock` and showing
+    /// progress to whoever watches `progress`.
+    pub(crate) fn new(
+        engine: &str,
+        clock: Arc<SharedClock>,
+        progress: Arc<SharedProgress>,
+    ) -> Self {
         Self {
             engine: engine.into(),
             clock,
+            progress,
         }
     }
 
@@ -201,11 +266,13 @@ impl HostServices {
             abi_stable::sabi_trait::TD_Opaque,
         )
     }
-}
 
-impl FfiHost for HostServices {
-    fn now(&self) -> Timestamp {
-        self.clock.now()
+    /// The contract-0.2 form, for an engine built against it: clock and log only.
+    pub(crate) fn into_v0_2_box(self) -> v0_2::HostBox {
+        v0_2::HostBox::from_ptr(
+            abi_stable::std_types::RArc::new(self),
+            abi_stable::sabi_trait::TD_Opaque,
+        )
     }
 
     fn max_level(&self) -> LogLevel {
@@ -238,5 +305,43 @@ impl FfiHost for HostServices {
                 tracing::error!(target: "sessionkit::engine", engine, origin, "{message}");
             }
         }
+    }
+}
+
+impl FfiHost for HostServices {
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn max_level(&self) -> LogLevel {
+        HostServices::max_level(self)
+    }
+
+    fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
+        HostServices::log(self, level, target, message);
+    }
+
+    fn wants_progress(&self, _operation: RStr<'_>) -> bool {
+        self.progress.listener().is_some()
+    }
+
+    fn progress(&self, operation: RStr<'_>, done: u64, total: u64) {
+        if let Some(listener) = self.progress.listener() {
+            listener(operation.as_str(), done, total);
+        }
+    }
+}
+
+impl v0_2::FfiHost for HostServices {
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn max_level(&self) -> LogLevel {
+        HostServices::max_level(self)
+    }
+
+    fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
+        HostServices::log(self, level, target, message);
     }
 }

@@ -1,10 +1,13 @@
-//! What the host lends an engine when it opens a store (contract 0.2): its clock and its log.
+//! What the host lends an engine when it opens a store: its clock and its log (contract 0.2),
+//! and a progress display for long operations (contract 0.3).
 //!
 //! An engine library carries its own copy of `tracing`, so without help its log events never
 //! reach the host's subscriber, and its own copy of the system clock, so a host that freezes
 //! time in a test would see engines judge expiry by another clock. The host hands every store it
 //! opens a [`HostBox`]; the SDK forwards the plugin's `tracing` events into it (see
 //! [`crate::forward`]) and gives the engine a [`Host`] to read the clock from.
+
+use std::cell::RefCell;
 
 use abi_stable::{
     StableAbi, sabi_trait,
@@ -44,6 +47,26 @@ pub trait FfiHost: Send + Sync + Clone {
     /// its fields already formatted (`message key=value ...`).
     #[sabi(last_prefix_field)]
     fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>);
+
+    // Contract 0.3 (sessionkit-sdk 0.1.2). Methods appended below `last_prefix_field`. The host
+    // implements this trait and the engine calls it, so an engine of 0.3 may be handed the
+    // vtable of an older host, which lacks them: abi_stable then runs the default bodies below
+    // (nobody watches), which is how an engine skips progress in an older host. A newer host
+    // lends an older engine the frozen 0.2 form (`crate::frozen::v0_2`).
+
+    /// Whether the host shows the progress of `operation` (`clear_expired`) right now: an
+    /// engine asks before it counts the work ahead, which costs a query nobody may want.
+    fn wants_progress(&self, operation: RStr<'_>) -> bool {
+        let _ = operation;
+        false
+    }
+
+    /// `done` of `total` units of `operation` are done (rows, for `clear_expired`). `total`
+    /// is the engine's count when it started (0 when it has none); `done` may pass it when more
+    /// work appeared meanwhile (sessions that expired during the run).
+    fn progress(&self, operation: RStr<'_>, done: u64, total: u64) {
+        let _ = (operation, done, total);
+    }
 }
 
 /// The host's services as the host hands them over: a shared, thread-safe FFI trait object.
@@ -91,5 +114,68 @@ impl std::fmt::Debug for Host {
         f.debug_struct("Host")
             .field("connected", &self.is_connected())
             .finish()
+    }
+}
+
+thread_local! {
+    /// The services of the host whose call this thread is running (see [`with_caller`]).
+    static CALLER: RefCell<Option<HostBox>> = const { RefCell::new(None) };
+}
+
+/// Runs `call` with `host` as the host this thread works for, so [`Progress::of`] finds it
+/// without every engine threading it through its store: the contract's calls are synchronous
+/// and run on the host's calling thread. Restores the previous value afterwards, panic or not.
+pub(crate) fn with_caller<T>(host: Option<&HostBox>, call: impl FnOnce() -> T) -> T {
+    struct Restore(Option<HostBox>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            CALLER.with(|caller| *caller.borrow_mut() = previous);
+        }
+    }
+    let previous = CALLER.with(|caller| caller.replace(host.cloned()));
+    let _restore = Restore(previous);
+    call()
+}
+
+/// Where an engine reports the progress of a long operation (contract 0.3): the host that
+/// called it, when that host shows progress. An engine asks for it once at the start of the
+/// operation, counts the work ahead only if it gets one, and reports as it goes.
+///
+/// # Examples
+///
+/// ```
+/// use sessionkit_sdk::host::Progress;
+///
+/// // Outside a host's call (or in a host that shows no progress) there is nobody to tell.
+/// assert!(Progress::of("clear_expired").is_none());
+/// ```
+#[derive(Clone)]
+pub struct Progress {
+    host: HostBox,
+    operation: &'static str,
+}
+
+impl Progress {
+    /// The progress display for `operation` of the host whose call this thread is running, if
+    /// it wants one (a host older than contract 0.3 never does). Clone it to report from
+    /// another thread.
+    pub fn of(operation: &'static str) -> Option<Progress> {
+        let host = CALLER.with(|caller| caller.borrow().clone())?;
+        host.wants_progress(RStr::from(operation))
+            .then_some(Progress { host, operation })
+    }
+
+    /// `done` of `total` units are done (see [`FfiHost::progress`]).
+    pub fn report(&self, done: u64, total: u64) {
+        self.host.progress(RStr::from(self.operation), done, total);
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("operation", &self.operation)
+            .finish_non_exhaustive()
     }
 }

@@ -23,7 +23,7 @@ pub use abi_stable;
 
 pub use capability::{Capabilities, EngineInfo, KeyFormat};
 pub use error::{ErrorKind, StoreError, StoreResult};
-pub use host::{FfiHost, Host, HostBox, LogLevel};
+pub use host::{FfiHost, Host, HostBox, LogLevel, Progress};
 pub use module::{Engine, EngineModule, EngineModuleRef};
 pub use record::{SessionRecord, SessionWrite, Timestamp};
 pub use store::{ConditionalSave, FfiStore, SessionStore, StoreBox};
@@ -34,5 +34,5 @@ pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The revision of the contract this SDK speaks. 0.1 was the first release; 0.2 added
 /// [`SessionStore::save_if_unchanged`], [`Capabilities::CONDITIONAL_SAVE`] and the host's log
-/// and clock ([`host`]).
-pub const CONTRACT_VERSION: &str = "0.2";
+/// and clock ([`host`]); 0.3 the host's progress display ([`Progress`]).
+pub const CONTRACT_VERSION: &str = "0.3";

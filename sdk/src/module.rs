@@ -87,7 +87,7 @@ extern "C" fn info_of<E: Engine>() -> EngineInfo {
 }
 
 extern "C" fn open_of<E: Engine>(settings_json: RStr<'_>) -> RResult<StoreBox, StoreError> {
-    guarded_open::<E>(|| E::open(settings_json.as_str()))
+    guarded_open::<E>(None, || E::open(settings_json.as_str()))
 }
 
 extern "C" fn open_with_host_of<E: Engine>(
@@ -95,16 +95,27 @@ extern "C" fn open_with_host_of<E: Engine>(
     host: HostBox,
 ) -> RResult<StoreBox, StoreError> {
     forward::connect(&host);
+    let services = host.clone();
     let host = Host::new(host);
-    guarded_open::<E>(|| E::open_with_host(settings_json.as_str(), &host))
+    guarded_open::<E>(Some(services), || {
+        E::open_with_host(settings_json.as_str(), &host)
+    })
 }
 
 fn guarded_open<E: Engine>(
+    host: Option<HostBox>,
     open: impl FnOnce() -> Result<E::Store, StoreError>,
 ) -> RResult<StoreBox, StoreError> {
     let name = E::info().name.as_str();
     match catch_unwind(AssertUnwindSafe(open)) {
-        Ok(Ok(store)) => RResult::ROk(FfiAdapter::new(name, store).into_box()),
+        Ok(Ok(store)) => {
+            let adapter = FfiAdapter::new(name, store);
+            let adapter = match host {
+                Some(host) => adapter.with_host(host),
+                None => adapter,
+            };
+            RResult::ROk(adapter.into_box())
+        }
         Ok(Err(error)) => RResult::RErr(error),
         Err(payload) => RResult::RErr(panicked(name, "open", payload.as_ref())),
     }

@@ -14,7 +14,9 @@ use abi_stable::{
     std_types::{RBox, ROption, RResult, RStr, RString, RVec},
 };
 
-use crate::{Capabilities, ErrorKind, SessionRecord, SessionWrite, StoreError, StoreResult};
+use crate::{
+    Capabilities, ErrorKind, HostBox, SessionRecord, SessionWrite, StoreError, StoreResult,
+};
 
 /// The storage contract of a session engine, in plain Rust.
 ///
@@ -138,6 +140,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// - Live records stay loadable.
     /// - Expired records are gone afterwards, and the count says how many went.
     /// - An engine that expires records by itself (no `CLEAR_EXPIRED` capability) returns 0.
+    /// - It may take long (millions of rows): it should never hold a lock for long, and may
+    ///   report how far it got through [`Progress::of`](crate::host::Progress::of)`("clear_expired")`.
     fn clear_expired(&self) -> StoreResult<u64>;
 
     /// Capabilities this opened store has beyond those its engine declares in
@@ -295,12 +299,25 @@ pub type StoreBox = FfiStore_TO<'static, RBox<()>>;
 pub struct FfiAdapter<S> {
     store: S,
     engine: &'static str,
+    /// The services of the host that opened the store, for the calls that report progress.
+    host: Option<HostBox>,
 }
 
 impl<S: SessionStore> FfiAdapter<S> {
     /// Wraps `store` of the engine called `engine` (the name goes into panic messages).
     pub fn new(engine: &'static str, store: S) -> Self {
-        Self { store, engine }
+        Self {
+            store,
+            engine,
+            host: None,
+        }
+    }
+
+    /// The same adapter, reporting the progress of long calls to `host` (the host that opened
+    /// the store; see [`Progress`](crate::host::Progress)).
+    pub fn with_host(mut self, host: HostBox) -> Self {
+        self.host = Some(host);
+        self
     }
 
     /// Boxes the adapter into the trait object the host receives.
@@ -356,7 +373,9 @@ impl<S: SessionStore> FfiStore for FfiAdapter<S> {
     }
 
     fn clear_expired(&self) -> RResult<u64, StoreError> {
-        self.guard("clear_expired", |s| s.clear_expired())
+        crate::host::with_caller(self.host.as_ref(), || {
+            self.guard("clear_expired", |s| s.clear_expired())
+        })
     }
 
     fn capabilities(&self) -> Capabilities {

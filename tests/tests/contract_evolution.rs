@@ -4,7 +4,7 @@
 //!   copy of `sessionkit-sdk` 0.1.0 and the plugin template as released, renamed `legacy`)
 //!   loads next to the current engines in one process, passes the conformance cases that apply
 //!   to it, and the host says once, at open, in one log line, what it falls back from;
-//! - the current engines load as contract 0.2 and get the host's clock and log;
+//! - the current engines load as contract 0.3 (0.2 and later get the host's clock and log);
 //! - a current engine given to a **host of contract 0.1** (`host-0-1`, built from the same
 //!   fixture against the frozen SDK) works there.
 //!
@@ -116,8 +116,8 @@ fn engine_built_against_contract_0_1_runs_beside_current_engines_in_one_process(
     let template =
         Engine::load(spec(&current_engine("template")), &settings()).expect("template loads");
     assert_eq!(legacy.contract(), Contract::V0_1);
-    assert_eq!(cache.contract(), Contract::V0_2);
-    assert_eq!(template.contract(), Contract::V0_2);
+    assert_eq!(cache.contract(), Contract::V0_3);
+    assert_eq!(template.contract(), Contract::V0_3);
     assert_eq!(legacy.description().name, "legacy");
     for engine in [&legacy, &cache, &template, &legacy] {
         round_trip(engine);

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use sessionkit_codec::{Clock, SystemClock};
 use sessionkit_sdk::StoreError;
 
-use crate::url::DatabaseUrl;
+use crate::{clear::ClearBatches, url::DatabaseUrl};
 
 /// The database used when neither `SESSION_DB_URL` nor `DATABASE_URL` is set: a file in the
 /// working directory.
@@ -31,6 +31,8 @@ pub struct SqlStoreOptions {
     /// Where the store reads "now" to judge `expire_date` (the system clock unless a test or the
     /// host hands it another); the store never reads the system clock itself.
     pub clock: Arc<dyn Clock>,
+    /// How `clear_expired` sizes its batches (adaptive unless a test or an operator fixes it).
+    pub clear_batches: ClearBatches,
 }
 
 impl SqlStoreOptions {
@@ -40,7 +42,14 @@ impl SqlStoreOptions {
             table: table.into(),
             account_column: false,
             clock: Arc::new(SystemClock),
+            clear_batches: ClearBatches::ADAPTIVE,
         }
+    }
+
+    /// The same options with `clear_expired` sizing its batches by `batches`.
+    pub fn with_clear_batches(mut self, batches: ClearBatches) -> Self {
+        self.clear_batches = batches;
+        self
     }
 
     /// The same options judging expiry by `clock`.

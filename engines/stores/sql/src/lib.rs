@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod account;
+mod clear;
 pub mod config;
 mod pg;
 mod pool;
@@ -13,6 +14,7 @@ mod time;
 pub mod url;
 
 pub use account::{AUTH_USER_ID_KEY, account_id_of};
+pub use clear::ClearBatches;
 pub use config::{
     DEFAULT_DATABASE_URL, DEFAULT_TABLE, SqlSettings, SqlStoreOptions, validate_table_name,
 };

@@ -19,15 +19,16 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use sessionkit_sdk::{ErrorKind, SessionRecord, StoreError, StoreResult, Timestamp};
+use sessionkit_sdk::{ErrorKind, Progress, SessionRecord, StoreError, StoreResult, Timestamp};
 use tokio::runtime::Runtime;
 use tokio_postgres::{
     Client, Connection, NoTls, Socket, Statement, error::SqlState, tls::NoTlsStream,
 };
 
 use crate::{
+    clear::{self, Batch, ClearBatches},
     pool::{Manager, Pool, Pooled},
-    schema::{CLEAR_BATCH, Dialect, Statements, create_index_statements, create_table_statement},
+    schema::{Dialect, Statements, create_index_statements, create_table_statement},
     time::{from_chrono, to_chrono},
     url::PostgresUrl,
 };
@@ -261,7 +262,7 @@ struct Prepared {
     update: Statement,
     update_if: Statement,
     delete: Statement,
-    clear_batch: Statement,
+    count_expired: Statement,
     of_account: Option<Statement>,
     delete_of_account: Option<Statement>,
     delete_of_account_keeping: Option<Statement>,
@@ -318,7 +319,7 @@ impl PgManager {
             update: prepare(&sql.update)?,
             update_if: prepare(&sql.update_if)?,
             delete: prepare(&sql.delete)?,
-            clear_batch: prepare(&sql.clear_batch)?,
+            count_expired: prepare(&sql.count_expired)?,
             of_account,
             delete_of_account,
             delete_of_account_keeping,
@@ -540,19 +541,52 @@ impl PgBackend {
         })
     }
 
-    /// Deletes expired rows [`CLEAR_BATCH`] at a time, each batch its own transaction; the
-    /// whole sweep is one call, within one bound (a sweep cut short resumes on the next run).
-    pub(crate) fn clear_expired(&self, now: Timestamp) -> StoreResult<u64> {
+    /// Deletes expired rows batch after batch (sized by `batches`), each its own statement and
+    /// transaction under its own call bound, so a sweep of millions of rows is as long as it
+    /// needs while no statement is; rows another transaction holds are skipped (see `clear.rs`).
+    /// Reports to `progress` when the host watches.
+    pub(crate) fn clear_expired(
+        &self,
+        now: Timestamp,
+        batches: &ClearBatches,
+        progress: Option<&Progress>,
+    ) -> StoreResult<u64> {
         let now = to_chrono(now);
-        self.with("clear_expired", |c| {
-            let mut total = 0;
-            loop {
-                let deleted = c.driver.run(c.client.execute(&c.st.clear_batch, &[&now]))?;
-                total += deleted;
-                if deleted < CLEAR_BATCH as u64 {
-                    return Ok(total);
-                }
+        let total = match progress {
+            Some(progress) => {
+                let total: i64 = self.with("clear_expired", |c| {
+                    Ok(c.driver
+                        .run(c.client.query_one(&c.st.count_expired, &[&now]))?
+                        .try_get(0)?)
+                })?;
+                let total = u64::try_from(total).unwrap_or(0);
+                progress.report(0, total);
+                Some((progress, total))
             }
+            None => None,
+        };
+        // Below every date PostgreSQL stores; each batch moves it to where it ended.
+        let mut from = DateTime::<Utc>::from_timestamp(-62_135_596_800, 0).unwrap_or(now);
+        // Sent as text, not prepared: an unnamed statement is planned with its parameters,
+        // while a prepared one may switch to a generic plan that guesses the row count.
+        let sql = self.pool.manager().sql.clear_batch.as_str();
+        clear::run(batches, total, clear::no_pause, |size| {
+            let limit = size as i64;
+            let (deleted, last) = self.with("clear_expired", |c| {
+                let row = c
+                    .driver
+                    .run(c.client.query_one(sql, &[&now, &from, &limit]))?;
+                Ok((
+                    row.try_get::<_, i64>(0)?,
+                    row.try_get::<_, Option<DateTime<Utc>>>(1)?,
+                ))
+            })?;
+            if let Some(last) = last {
+                from = last;
+            }
+            Ok(Batch {
+                deleted: u64::try_from(deleted).unwrap_or(0),
+            })
         })
     }
 

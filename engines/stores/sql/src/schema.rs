@@ -37,10 +37,6 @@ impl Dialect {
     }
 }
 
-/// How many expired rows one `clear_expired` statement (and transaction) deletes, so a large
-/// clean-up never holds the write lock for long.
-pub(crate) const CLEAR_BATCH: usize = 1000;
-
 /// The name Django gives an index (`BaseDatabaseSchemaEditor._create_index_name`): table,
 /// columns and the first 8 hex digits of md5(table + columns), plus `suffix`, shortened the
 /// way Django shortens it past the backend's identifier limit.
@@ -149,8 +145,14 @@ pub(crate) struct Statements {
     pub update_if: String,
     /// delete by key.
     pub delete: String,
-    /// One batch of `clear_expired` (`expire_date < now`, as Django).
+    /// One batch of `clear_expired` (`expire_date < now`, as Django), its size a parameter
+    /// (see `clear.rs`). SQLite: `?1` now, `?2` the row count; the batch's changes count is
+    /// what went. PostgreSQL: `$1` now, `$2` where the previous batch ended (expire dates below
+    /// are gone already), `$3` the row count; it returns the rows that went and the latest
+    /// `expire_date` among them.
     pub clear_batch: String,
+    /// How many rows `clear_expired` would remove now (the total its progress counts to).
+    pub count_expired: String,
     /// Live sessions of one account.
     pub of_account: String,
     /// Delete every session of one account.
@@ -172,13 +174,18 @@ impl Statements {
         } else {
             (String::new(), String::new(), String::new())
         };
-        // SQLite deletes a batch by rowid, found through the expire_date index; PostgreSQL by key.
+        // SQLite deletes a batch by rowid, found through the expire_date index (deleted entries
+        // leave its b-tree, so each batch starts where the last ended). PostgreSQL deletes by
+        // ctid (a TID scan, whatever the planner thinks of the row count; the rows are locked
+        // by the same statement, so their ctids hold), skips rows another transaction holds,
+        // and starts each batch where the last ended: its index keeps the dead entries of
+        // earlier batches until vacuum, and every batch would otherwise walk over them again.
         let clear_batch = match dialect {
             Dialect::Sqlite => format!(
-                r#"DELETE FROM "{table}" WHERE rowid IN (SELECT rowid FROM "{table}" WHERE "expire_date" < ?1 LIMIT {CLEAR_BATCH})"#
+                r#"DELETE FROM "{table}" WHERE rowid IN (SELECT rowid FROM "{table}" WHERE "expire_date" < ?1 LIMIT ?2)"#
             ),
             Dialect::Postgres => format!(
-                r#"DELETE FROM "{table}" WHERE "session_key" IN (SELECT "session_key" FROM "{table}" WHERE "expire_date" < $1 LIMIT {CLEAR_BATCH})"#
+                r#"WITH "batch" AS (DELETE FROM "{table}" WHERE ctid = ANY(ARRAY(SELECT ctid FROM "{table}" WHERE "expire_date" < $1 AND "expire_date" >= $2 ORDER BY "expire_date" LIMIT $3 FOR UPDATE SKIP LOCKED)) RETURNING "expire_date") SELECT count(*), max("expire_date") FROM "batch""#
             ),
         };
         Self {
@@ -219,6 +226,10 @@ impl Statements {
             },
             delete: format!(r#"DELETE FROM "{table}" WHERE "session_key" = {}"#, p(1)),
             clear_batch,
+            count_expired: format!(
+                r#"SELECT count(*) FROM "{table}" WHERE "expire_date" < {}"#,
+                p(1)
+            ),
             of_account: format!(
                 r#"SELECT "session_key", "session_data", "expire_date" FROM "{table}" WHERE "account_id" = {} AND "expire_date" > {} ORDER BY "expire_date" DESC, "session_key""#,
                 p(1),

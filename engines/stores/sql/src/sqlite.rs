@@ -6,11 +6,12 @@ use rusqlite::{
     Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, config::DbConfig,
     params,
 };
-use sessionkit_sdk::{ErrorKind, SessionRecord, StoreError, StoreResult, Timestamp};
+use sessionkit_sdk::{ErrorKind, Progress, SessionRecord, StoreError, StoreResult, Timestamp};
 
 use crate::{
+    clear::{self, Batch, ClearBatches},
     pool::{Manager, Pool},
-    schema::{CLEAR_BATCH, Dialect, Statements, create_index_statements, create_table_statement},
+    schema::{Dialect, Statements, create_index_statements, create_table_statement},
     time::{parse_sqlite_text, to_sqlite_text},
     url::{SqliteLocation, SqliteUrl},
 };
@@ -341,30 +342,45 @@ impl SqliteBackend {
             .map_err(|e| map_sqlite_error("delete", e))
     }
 
-    /// Deletes expired rows [`CLEAR_BATCH`] at a time, each batch in its own `BEGIN IMMEDIATE`
-    /// transaction so other writers get the lock between batches.
-    pub(crate) fn clear_expired(&self, now: Timestamp) -> StoreResult<u64> {
+    /// Deletes expired rows batch after batch (sized by `batches`), each in its own
+    /// `BEGIN IMMEDIATE` transaction, pausing after each so writers waiting for the lock get
+    /// it (see `clear.rs`); reports to `progress` when the host watches.
+    pub(crate) fn clear_expired(
+        &self,
+        now: Timestamp,
+        batches: &ClearBatches,
+        progress: Option<&Progress>,
+    ) -> StoreResult<u64> {
         let now = to_sqlite_text(now);
-        let mut conn = self.pool.get()?;
-        let mut total = 0u64;
-        loop {
+        let fail = |e| map_sqlite_error("clear_expired", e);
+        let total = match progress {
+            Some(progress) => {
+                let conn = self.pool.get()?;
+                let total: i64 = conn
+                    .prepare_cached(&self.sql.count_expired)
+                    .and_then(|mut stmt| stmt.query_row(params![now], |row| row.get(0)))
+                    .map_err(fail)?;
+                let total = u64::try_from(total).unwrap_or(0);
+                progress.report(0, total);
+                Some((progress, total))
+            }
+            None => None,
+        };
+        clear::run(batches, total, clear::sqlite_pause, |size| {
+            // A connection per batch: between batches the pool may hand it to a request.
+            let mut conn = self.pool.get()?;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| map_sqlite_error("clear_expired", e))?;
-            let deleted = {
-                let mut stmt = tx
-                    .prepare_cached(&self.sql.clear_batch)
-                    .map_err(|e| map_sqlite_error("clear_expired", e))?;
-                stmt.execute(params![now])
-                    .map_err(|e| map_sqlite_error("clear_expired", e))?
-            };
-            tx.commit()
-                .map_err(|e| map_sqlite_error("clear_expired", e))?;
-            total += deleted as u64;
-            if deleted < CLEAR_BATCH {
-                return Ok(total);
-            }
-        }
+                .map_err(fail)?;
+            let deleted = tx
+                .prepare_cached(&self.sql.clear_batch)
+                .and_then(|mut stmt| stmt.execute(params![now, size as i64]))
+                .map_err(fail)?;
+            tx.commit().map_err(fail)?;
+            Ok(Batch {
+                deleted: deleted as u64,
+            })
+        })
     }
 
     pub(crate) fn sessions_of_account(

@@ -4,12 +4,13 @@ use std::{fmt, sync::Arc};
 
 use sessionkit_codec::Clock;
 use sessionkit_sdk::{
-    Capabilities, ConditionalSave, SessionRecord, SessionStore, SessionWrite, StoreError,
+    Capabilities, ConditionalSave, Progress, SessionRecord, SessionStore, SessionWrite, StoreError,
     StoreResult, Timestamp,
 };
 
 use crate::{
     account::account_id_of,
+    clear,
     config::{SqlStoreOptions, validate_table_name},
     pg::PgBackend,
     sqlite::SqliteBackend,
@@ -225,13 +226,16 @@ impl SessionStore for SqlStore {
         }
     }
 
-    /// Django's `clear_expired`: deletes rows with `expire_date < now` in batches and returns
-    /// how many went (a row expiring exactly now stays, though it no longer loads).
+    /// Django's `clear_expired`: deletes rows with `expire_date < now` in short batches (see
+    /// [`ClearBatches`](crate::ClearBatches)) and returns how many went (a row expiring exactly
+    /// now stays, though it no longer loads). Reports its progress when the host watches.
     fn clear_expired(&self) -> StoreResult<u64> {
         let now = self.now();
+        let progress = Progress::of(clear::OPERATION);
+        let batches = &self.options.clear_batches;
         match &self.backend {
-            Backend::Sqlite(b) => b.clear_expired(now),
-            Backend::Postgres(b) => b.clear_expired(now),
+            Backend::Sqlite(b) => b.clear_expired(now, batches, progress.as_ref()),
+            Backend::Postgres(b) => b.clear_expired(now, batches, progress.as_ref()),
         }
     }
 

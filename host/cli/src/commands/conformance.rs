@@ -23,7 +23,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, Failure> {
     let settings = Arc::new(settings_for_conformance()?);
     // Load once up front so a library that cannot load fails with its one-line reason.
     let engine = Engine::load(&args.engine, &settings)?;
-    if engine.contract() != Contract::V0_2 {
+    if engine.contract() < Contract::V0_2 {
         // The loader's warning is below this command's log level: say it here, once.
         eprintln!(
             "sessionkit: engine '{}' was built against contract {}: the cases of later \
