@@ -6,6 +6,7 @@ pub mod backend;
 pub mod config;
 pub mod key;
 pub mod locmem;
+pub mod pickle;
 pub mod redis_backend;
 pub mod store;
 
