@@ -10,14 +10,14 @@ pub mod pickle;
 pub mod redis_backend;
 pub mod store;
 
-pub use backend::{CacheBackend, CacheError, CompareAndSet, DynBackend};
+pub use backend::{CacheBackend, CacheError, CompareAndSet, DynBackend, ValueWithTtl};
 pub use config::{CacheConfig, ConfigError, Location};
 pub use key::KeyFunction;
 pub use locmem::{LocMemBackend, LocMemOptions};
 pub use redis_backend::{RedisBackend, RedisOptions};
 /// The clock every store and backend of this crate reads time from (the codec's one `Clock`).
 pub use sessionkit_codec::clock::{self, Clock, HostClock, ManualClock, SystemClock};
-pub use store::{CACHE_SESSION_PREFIX, CACHED_DB_SESSION_PREFIX, CacheStore};
+pub use store::{CACHE_SESSION_PREFIX, CACHED_DB_SESSION_PREFIX, CacheStore, LOG_TARGET};
 
 /// Opens the backend a cache alias configures.
 ///
@@ -160,7 +160,10 @@ mod tests {
             Arc::new(SystemClock),
         )
         .unwrap();
-        assert_eq!(redis.capabilities(), Capabilities::SHARED_BETWEEN_PROCESSES);
+        assert_eq!(
+            redis.capabilities(),
+            Capabilities::SHARED_BETWEEN_PROCESSES | Capabilities::DECODED_DATA
+        );
     }
 
     #[test]
