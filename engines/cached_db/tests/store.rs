@@ -82,10 +82,7 @@ fn create_of_a_key_taken_in_the_database_is_already_exists() {
 #[test]
 fn save_of_a_row_gone_from_the_database_is_not_found_even_if_cached() {
     for t in targets("gone") {
-        t.store
-            .cache()
-            .put(&write(KEY, "cache only", 60).record)
-            .unwrap();
+        t.store.cache().put(&write(KEY, "cache only", 60)).unwrap();
         let error = t.store.save(write(KEY, "update", 60)).unwrap_err();
         assert_eq!(error.kind, ErrorKind::NotFound, "{}", t.label);
         assert_eq!(t.store.cache().load(KEY).unwrap(), None, "{}", t.label);
@@ -135,10 +132,7 @@ fn delete_removes_the_row_and_the_cache_entry() {
 fn exists_answers_from_the_cache_then_the_database() {
     for t in targets("exists") {
         assert!(!t.store.exists(KEY).unwrap(), "{}", t.label);
-        t.store
-            .cache()
-            .put(&write(KEY, "cache only", 60).record)
-            .unwrap();
+        t.store.cache().put(&write(KEY, "cache only", 60)).unwrap();
         assert!(t.store.exists(KEY).unwrap(), "{}: from the cache", t.label);
         t.store.cache().delete(KEY).unwrap();
         t.store.db().create(write(KEY, "db only", 60)).unwrap();
