@@ -63,9 +63,10 @@ pub const CACHED_DB_SESSION_PREFIX: &str = "django.contrib.sessions.cached_db";
 ///   value) loads as no session, with a warning on [`LOG_TARGET`]; never an error.
 /// - An entry still in the JSON record format (written before this format) loads as before,
 ///   and is replaced by a pickle on its next save.
-/// - `save_if_unchanged` reads the entry, compares its dict with `expected_data` (parsed, so
-///   the comparison is on values, not bytes) and then compare-and-sets on the entry's exact
-///   bytes.
+/// - `save_if_unchanged` first compare-and-sets on the pickle of `expected_data` (one round
+///   trip when the entry holds it in our bytes); otherwise it reads the entry, compares its dict
+///   with `expected_data` (parsed, so the comparison is on values, not bytes) and then
+///   compare-and-sets on the entry's exact bytes.
 pub struct CacheStore<B> {
     backend: B,
     key_function: KeyFunction,
@@ -259,6 +260,14 @@ impl<B: CacheBackend> CacheStore<B> {
                     .ok()
             })
             .flatten();
+        // The common case in one round trip: the entry holds the expected dict in the bytes
+        // we write for it (ours, or Django's, which pickles plain dicts the same way).
+        if let Some(expected) = &expected_dict {
+            let exact = pickle::dumps_dict(expected);
+            if self.compare_and_set(&key, &exact, &value, ttl)?.is_none() {
+                return Ok(ConditionalSave::Saved(record.session_key.into_string()));
+            }
+        }
         for _ in 0..CAS_ATTEMPTS {
             let Some((current, current_ttl)) = self
                 .backend
