@@ -9,6 +9,7 @@ pub mod library_file;
 pub mod loader;
 mod memo;
 mod mode;
+pub mod observe;
 pub mod plugin;
 pub mod session;
 pub mod settings;

@@ -15,6 +15,7 @@ use sessionkit_sdk::{
 
 use crate::{
     Error,
+    observe::{Observer, Operation},
     plugin::{Contract, PluginStore},
 };
 
@@ -34,6 +35,7 @@ pub struct Store {
     key_format: KeyFormat,
     capabilities: Capabilities,
     inner: PluginStore,
+    observer: Observer,
 }
 
 impl Store {
@@ -49,6 +51,7 @@ impl Store {
         // in-process cache): the host's view is the union.
         let capabilities = declared | inner.capabilities();
         Self {
+            observer: Observer::new(&engine),
             engine,
             key_format,
             capabilities,
@@ -91,8 +94,8 @@ impl Store {
         if !self.is_valid_key(key) {
             return Ok(false);
         }
-        self.inner
-            .exists(key)
+        self.observer
+            .observe(Operation::Exists, || self.inner.exists(key))
             .map_err(|e| self.error("exists", Some(key), e))
     }
 
@@ -110,8 +113,8 @@ impl Store {
 
     /// [`Store::load`] of a key already known to fit the key format.
     pub(crate) fn load_valid_key(&self, key: &str) -> Result<Option<SessionRecord>, Error> {
-        self.inner
-            .load(key)
+        self.observer
+            .observe(Operation::Load, || self.inner.load(key))
             .map_err(|e| self.error("load", Some(key), e))
     }
 
@@ -123,7 +126,7 @@ impl Store {
     /// for a key outside the format (signed-payload engines take any key here: theirs is
     /// minted by the engine).
     pub fn create(&self, write: SessionWrite) -> Result<String, Error> {
-        self.write("create", write, |inner, write| inner.create(write))
+        self.write(Operation::Create, write, |inner, write| inner.create(write))
     }
 
     /// Replaces an existing record (`save(must_create=False)`); returns the key it is stored
@@ -134,7 +137,7 @@ impl Store {
     /// [`Error::Engine`] of kind `NotFound` when the record is gone; [`Error::InvalidKey`] as
     /// for [`Store::create`].
     pub fn save(&self, write: SessionWrite) -> Result<String, Error> {
-        self.write("save", write, |inner, write| inner.save(write))
+        self.write(Operation::Save, write, |inner, write| inner.save(write))
     }
 
     /// Replaces the record under the write's key only if it still holds `expected_data` (what
@@ -160,8 +163,10 @@ impl Store {
             });
         }
         let outcome = self
-            .inner
-            .save_if_unchanged(write, expected_data)
+            .observer
+            .observe(Operation::SaveIfUnchanged, || {
+                self.inner.save_if_unchanged(write, expected_data)
+            })
             .map_err(|e| self.error(OPERATION, Some(&key), e))?;
         if let ConditionalSave::Saved(stored) = &outcome
             && *stored != key
@@ -184,8 +189,8 @@ impl Store {
         if !self.is_valid_key(key) {
             return Ok(());
         }
-        self.inner
-            .delete(key)
+        self.observer
+            .observe(Operation::Delete, || self.inner.delete(key))
             .map_err(|e| self.error("delete", Some(key), e))
     }
 
@@ -195,8 +200,8 @@ impl Store {
     ///
     /// [`Error::Engine`] with the engine's failure.
     pub fn clear_expired(&self) -> Result<u64, Error> {
-        self.inner
-            .clear_expired()
+        self.observer
+            .observe(Operation::ClearExpired, || self.inner.clear_expired())
             .map_err(|e| self.error("clear_expired", None, e))
     }
 
@@ -208,8 +213,10 @@ impl Store {
     /// called); [`Error::Engine`] otherwise.
     pub fn sessions_of_account(&self, account_id: i64) -> Result<Vec<SessionRecord>, Error> {
         self.require(Capabilities::ACCOUNT_INDEX, "sessions_of_account")?;
-        self.inner
-            .sessions_of_account(account_id)
+        self.observer
+            .observe(Operation::SessionsOfAccount, || {
+                self.inner.sessions_of_account(account_id)
+            })
             .map_err(|e| self.error("list sessions of account", None, e))
     }
 
@@ -226,17 +233,20 @@ impl Store {
     ) -> Result<u64, Error> {
         self.require(Capabilities::ACCOUNT_INDEX, "delete_sessions_of_account")?;
         let keep = keep.filter(|key| self.is_valid_key(key));
-        self.inner
-            .delete_sessions_of_account(account_id, keep)
+        self.observer
+            .observe(Operation::DeleteSessionsOfAccount, || {
+                self.inner.delete_sessions_of_account(account_id, keep)
+            })
             .map_err(|e| self.error("delete sessions of account", keep, e))
     }
 
     fn write(
         &self,
-        operation: &'static str,
+        observed: Operation,
         write: SessionWrite,
         call: impl FnOnce(&PluginStore, SessionWrite) -> StoreResult<String>,
     ) -> Result<String, Error> {
+        let operation = observed.name();
         let key = write.record.session_key.to_string();
         if self.key_format == KeyFormat::DjangoSessionKey && !self.is_valid_key(&key) {
             return Err(Error::InvalidKey {
@@ -245,7 +255,10 @@ impl Store {
             });
         }
         let key_context = (!key.is_empty()).then_some(key.as_str());
-        let stored = call(&self.inner, write).map_err(|e| self.error(operation, key_context, e))?;
+        let stored = self
+            .observer
+            .observe(observed, || call(&self.inner, write))
+            .map_err(|e| self.error(operation, key_context, e))?;
         if self.key_format == KeyFormat::DjangoSessionKey && stored == key {
             return Ok(key);
         }

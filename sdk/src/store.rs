@@ -95,7 +95,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// - A stored record comes back with the same `session_key`, `session_data` and
     ///   `expire_date` (to the microsecond where the store keeps microseconds, else the second).
     ///   A [`KeyFormat::SignedPayload`](crate::KeyFormat) engine stores no expire_date: it returns
-    ///   the payload's signing time plus `SESSION_COOKIE_AGE`.
+    ///   the payload's signing time plus `SESSION_COOKIE_AGE`. A
+    ///   [`DECODED_DATA`](crate::Capabilities::DECODED_DATA) engine keeps Django's unsigned dict
+    ///   and a TTL: it may give back the write's `session_json` as `session_data`, and
+    ///   `expire_date` to within a second.
     fn load(&self, key: &str) -> StoreResult<Option<SessionRecord>>;
 
     /// Stores a new record; Django's `save(must_create=True)`.

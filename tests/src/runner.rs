@@ -153,7 +153,7 @@ fn run_cases(cases: &[Case], target: &Target, out: &mut dyn Write) -> Report {
 mod tests {
     use sessionkit::{Capabilities, Engine, KeyFormat, Settings, Timestamp, testing::MemoryStore};
     use sessionkit_sdk::{
-        EngineInfo, SessionRecord, SessionStore, SessionWrite, StoreResult,
+        ConditionalSave, EngineInfo, SessionRecord, SessionStore, SessionWrite, StoreResult,
         abi_stable::std_types::RStr, store::FfiAdapter,
     };
 
@@ -175,6 +175,9 @@ mod tests {
         CreateOverwrites,
         /// `clear_expired` removes but reports 0.
         ClearCountsNothing,
+        /// None, but the store keeps the session dict unsigned (as Django's cache backends keep
+        /// it) and declares `DECODED_DATA`: the reference for such engines.
+        KeepsUnsignedDicts,
     }
 
     /// A store that keeps every rule of the contract in memory, except its `bug`.
@@ -182,6 +185,13 @@ mod tests {
     struct Memory {
         records: MemoryStore,
         bug: Bug,
+    }
+
+    /// `write` as a store of unsigned dicts keeps it: the session JSON in place of the signed
+    /// data.
+    fn unsigned(mut write: SessionWrite) -> SessionWrite {
+        write.record.session_data = write.session_json.clone();
+        write
     }
 
     impl SessionStore for Memory {
@@ -204,6 +214,9 @@ mod tests {
             }
         }
         fn create(&self, write: SessionWrite) -> StoreResult<String> {
+            if self.bug == Bug::KeepsUnsignedDicts {
+                return self.records.create(unsigned(write));
+            }
             if self.bug == Bug::CreateOverwrites {
                 let key = write.record.session_key.to_string();
                 self.records.put(write.record);
@@ -212,6 +225,9 @@ mod tests {
             self.records.create(write)
         }
         fn save(&self, write: SessionWrite) -> StoreResult<String> {
+            if self.bug == Bug::KeepsUnsignedDicts {
+                return self.records.save(unsigned(write));
+            }
             if self.bug == Bug::SaveUpserts {
                 let key = write.record.session_key.to_string();
                 self.records.put(write.record);
@@ -229,6 +245,25 @@ mod tests {
             } else {
                 removed
             })
+        }
+        fn save_if_unchanged(
+            &self,
+            write: SessionWrite,
+            expected_data: &str,
+        ) -> StoreResult<ConditionalSave> {
+            let write = if self.bug == Bug::KeepsUnsignedDicts {
+                unsigned(write)
+            } else {
+                write
+            };
+            self.records.save_if_unchanged(write, expected_data)
+        }
+        fn capabilities(&self) -> Capabilities {
+            if self.bug == Bug::KeepsUnsignedDicts {
+                Capabilities::DECODED_DATA | Capabilities::CONDITIONAL_SAVE
+            } else {
+                Capabilities::NONE
+            }
         }
     }
 
@@ -282,6 +317,15 @@ mod tests {
             report.skipped > 0,
             "the account-index cases apply to no capability here"
         );
+    }
+
+    #[test]
+    fn every_case_passes_or_skips_against_a_store_of_unsigned_dicts() {
+        let mut out = Vec::new();
+        let report = run(&buggy_target(Bug::KeepsUnsignedDicts), None, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(report.failed, 0, "{text}");
+        assert!(report.passed > cases().len() / 2, "{text}");
     }
 
     #[test]

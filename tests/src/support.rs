@@ -11,7 +11,9 @@ use chrono::{DateTime, Duration, Utc};
 use flate2::{Compression, read::ZlibDecoder, write::ZlibEncoder};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sessionkit::{Engine, Error, ErrorKind, Session, SessionMap, SessionRecord, Timestamp};
+use sessionkit::{
+    Capabilities, Engine, Error, ErrorKind, Session, SessionMap, SessionRecord, Timestamp,
+};
 use sessionkit_codec::{key::new_session_key, time};
 use sessionkit_sdk::SessionWrite;
 use sha2::{Digest, Sha256};
@@ -119,6 +121,33 @@ pub(crate) fn raw_write(key: &str, data: &str, json: &str, expire: Timestamp) ->
 /// A live record under `key` whose `session_data` is exactly `data` (possibly garbage).
 pub(crate) fn live_raw_write(key: &str, data: &str) -> SessionWrite {
     raw_write(key, data, "{}", timestamp(Utc::now() + Duration::hours(1)))
+}
+
+/// Checks that `loaded` (a loaded record's `session_data`) is what `write` stored: the same
+/// signed data, or, for an engine that keeps the unsigned dict (`DECODED_DATA`, Django's cache
+/// backends) and handed back JSON text, the write's session dict.
+pub(crate) fn ensure_loaded_data(
+    engine: &Engine,
+    loaded: &str,
+    write: &SessionWrite,
+    what: &str,
+) -> CaseResult {
+    let unsigned = engine.capabilities().contains(Capabilities::DECODED_DATA);
+    if !(unsigned && loaded.starts_with('{')) {
+        ensure_eq!(loaded, write.record.session_data.as_str(), "{what}");
+        return Ok(());
+    }
+    let parse = |text: &str, whose: &str| {
+        serde_json::from_str::<Value>(text).map_err(|error| {
+            Failure::new(format!("{what}: {whose} is not JSON ({error}): {text:?}"))
+        })
+    };
+    ensure_eq!(
+        parse(loaded, "the loaded dict")?,
+        parse(write.session_json.as_str(), "the written session_json")?,
+        "{what} (the unsigned dict a DECODED_DATA engine keeps)"
+    );
+    Ok(())
 }
 
 /// Checks that `result` failed with an error of `kind`.

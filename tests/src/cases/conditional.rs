@@ -5,11 +5,15 @@ use std::sync::{Arc, Barrier};
 
 use serde_json::json;
 use sessionkit::{Capabilities, ConditionalSave, ErrorKind, KeyFormat};
+use sessionkit_sdk::SessionWrite;
 
 use super::reason;
 use crate::{
     Case, Failure, Group,
-    support::{CaseResult, expect_kind, expired_write, is_unsupported, live_write, new_key},
+    support::{
+        CaseResult, ensure_loaded_data, expect_kind, expired_write, is_unsupported, live_write,
+        new_key,
+    },
 };
 
 /// How many writers race in the concurrency case.
@@ -92,21 +96,30 @@ fn save_if_unchanged_without_the_capability_fails_with_unsupported(
 fn save_if_unchanged_of_an_unchanged_record_saves_it(t: &crate::Target) -> CaseResult {
     let engine = t.engine()?;
     let store = engine.store();
-    let first = live_write(&engine, &new_key(), json!({"step": 1}))?;
-    let expected = first.record.session_data.to_string();
-    let key = store.create(first)?;
+    let key = store.create(live_write(&engine, &new_key(), json!({"step": 1}))?)?;
+    // What this request loaded is what it expects (the stored form, whichever the engine keeps).
+    let expected = loaded_data(store, &key)?;
     let second = live_write(&engine, &key, json!({"step": 2}))?;
-    let new_data = second.record.session_data.to_string();
-    let outcome = store.save_if_unchanged(second, &expected)?;
+    let outcome = store.save_if_unchanged(second.clone(), &expected)?;
     let loaded = store.load(&key)?;
     store.delete(&key)?;
     ensure_eq!(outcome, ConditionalSave::Saved(key.clone()), "the outcome");
-    ensure_eq!(
-        loaded.map(|r| r.session_data.to_string()),
-        Some(new_data),
-        "session_data after the conditional save"
-    );
-    Ok(())
+    let loaded = loaded.ok_or_else(|| Failure::new("load after the conditional save gave None"))?;
+    ensure_loaded_data(
+        &engine,
+        loaded.session_data.as_str(),
+        &second,
+        "session_data after the conditional save",
+    )
+}
+
+/// The `session_data` a load of `key` gives (what a request holding it expects).
+fn loaded_data(store: &sessionkit::Store, key: &str) -> Result<String, Failure> {
+    Ok(store
+        .load(key)?
+        .ok_or_else(|| Failure::new("load after create gave None"))?
+        .session_data
+        .to_string())
 }
 
 /// `save_if_unchanged`: "When the live record holds other data, stores nothing and returns
@@ -203,20 +216,25 @@ fn save_if_unchanged_of_an_expired_record_fails_with_not_found(t: &crate::Target
 /// is saved; the others see a conflict (or `NotFound`), never a lost update."
 fn concurrent_save_if_unchanged_saves_exactly_one(t: &crate::Target) -> CaseResult {
     let engine = t.engine()?;
-    let first = live_write(&engine, &new_key(), json!({"writer": "none"}))?;
-    let expected: Arc<str> = first.record.session_data.as_str().into();
-    let key = engine.store().create(first)?;
+    let key = engine
+        .store()
+        .create(live_write(&engine, &new_key(), json!({"writer": "none"}))?)?;
+    let expected: Arc<str> = loaded_data(engine.store(), &key)?.into();
     let start = Arc::new(Barrier::new(RACING_WRITERS));
     let writers: Vec<_> = (0..RACING_WRITERS)
         .map(|writer| {
             let (engine, key, expected, start) =
                 (engine.clone(), key.clone(), expected.clone(), start.clone());
-            std::thread::spawn(move || -> Result<(ConditionalSave, String), Failure> {
-                let write = live_write(&engine, &key, json!({ "writer": writer }))?;
-                let data = write.record.session_data.to_string();
-                start.wait();
-                Ok((engine.store().save_if_unchanged(write, &expected)?, data))
-            })
+            std::thread::spawn(
+                move || -> Result<(ConditionalSave, SessionWrite), Failure> {
+                    let write = live_write(&engine, &key, json!({ "writer": writer }))?;
+                    start.wait();
+                    Ok((
+                        engine.store().save_if_unchanged(write.clone(), &expected)?,
+                        write,
+                    ))
+                },
+            )
         })
         .collect();
     let mut outcomes = Vec::new();
@@ -229,16 +247,17 @@ fn concurrent_save_if_unchanged_saves_exactly_one(t: &crate::Target) -> CaseResu
     }
     let stored = engine.store().load(&key)?;
     engine.store().delete(&key)?;
-    let winners: Vec<&String> = outcomes
+    let winners: Vec<&SessionWrite> = outcomes
         .iter()
         .filter(|(outcome, _)| matches!(outcome, ConditionalSave::Saved(_)))
-        .map(|(_, data)| data)
+        .map(|(_, write)| write)
         .collect();
     ensure_eq!(winners.len(), 1, "conditional saves that succeeded");
-    ensure_eq!(
-        stored.map(|r| r.session_data.to_string()),
-        Some(winners[0].clone()),
-        "the stored record is the one winner's write"
-    );
-    Ok(())
+    let stored = stored.ok_or_else(|| Failure::new("the session vanished after the race"))?;
+    ensure_loaded_data(
+        &engine,
+        stored.session_data.as_str(),
+        winners[0],
+        "the stored record is the one winner's write",
+    )
 }

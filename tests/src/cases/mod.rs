@@ -39,6 +39,11 @@ pub fn cases() -> Vec<Case> {
 
 /// The written reasons a case gives when it does not apply.
 pub(crate) mod reason {
+    /// For rules about the signed `session_data` a store keeps, on an engine that keeps the
+    /// unsigned dict instead.
+    pub(crate) const UNSIGNED_STORE: &str = "the engine keeps the session dict unsigned, as \
+         Django's cache backends do (DECODED_DATA): what loads is the dict each write handed \
+         over, never a hand-made session_data, so there is no signature to tamper with or check";
     /// For rules about revoking a session on the server.
     pub(crate) const REVOCATION: &str =
         "the client holds the data; a copied cookie cannot be revoked";

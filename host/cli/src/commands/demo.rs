@@ -46,9 +46,11 @@ impl Args {
 /// the real port when `--addr` asked for port 0.
 pub(crate) fn run(args: &Args) -> Result<ExitCode, Failure> {
     let settings = settings()?;
+    // Before the engine opens: the host registers its metric handles when it opens one.
+    let metrics = demo::metrics::install()?;
     let engine = Engine::from_settings(&settings)?;
     let engine_name = engine.description().name.clone();
-    let app = demo::router(engine).map_err(|error| Failure::Input(error.to_string()))?;
+    let app = demo::router(engine, metrics).map_err(|error| Failure::Input(error.to_string()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -3,6 +3,7 @@
 //! `SESSION_ENGINE` names.
 
 pub(crate) mod members;
+pub(crate) mod metrics;
 pub(crate) mod page;
 pub(crate) mod serve;
 
@@ -32,7 +33,10 @@ struct AppState {
 /// # Errors
 ///
 /// The engine's cookie settings cannot make a valid `Set-Cookie` header.
-pub(crate) fn router(engine: Engine) -> Result<Router, sessionkit_http::ConfigError> {
+pub(crate) fn router(
+    engine: Engine,
+    metrics: metrics::Metrics,
+) -> Result<Router, sessionkit_http::ConfigError> {
     let state = AppState {
         engine_name: engine.description().name.clone(),
     };
@@ -45,7 +49,9 @@ pub(crate) fn router(engine: Engine) -> Result<Router, sessionkit_http::ConfigEr
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .with_state(state)
-        .layer(layer))
+        .layer(layer)
+        // Outside the session layer: a scrape never touches a session.
+        .merge(metrics::router(metrics)))
 }
 
 /// A session failure inside a handler: a 500 page that names the error (escaped).
