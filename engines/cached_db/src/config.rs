@@ -3,7 +3,8 @@
 
 use serde_json::{Map, Value};
 use sessionkit_cache::CacheConfig;
-use sessionkit_sdk::StoreError;
+use sessionkit_codec::SessionCodec;
+use sessionkit_sdk::{EngineInfo, StoreError};
 use sessionkit_sql::{SqlSettings, SqlStoreOptions};
 
 /// The `cached_db` engine's typed settings.
@@ -20,6 +21,30 @@ pub struct CachedDbConfig {
     pub sql: SqlSettings,
     /// The cache alias sessions are cached in.
     pub cache: CacheConfig,
+    /// `SECRET_KEY` and `SECRET_KEY_FALLBACKS`, to verify rows before caching their dict.
+    secrets: Secrets,
+}
+
+/// The signing keys, never shown by `Debug`.
+#[derive(Clone, Default)]
+struct Secrets {
+    secret_key: Option<String>,
+    fallbacks: Vec<String>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field(
+                "secret_key",
+                &self.secret_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "fallbacks",
+                &format_args!("{} <redacted>", self.fallbacks.len()),
+            )
+            .finish()
+    }
 }
 
 impl CachedDbConfig {
@@ -45,10 +70,56 @@ impl CachedDbConfig {
     ///
     /// As [`from_settings_json`](Self::from_settings_json).
     pub fn from_settings(settings: &Map<String, Value>) -> Result<Self, StoreError> {
+        let secret_key = settings
+            .get("SECRET_KEY")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let secret_key_fallbacks = match settings.get("SECRET_KEY_FALLBACKS") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(keys)) => keys
+                .iter()
+                .map(|key| {
+                    key.as_str().map(str::to_owned).ok_or_else(|| {
+                        StoreError::config("SECRET_KEY_FALLBACKS must be a list of strings")
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(StoreError::config(
+                    "SECRET_KEY_FALLBACKS must be a list of strings",
+                ));
+            }
+        };
         Ok(Self {
             sql: SqlSettings::from_settings(settings)?,
             cache: CacheConfig::from_settings(settings)?,
+            secrets: Secrets {
+                secret_key,
+                fallbacks: secret_key_fallbacks,
+            },
         })
+    }
+
+    /// The codec rows are verified with before their dict is cached (Django's cache keeps the
+    /// dict, unsigned): `SECRET_KEY`, `SECRET_KEY_FALLBACKS` and the session-store salt;
+    /// `None` without a `SECRET_KEY`.
+    pub fn codec(&self) -> Option<SessionCodec> {
+        let secret = self
+            .secrets
+            .secret_key
+            .as_deref()
+            .filter(|key| !key.is_empty())?;
+        let fallbacks: Vec<Vec<u8>> = self
+            .secrets
+            .fallbacks
+            .iter()
+            .map(|key| key.as_bytes().to_vec())
+            .collect();
+        Some(SessionCodec::new(
+            EngineInfo::SESSION_STORE_SALT,
+            secret.as_bytes(),
+            &fallbacks,
+        ))
     }
 
     /// The table layout: Django's `django_session` shape without the `account_id` column.
@@ -104,6 +175,16 @@ mod tests {
             !shown.contains("hunter2") && !shown.contains("hunter3"),
             "{shown}"
         );
+        let with_keys =
+            parse(json!({"SECRET_KEY": "s3cret-key", "SECRET_KEY_FALLBACKS": ["old-k3y"]}))
+                .unwrap();
+        let shown = format!("{with_keys:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("old-k3y"),
+            "{shown}"
+        );
+        assert!(with_keys.codec().is_some());
+        assert!(config.codec().is_none(), "no SECRET_KEY, no codec");
     }
 
     #[test]

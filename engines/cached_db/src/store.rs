@@ -9,6 +9,7 @@ use std::{fmt, sync::Arc};
 use sessionkit_cache::{
     CACHED_DB_SESSION_PREFIX, CacheBackend, CacheStore, Clock, DynBackend, SystemClock, open_store,
 };
+use sessionkit_codec::SessionCodec;
 use sessionkit_sdk::{
     Capabilities, ConditionalSave, ErrorKind, SessionRecord, SessionStore, SessionWrite,
     StoreError, StoreResult, abi_stable::std_types::RString,
@@ -59,6 +60,9 @@ pub struct CachedDbStore<D = SqlStore, B = DynBackend> {
     alias: String,
     /// Keys whose cache entry may be stale: never served from the cache.
     suspects: Suspects,
+    /// Verifies database rows before their dict is cached (a cache keeping Django's pickled
+    /// dicts holds no signature); `None` without a `SECRET_KEY`: such a cache is never filled.
+    codec: Option<SessionCodec>,
 }
 
 impl CachedDbStore {
@@ -88,7 +92,7 @@ impl CachedDbStore {
             config.store_options().with_clock(Arc::clone(&clock)),
         )?;
         let cache = open_store(&config.cache, CACHED_DB_SESSION_PREFIX, clock)?;
-        Ok(Self::new(db, cache, config.cache.alias.clone()))
+        Ok(Self::new(db, cache, config.cache.alias.clone()).with_codec(config.codec()))
     }
 }
 
@@ -101,7 +105,59 @@ impl<D: SessionStore, B: CacheBackend + 'static> CachedDbStore<D, B> {
             cache,
             alias: alias.into(),
             suspects: Suspects::default(),
+            codec: None,
         }
+    }
+
+    /// The same store verifying database rows with `codec` (SECRET_KEY, its fallbacks and the
+    /// session-store salt) before it caches their dict on a cache keeping Django's values.
+    #[must_use]
+    pub fn with_codec(mut self, codec: Option<SessionCodec>) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// The cache entry for a row just read from the database: the row itself in the JSON
+    /// record format, or, on a cache keeping Django's pickled dicts, the row's verified dict;
+    /// `None` when the row does not verify (nothing is cached).
+    fn entry_of_row(&self, record: &SessionRecord) -> Option<SessionWrite> {
+        if !self.cache.stores_django_values() {
+            return Some(SessionWrite {
+                record: record.clone(),
+                session_json: RString::new(),
+            });
+        }
+        let dict = self.decode_row(record)?;
+        Some(SessionWrite {
+            record: record.clone(),
+            session_json: serde_json::Value::Object(dict).to_string().into(),
+        })
+    }
+
+    /// A row's session dict, verified as the host verifies it; `None` (logged at debug) when
+    /// it does not verify or there is no `SECRET_KEY`.
+    fn decode_row(
+        &self,
+        record: &SessionRecord,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let codec = self.codec.as_ref()?;
+        let now = self.cache_clock_now();
+        match codec.decode(record.session_data.as_str(), None, now) {
+            Ok(dict) => Some(dict),
+            Err(error) => {
+                tracing::debug!(
+                    target: LOG_TARGET,
+                    %error,
+                    "a session row does not verify; its dict is not cached"
+                );
+                None
+            }
+        }
+    }
+
+    /// Now, in Unix seconds, for the codec (it ignores it without a `max_age`).
+    fn cache_clock_now(&self) -> i64 {
+        sessionkit_sdk::Timestamp::now().micros / 1_000_000
     }
 
     /// The database store (tests and benches).
@@ -118,9 +174,8 @@ impl<D: SessionStore, B: CacheBackend + 'static> CachedDbStore<D, B> {
     /// and drops it again if the row was deleted meanwhile.
     fn fill(&self, record: &SessionRecord) {
         let key = record.session_key.as_str();
-        let fill = SessionWrite {
-            record: record.clone(),
-            session_json: RString::new(),
+        let Some(fill) = self.entry_of_row(record) else {
+            return;
         };
         match self.cache.create(fill) {
             Ok(_) => {}
@@ -137,12 +192,12 @@ impl<D: SessionStore, B: CacheBackend + 'static> CachedDbStore<D, B> {
 
     /// Writes `record` to the cache after a database write; on failure logs it and removes the
     /// entry, so the old value cannot be served. Returns whether the entry was written.
-    fn write_through(&self, record: &SessionRecord) -> bool {
-        match self.cache.put(record) {
+    fn write_through(&self, write: &SessionWrite) -> bool {
+        match self.cache.put(write) {
             Ok(()) => true,
             Err(error) => {
                 self.log_failed_cache_write(&error);
-                self.invalidate(record.session_key.as_str());
+                self.invalidate(write.record.session_key.as_str());
                 false
             }
         }
@@ -178,11 +233,11 @@ impl<D: SessionStore, B: CacheBackend + 'static> CachedDbStore<D, B> {
         update: impl FnOnce(&D, SessionWrite) -> StoreResult<T>,
         stored: impl FnOnce(&T) -> bool,
     ) -> StoreResult<T> {
-        let record = write.record.clone();
-        let session_key = record.session_key.as_str();
+        let cached = write.clone();
+        let session_key = cached.record.session_key.as_str();
         self.invalidate(session_key);
         let outcome = update(&self.db, write)?;
-        if stored(&outcome) && self.write_through(&record) {
+        if stored(&outcome) && self.write_through(&cached) {
             self.confirm(session_key);
         }
         Ok(outcome)
@@ -239,10 +294,43 @@ impl<D: SessionStore, B: CacheBackend + 'static> CachedDbStore<D, B> {
         let Some(record) = self.db.load(key)? else {
             return Ok(None);
         };
+        let Some(record) = trusted_row(record)? else {
+            return Ok(None);
+        };
         if cacheable {
             self.fill(&record);
         }
         Ok(Some(record))
+    }
+
+    /// The database's conditional update of `save_if_unchanged`. `expected_data` is what a
+    /// load handed out: the row's signed data (a database read), or on a cache keeping Django's
+    /// dicts the dict itself (a cache hit), which is compared with the row's verified dict and,
+    /// when equal, turned into the row's exact data for the database's atomic update.
+    fn conditional_update(
+        &self,
+        db: &D,
+        write: SessionWrite,
+        expected_data: &str,
+    ) -> StoreResult<ConditionalSave> {
+        if !(expected_data.starts_with('{') && self.cache.stores_django_values()) {
+            return db.save_if_unchanged(write, expected_data);
+        }
+        let Ok(expected) =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(expected_data)
+        else {
+            return db.save_if_unchanged(write, expected_data);
+        };
+        let Some(row) = db.load(write.record.session_key.as_str())? else {
+            // Gone: the database says so in its own words (NotFound).
+            return db.save_if_unchanged(write, expected_data);
+        };
+        match self.decode_row(&row) {
+            Some(dict) if dict == expected => {
+                db.save_if_unchanged(write, row.session_data.as_str())
+            }
+            _ => Ok(ConditionalSave::Conflict(row)),
+        }
     }
 
     fn log_failed_cache_write(&self, error: &StoreError) {
@@ -254,6 +342,20 @@ impl<D: SessionStore, B: CacheBackend + 'static> CachedDbStore<D, B> {
             self.alias
         );
     }
+}
+
+/// `record` if its data may be handed to the host: a row whose data begins with `{` would be
+/// taken for an unsigned dict by a host trusting this store's `DECODED_DATA`, so it is never
+/// handed out (logged); rows hold signed data only.
+fn trusted_row(record: SessionRecord) -> StoreResult<Option<SessionRecord>> {
+    if record.session_data.as_str().starts_with('{') {
+        tracing::warn!(
+            target: LOG_TARGET,
+            "a session row holds unsigned data (it begins with '{{'); it is not a session"
+        );
+        return Ok(None);
+    }
+    Ok(Some(record))
 }
 
 impl<D, B> fmt::Debug for CachedDbStore<D, B>
@@ -317,10 +419,10 @@ impl<D: SessionStore, B: CacheBackend + 'static> SessionStore for CachedDbStore<
 
     /// The database insert decides (`AlreadyExists` included); then the cache, never fatally.
     fn create(&self, write: SessionWrite) -> StoreResult<String> {
-        let record = write.record.clone();
+        let cached = write.clone();
         let key = self.db.create(write)?;
         // A fresh key: no logout can race it, so no confirmation read.
-        self.write_through(&record);
+        self.write_through(&cached);
         Ok(key)
     }
 
@@ -364,6 +466,9 @@ impl<D: SessionStore, B: CacheBackend + 'static> SessionStore for CachedDbStore<
         let db = self.db.capabilities();
         let cache = self.cache.capabilities();
         let mut added = Capabilities::NONE;
+        if cache.contains(Capabilities::DECODED_DATA) {
+            added = added | Capabilities::DECODED_DATA;
+        }
         if db.contains(Capabilities::CONDITIONAL_SAVE) {
             added = added | Capabilities::CONDITIONAL_SAVE;
         }
@@ -398,10 +503,21 @@ impl<D: SessionStore, B: CacheBackend + 'static> SessionStore for CachedDbStore<
         write: SessionWrite,
         expected_data: &str,
     ) -> StoreResult<ConditionalSave> {
-        self.update_then_cache(
+        let outcome = self.update_then_cache(
             write,
-            |db, write| db.save_if_unchanged(write, expected_data),
+            |db, write| self.conditional_update(db, write, expected_data),
             |outcome| matches!(outcome, ConditionalSave::Saved(_)),
-        )
+        )?;
+        match outcome {
+            ConditionalSave::Conflict(record) => Ok(ConditionalSave::Conflict(
+                trusted_row(record)?.ok_or_else(|| {
+                    StoreError::new(
+                        ErrorKind::Corrupted,
+                        "the session row holds unsigned data; it is never handed out",
+                    )
+                })?,
+            )),
+            saved => Ok(saved),
+        }
     }
 }

@@ -314,7 +314,7 @@ fn a_logout_whose_second_cache_removal_fails_stands_and_the_key_never_loads() {
     assert!(!f.store.db().exists(KEY).unwrap(), "the logout stands");
     // What the second removal was for: a load that cached the row between the first removal
     // and the row delete left an entry.
-    f.store.cache().put(&write(KEY, "d", 60).record).unwrap();
+    f.store.cache().put(&write(KEY, "d", 60)).unwrap();
     assert_eq!(f.store.load(KEY).unwrap(), None);
     assert!(!f.store.exists(KEY).unwrap());
     *f.cache.deletes_left.lock().unwrap() = None;
@@ -464,10 +464,7 @@ fn a_refill_never_overwrites_a_fresher_entry() {
     f.store.db().create(write(KEY, "older row", 60)).unwrap();
     // A concurrent save cached a newer record after our read missed: simulated by a read that
     // fails (a miss) while the newer entry is there when the fill runs.
-    f.store
-        .cache()
-        .put(&write(KEY, "newer entry", 60).record)
-        .unwrap();
+    f.store.cache().put(&write(KEY, "newer entry", 60)).unwrap();
     off(&f.cache.get);
     let (loaded, _) = capture_logs(|| f.store.load(KEY));
     assert_eq!(loaded.unwrap().unwrap().session_data.as_str(), "older row");

@@ -24,6 +24,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("signed_cookie", signed_cookie),
     ("settings", settings),
     ("file_key", file_key),
+    ("pickle_dict", pickle_dict),
 ];
 
 /// The secret every codec target signs and verifies with.
@@ -133,6 +134,28 @@ pub fn file_key(data: &[u8]) {
         relative.as_os_str().to_str(),
         Some(format!("sessionid{key}").as_str()),
         "file name for key {key:?}"
+    );
+}
+
+/// A cache entry as the cache stores read it (`sessionkit_cache::pickle::loads_dict`): never
+/// panics, refuses or reads a dict; whatever it reads, written back, reads back equal, and
+/// the JSON it turned into stays within the reader's output budget.
+pub fn pickle_dict(data: &[u8]) {
+    use sessionkit_cache::pickle::{
+        OUTPUT_BUDGET_BASE, OUTPUT_BUDGET_FACTOR, dumps_dict, loads_dict,
+    };
+    let Ok(session) = loads_dict(data) else {
+        return;
+    };
+    let written = dumps_dict(&session);
+    let again = loads_dict(&written).expect("a pickle we wrote reads back");
+    assert_eq!(again, session, "pickle round trip");
+    let json = serde_json::to_string(&session).expect("a session map serialises");
+    assert!(
+        json.len() <= data.len() * OUTPUT_BUDGET_FACTOR + OUTPUT_BUDGET_BASE,
+        "{} bytes of JSON from {} bytes of pickle",
+        json.len(),
+        data.len()
     );
 }
 

@@ -25,6 +25,48 @@ pub(crate) fn write(key: &str, data: &str, secs: i64) -> SessionWrite {
     )
 }
 
+/// A write of the session `{"v": data}` for `key`, signed with the targets' `SECRET_KEY` ("x")
+/// as the host signs it: a Redis cache keeps only rows that verify.
+pub(crate) fn signed_write(key: &str, data: &str, secs: i64) -> SessionWrite {
+    let codec = sessionkit_codec::SessionCodec::new(
+        sessionkit_sdk::EngineInfo::SESSION_STORE_SALT,
+        b"x",
+        &[],
+    );
+    let session = json!({ "v": data });
+    let encoded = codec
+        .encode(
+            session.as_object().unwrap(),
+            Timestamp::now().micros / 1_000_000,
+        )
+        .unwrap();
+    SessionWrite::new(
+        SessionRecord::new(
+            key,
+            encoded.session_data,
+            Timestamp::from_micros(Timestamp::now().micros + secs * 1_000_000),
+        ),
+        encoded.session_json,
+    )
+}
+
+/// The `v` of a session [`signed_write`] wrote, whichever form a load gave: a Redis cache hit's
+/// dict, or the signed row (verified).
+pub(crate) fn value_of(record: &SessionRecord) -> String {
+    let data = record.session_data.as_str();
+    let session: serde_json::Value = if data.starts_with('{') {
+        serde_json::from_str(data).unwrap()
+    } else {
+        let codec = sessionkit_codec::SessionCodec::new(
+            sessionkit_sdk::EngineInfo::SESSION_STORE_SALT,
+            b"x",
+            &[],
+        );
+        serde_json::Value::Object(codec.decode(data, None, 0).unwrap())
+    };
+    session["v"].as_str().unwrap().to_owned()
+}
+
 /// One cache/database pairing.
 pub(crate) struct Target {
     /// `locmem+sqlite`, `redis+sqlite`, `redis+postgres`.

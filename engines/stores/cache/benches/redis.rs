@@ -1,8 +1,9 @@
 //! The Redis backend through `CacheStore` next to the raw commands it is made of, in the same
 //! run, against the server of `SESSIONKIT_TEST_REDIS_URL` (skipped with a message when unset):
 //!
-//! - load: `CacheStore::load` (GET + JSON decode + expiry check) vs a raw `GET`;
-//! - create: `CacheStore::create` (JSON encode + `SET NX PX`) vs a raw `SET … PX … NX`;
+//! - load: `CacheStore::load` (`GET`+`PTTL` in one script + safe unpickling + the dict as JSON)
+//!   vs a raw `GET`;
+//! - create: `CacheStore::create` (pickling + `SET NX PX`) vs a raw `SET … PX … NX`;
 //! - update: `CacheStore::save` (`SET XX PX`) vs a raw `SET … PX … XX`.
 //!
 //! `redis/load paired` runs the store's load and a raw `GET` alternately in one loop, timing each
@@ -68,7 +69,8 @@ fn write(key: &str, data: &str) -> SessionWrite {
             data,
             Timestamp::from_micros(Timestamp::now().micros + TTL_SECS * 1_000_000),
         ),
-        "{}",
+        // What Redis stores: the session dict, pickled as Django does (264 bytes of data).
+        format!(r#"{{"v":"{data}"}}"#),
     )
 }
 

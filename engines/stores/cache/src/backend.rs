@@ -100,6 +100,31 @@ pub trait CacheBackend: Send + Sync {
     /// - Returns whether a value was there; removing an absent key succeeds with `false`.
     fn delete(&self, key: &str) -> Result<bool, CacheError>;
 
+    /// The value stored under `key` with the time it has left to live, in one round trip: how
+    /// a store keeping Django's values (which carry no expire date) learns when an entry
+    /// expires.
+    ///
+    /// # Behavior
+    ///
+    /// - An absent or expired key gives `None`.
+    /// - A live key gives its value and its remaining TTL; `None` as the TTL means the entry
+    ///   never expires (or the backend cannot tell).
+    /// - The default asks `get` and reports no TTL.
+    fn get_with_ttl(&self, key: &str) -> Result<Option<ValueWithTtl>, CacheError> {
+        Ok(self.get(key)?.map(|value| (value, None)))
+    }
+
+    /// Whether the store keeps Django's own cache values on this backend (the pickled session
+    /// dict, as Django's cache session backends store it) instead of sessionkit's JSON record:
+    /// true for servers Django shares with us (Redis, memcached), false in process.
+    ///
+    /// # Behavior
+    ///
+    /// - Answers the same for the life of the backend. The default is `false`.
+    fn stores_django_values(&self) -> bool {
+        false
+    }
+
     /// What a session store over this backend can do beyond the `cache` engine's declared
     /// capabilities (the store reports it as `SessionStore::capabilities`).
     ///
@@ -112,6 +137,10 @@ pub trait CacheBackend: Send + Sync {
         Capabilities::NONE
     }
 }
+
+/// A stored value and the time it has left to live (`None`: no expiry, or unknown), as
+/// [`CacheBackend::get_with_ttl`] gives it.
+pub type ValueWithTtl = (Vec<u8>, Option<Duration>);
 
 /// A backend chosen at run time from the `CACHES` configuration.
 pub type DynBackend = Arc<dyn CacheBackend>;
@@ -150,6 +179,14 @@ impl<B: CacheBackend + ?Sized> CacheBackend for Arc<B> {
 
     fn delete(&self, key: &str) -> Result<bool, CacheError> {
         (**self).delete(key)
+    }
+
+    fn get_with_ttl(&self, key: &str) -> Result<Option<ValueWithTtl>, CacheError> {
+        (**self).get_with_ttl(key)
+    }
+
+    fn stores_django_values(&self) -> bool {
+        (**self).stores_django_values()
     }
 
     fn capabilities(&self) -> Capabilities {

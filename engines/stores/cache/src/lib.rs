@@ -7,13 +7,14 @@ pub mod config;
 pub mod key;
 pub mod locmem;
 pub mod memcached;
+pub mod pickle;
 pub mod redis_backend;
 pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod redis_topology;
 pub mod store;
 
-pub use backend::{CacheBackend, CacheError, CompareAndSet, DynBackend};
+pub use backend::{CacheBackend, CacheError, CompareAndSet, DynBackend, ValueWithTtl};
 pub use config::{CacheConfig, ConfigError, Location};
 pub use key::KeyFunction;
 pub use locmem::{LocMemBackend, LocMemOptions};
@@ -23,7 +24,7 @@ pub use redis_topology::{ClusterLocation, RedisReplicas, SentinelLocation};
 pub use memcached::{MemcachedBackend, MemcachedOptions, MemcachedServer};
 /// The clock every store and backend of this crate reads time from (the codec's one `Clock`).
 pub use sessionkit_codec::clock::{self, Clock, HostClock, ManualClock, SystemClock};
-pub use store::{CACHE_SESSION_PREFIX, CACHED_DB_SESSION_PREFIX, CacheStore};
+pub use store::{CACHE_SESSION_PREFIX, CACHED_DB_SESSION_PREFIX, CacheStore, LOG_TARGET};
 
 /// Opens the backend a cache alias configures.
 ///
@@ -220,7 +221,10 @@ mod tests {
             Arc::new(SystemClock),
         )
         .unwrap();
-        assert_eq!(redis.capabilities(), Capabilities::SHARED_BETWEEN_PROCESSES);
+        assert_eq!(
+            redis.capabilities(),
+            Capabilities::SHARED_BETWEEN_PROCESSES | Capabilities::DECODED_DATA
+        );
     }
 
     #[test]
@@ -235,6 +239,7 @@ mod tests {
         assert_eq!(
             store.capabilities(),
             sessionkit_sdk::Capabilities::SHARED_BETWEEN_PROCESSES
+                | sessionkit_sdk::Capabilities::DECODED_DATA
         );
         let error = store.load("memcachedlocationkey01").unwrap_err();
         assert_eq!(error.kind, sessionkit_sdk::ErrorKind::Unavailable);

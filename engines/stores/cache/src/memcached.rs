@@ -12,7 +12,7 @@ use std::{
 use memcache::exp::{Error as McError, MetaClient, MutationStatus, Router, ServerAddress};
 use sessionkit_sdk::Capabilities;
 
-use crate::backend::{CacheBackend, CacheError, CompareAndSet};
+use crate::backend::{CacheBackend, CacheError, CompareAndSet, ValueWithTtl};
 
 /// Django's and pymemcache's default memcached port.
 pub const DEFAULT_PORT: u16 = 11211;
@@ -37,9 +37,6 @@ pub const FLAG_BYTES: u32 = 0;
 /// How many times [`MemcachedBackend::replace_if_prefixed`] re-reads after another writer
 /// changed the entry between its read and its compare-and-set, before giving up.
 pub const MAX_CAS_ATTEMPTS: usize = 8;
-
-/// A stored value and its remaining lifetime (`None`: it never expires).
-pub type ValueWithTtl = (Vec<u8>, Option<Duration>);
 
 /// One memcached server of a location, as Django's `LOCATION` names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -333,19 +330,13 @@ impl MemcachedBackend {
             .map_err(|error| self.map_error("no-op", None, &error))
     }
 
-    /// Whether the store should keep Django's own values (the pickled session dict) here:
-    /// memcached is shared with Django's `PyMemcacheCache`, so yes.
-    pub fn stores_django_values(&self) -> bool {
-        true
-    }
-
     /// The value under `key` with its remaining lifetime (`None`: never expires), in one round
     /// trip (`mg <key> v f t`).
     ///
     /// # Errors
     ///
     /// As [`CacheBackend::get`].
-    pub fn get_with_ttl(&self, key: &str) -> Result<Option<ValueWithTtl>, CacheError> {
+    pub fn get_with_remaining_ttl(&self, key: &str) -> Result<Option<ValueWithTtl>, CacheError> {
         let result = self
             .client
             .get(key)
@@ -504,6 +495,15 @@ pub fn memcached_exptime(ttl: Duration, now: SystemTime) -> u32 {
 }
 
 impl CacheBackend for MemcachedBackend {
+    fn get_with_ttl(&self, key: &str) -> Result<Option<ValueWithTtl>, CacheError> {
+        self.get_with_remaining_ttl(key)
+    }
+
+    /// memcached is shared with Django's `PyMemcacheCache`: the store keeps Django's values.
+    fn stores_django_values(&self) -> bool {
+        true
+    }
+
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let result = self
             .client

@@ -15,7 +15,7 @@ use sessionkit_sdk::Capabilities;
 use sessionkit_codec::redact_url;
 
 use crate::{
-    backend::{CacheBackend, CacheError, CompareAndSet},
+    backend::{CacheBackend, CacheError, CompareAndSet, ValueWithTtl},
     redis_cluster::{ClusterOptions, ClusterTarget},
     redis_sentinel::SentinelTarget,
     redis_topology::{ClusterLocation, SentinelLocation},
@@ -57,6 +57,11 @@ pub const COMPARE_AND_SET_SCRIPT: &str = concat!(
     "end\n",
     "return 1",
 );
+
+/// The script of [`RedisBackend`]'s `get_with_ttl`: `KEYS[1]`'s value (nil when absent) and
+/// its `PTTL`, read in one atomic step.
+pub const GET_WITH_TTL_SCRIPT: &str =
+    "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}";
 
 /// The SHA-1 of [`COMPARE_AND_SET_SCRIPT`], the name Redis caches it under (`EVALSHA`); the
 /// Redis tests check it against the server's `SCRIPT LOAD`.
@@ -939,6 +944,26 @@ impl CacheBackend for RedisBackend {
 
     fn delete(&self, key: &str) -> Result<bool, CacheError> {
         self.del(key)
+    }
+
+    /// `GET` and `PTTL` in one script ([`GET_WITH_TTL_SCRIPT`]): one round trip and one reply
+    /// (so one socket timeout at most, as every other call), and the TTL is the value's.
+    fn get_with_ttl(&self, key: &str) -> Result<Option<ValueWithTtl>, CacheError> {
+        let (value, pttl): (Option<Vec<u8>>, i64) = self.run(|con| {
+            redis::cmd("EVAL")
+                .arg(GET_WITH_TTL_SCRIPT)
+                .arg(1)
+                .arg(key)
+                .query(con)
+        })?;
+        // PTTL: -1 no expiry (-2, no key, only comes with no value).
+        let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
+        Ok(value.map(|value| (value, ttl)))
+    }
+
+    /// Django shares Redis: sessions are stored as Django's `RedisCache` stores them.
+    fn stores_django_values(&self) -> bool {
+        true
     }
 
     /// `SHARED_BETWEEN_PROCESSES`: every process pointed at the server sees the same sessions.

@@ -14,7 +14,7 @@ use sessionkit_codec::redact_url;
 use sessionkit_sdk::Capabilities;
 
 use crate::{
-    backend::{CacheBackend, CacheError, CompareAndSet},
+    backend::{CacheBackend, CacheError, CompareAndSet, ValueWithTtl},
     redis_backend::RedisBackend,
 };
 
@@ -422,6 +422,14 @@ impl fmt::Debug for RedisReplicas {
 impl CacheBackend for RedisReplicas {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         self.read(|server| server.get(key))
+    }
+
+    fn get_with_ttl(&self, key: &str) -> Result<Option<ValueWithTtl>, CacheError> {
+        self.read(|server| server.get_with_ttl(key))
+    }
+
+    fn stores_django_values(&self) -> bool {
+        self.primary.stores_django_values()
     }
 
     fn contains(&self, key: &str) -> Result<bool, CacheError> {

@@ -12,7 +12,19 @@ use crate::{
     backend::{CacheBackend, CacheError, CompareAndSet},
     clock::Clock,
     key::KeyFunction,
+    pickle,
 };
+
+/// The `tracing` target of entries the store refuses to read (a hostile or foreign pickle).
+pub const LOG_TARGET: &str = "sessionkit::cache";
+
+/// The expire date given to a Django entry stored without a TTL (Django's `timeout=None`): a
+/// century on, since the cache keeps it until evicted.
+const NO_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// How many times a conditional save re-reads an entry that changed between its read and its
+/// compare-and-set while still holding the expected session (a concurrent identical write).
+const CAS_ATTEMPTS: usize = 8;
 
 /// The key prefix of Django's `cache` session backend (`django.contrib.sessions.backends.cache`).
 pub const CACHE_SESSION_PREFIX: &str = "django.contrib.sessions.cache";
@@ -37,11 +49,37 @@ pub const CACHED_DB_SESSION_PREFIX: &str = "django.contrib.sessions.cached_db";
 /// - `clear_expired` has nothing to do: the cache expires entries by itself.
 ///
 /// `cached_db` reuses it with [`CACHED_DB_SESSION_PREFIX`] and [`CacheStore::put`].
+///
+/// # Django's values on shared backends
+///
+/// On a backend Django shares ([`CacheBackend::stores_django_values`]: Redis, memcached) the
+/// value is what Django's cache session backends store instead: the session dict pickled
+/// ([`pickle::dumps_dict`] of `SessionWrite::session_json`), with the TTL as above, so Django
+/// and sessionkit read, write and delete each other's sessions under the same keys.
+///
+/// - `load` reads the pickle safely ([`pickle::loads_dict`]) and hands back the dict as compact
+///   JSON in `session_data` (the store declares `DECODED_DATA`), with `expire_date` = now + the
+///   entry's remaining TTL. An entry that is not a safe pickle of a dict (a hostile or foreign
+///   value) loads as no session, with a warning on [`LOG_TARGET`]; never an error.
+/// - An entry still in the JSON record format (written before this format) loads as before,
+///   and is replaced by a pickle on its next save.
+/// - `save_if_unchanged` first compare-and-sets on the pickle of `expected_data` (one round
+///   trip when the entry holds it in our bytes); otherwise it reads the entry, compares its dict
+///   with `expected_data` (parsed, so the comparison is on values, not bytes) and then
+///   compare-and-sets on the entry's exact bytes.
 pub struct CacheStore<B> {
     backend: B,
     key_function: KeyFunction,
     session_prefix: String,
     clock: Arc<dyn Clock>,
+    /// The backend stores Django's values (pickled dicts), not JSON records.
+    django: bool,
+}
+
+/// A live entry as read: its record, and its dict when it is a Django pickle.
+struct Found {
+    record: SessionRecord,
+    dict: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl<B: CacheBackend> CacheStore<B> {
@@ -54,12 +92,19 @@ impl<B: CacheBackend> CacheStore<B> {
         session_prefix: impl Into<String>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let django = backend.stores_django_values();
         Self {
             backend,
             key_function,
             session_prefix: session_prefix.into(),
             clock,
+            django,
         }
+    }
+
+    /// Whether this store keeps Django's pickled dicts (see [`CacheStore`]).
+    pub fn stores_django_values(&self) -> bool {
+        self.django
     }
 
     /// The physical cache key of `session_key`, as Django's cache framework writes it.
@@ -78,17 +123,91 @@ impl<B: CacheBackend> CacheStore<B> {
         &self.session_prefix
     }
 
-    /// Stores `record` whether or not its key is cached: `cached_db`'s write-through after a
+    /// Stores `write` whether or not its key is cached: `cached_db`'s write-through after a
     /// database save and its fill after a cache miss (Django's `cache.set`).
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Unavailable`](sessionkit_sdk::ErrorKind) or `Other` when the backend fails.
-    pub fn put(&self, record: &SessionRecord) -> StoreResult<()> {
+    /// [`ErrorKind::Unavailable`](sessionkit_sdk::ErrorKind) or `Other` when the backend fails;
+    /// `Other` for a `session_json` that is not a JSON object on a backend storing Django's
+    /// values.
+    pub fn put(&self, write: &SessionWrite) -> StoreResult<()> {
+        let record = &write.record;
         let key = self.cache_key(record.session_key.as_str());
         self.backend
-            .set(&key, &encode_record(record), self.ttl(record.expire_date))
+            .set(&key, &self.value_of(write)?, self.ttl(record.expire_date))
             .map_err(|error| map_error("set", error))
+    }
+
+    /// The value stored for `write`: the JSON record, or on a backend storing Django's values
+    /// the pickled session dict.
+    fn value_of(&self, write: &SessionWrite) -> StoreResult<Vec<u8>> {
+        if !self.django {
+            return Ok(encode_record(&write.record));
+        }
+        let session: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(write.session_json.as_str()).map_err(|error| {
+                StoreError::other(format!(
+                    "the session to cache is not a JSON object (session_json): {error}"
+                ))
+            })?;
+        Ok(pickle::dumps_dict(&session))
+    }
+
+    /// The live session in a stored `value` of `session_key` with `ttl` left, or `None` for an
+    /// entry that has expired (by this store's clock) or, on a backend storing Django's values,
+    /// that cannot be read safely (logged).
+    fn read_entry(
+        &self,
+        session_key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> StoreResult<Option<Found>> {
+        let now = self.clock.now();
+        if !self.django || value.first() == Some(&b'{') {
+            let record = match decode_record(value).and_then(|r| same_session(r, session_key)) {
+                Ok(record) => record,
+                Err(error) if self.django => {
+                    tracing::warn!(
+                        target: LOG_TARGET,
+                        %error,
+                        "a cache entry in the JSON record format cannot be read; the session \
+                         loads as empty"
+                    );
+                    return Ok(None);
+                }
+                Err(error) => return Err(error),
+            };
+            if record.expire_date <= now {
+                return Ok(None);
+            }
+            return Ok(Some(Found { record, dict: None }));
+        }
+        let dict = match pickle::loads_dict(value) {
+            Ok(dict) => dict,
+            Err(error) => {
+                tracing::warn!(
+                    target: LOG_TARGET,
+                    %error,
+                    "a cache entry is not a pickled session dict of plain values; refused \
+                     without unpickling it, the session loads as empty"
+                );
+                return Ok(None);
+            }
+        };
+        let left = ttl.unwrap_or(NO_TTL);
+        let expire_date = Timestamp::from_micros(
+            now.micros
+                .saturating_add(i64::try_from(left.as_micros()).unwrap_or(i64::MAX)),
+        );
+        // The compact JSON the host parses (DECODED_DATA); a map of JSON values always
+        // serialises.
+        let session_data = serde_json::to_string(&dict)
+            .map_err(|error| StoreError::other(format!("session dict to JSON: {error}")))?;
+        Ok(Some(Found {
+            record: SessionRecord::new(session_key, session_data, expire_date),
+            dict: Some(dict),
+        }))
     }
 
     /// The backend's compare-and-set for `save_if_unchanged`: `None` when it wrote, the stored
@@ -121,6 +240,67 @@ impl<B: CacheBackend> CacheStore<B> {
         Ok(record)
     }
 
+    /// `save_if_unchanged` on Django's values: read, compare the session (by value), then
+    /// compare-and-set on the exact bytes read; re-read if those changed to an equal session.
+    fn save_django_if_unchanged(
+        &self,
+        write: SessionWrite,
+        expected_data: &str,
+    ) -> StoreResult<ConditionalSave> {
+        let value = self.value_of(&write)?;
+        let record = write.record;
+        let session_key = record.session_key.as_str();
+        let key = self.cache_key(session_key);
+        let ttl = self.ttl(record.expire_date);
+        // The dict a load handed out (DECODED_DATA), or signed data of a JSON-record entry.
+        let expected_dict = expected_data
+            .starts_with('{')
+            .then(|| {
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(expected_data)
+                    .ok()
+            })
+            .flatten();
+        // The common case in one round trip: the entry holds the expected dict in the bytes
+        // we write for it (ours, or Django's, which pickles plain dicts the same way).
+        if let Some(expected) = &expected_dict {
+            let exact = pickle::dumps_dict(expected);
+            if self.compare_and_set(&key, &exact, &value, ttl)?.is_none() {
+                return Ok(ConditionalSave::Saved(record.session_key.into_string()));
+            }
+        }
+        for _ in 0..CAS_ATTEMPTS {
+            let Some((current, current_ttl)) = self
+                .backend
+                .get_with_ttl(&key)
+                .map_err(|error| map_error("save_if_unchanged", error))?
+            else {
+                return Err(vanished("save_if_unchanged"));
+            };
+            let Some(found) = self.read_entry(session_key, &current, current_ttl)? else {
+                // Expired, or unreadable (logged): no session the caller could have loaded.
+                return Err(vanished("save_if_unchanged"));
+            };
+            let unchanged = match (&found.dict, &expected_dict) {
+                (Some(found), Some(expected)) => found == expected,
+                (None, _) => found.record.session_data.as_str() == expected_data,
+                (Some(_), None) => false,
+            };
+            if !unchanged {
+                return Ok(ConditionalSave::Conflict(found.record));
+            }
+            match self.compare_and_set(&key, &current, &value, ttl) {
+                Ok(None) => return Ok(ConditionalSave::Saved(record.session_key.into_string())),
+                // Rewritten since the read: read again and compare the session anew.
+                Ok(Some(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::unavailable(format!(
+            "the cache entry kept changing under {CAS_ATTEMPTS} conditional saves in a row; \
+             save_if_unchanged stored nothing"
+        )))
+    }
+
     /// The time `expire_date` is away from now; zero if it has passed.
     fn ttl(&self, expire_date: Timestamp) -> Duration {
         let left = expire_date.micros.saturating_sub(self.clock.now().micros);
@@ -144,26 +324,28 @@ impl<B: CacheBackend + 'static> SessionStore for CacheStore<B> {
         if key.is_empty() {
             return Ok(None);
         }
-        let Some(value) = self
-            .backend
-            .get(&self.cache_key(key))
-            .map_err(|error| map_error("load", error))?
-        else {
+        let cache_key = self.cache_key(key);
+        let entry = if self.django {
+            self.backend.get_with_ttl(&cache_key)
+        } else {
+            self.backend
+                .get(&cache_key)
+                .map(|value| value.map(|value| (value, None)))
+        }
+        .map_err(|error| map_error("load", error))?;
+        let Some((value, ttl)) = entry else {
             return Ok(None);
         };
-        let record = same_session(decode_record(&value)?, key)?;
-        if record.expire_date <= self.clock.now() {
-            return Ok(None);
-        }
-        Ok(Some(record))
+        Ok(self.read_entry(key, &value, ttl)?.map(|found| found.record))
     }
 
     fn create(&self, write: SessionWrite) -> StoreResult<String> {
+        let value = self.value_of(&write)?;
         let record = write.record;
         let key = self.cache_key(record.session_key.as_str());
         let added = self
             .backend
-            .add(&key, &encode_record(&record), self.ttl(record.expire_date))
+            .add(&key, &value, self.ttl(record.expire_date))
             .map_err(|error| map_error("create", error))?;
         if !added {
             return Err(StoreError::already_exists(
@@ -174,11 +356,12 @@ impl<B: CacheBackend + 'static> SessionStore for CacheStore<B> {
     }
 
     fn save(&self, write: SessionWrite) -> StoreResult<String> {
+        let value = self.value_of(&write)?;
         let record = write.record;
         let key = self.cache_key(record.session_key.as_str());
         let replaced = self
             .backend
-            .set_if_present(&key, &encode_record(&record), self.ttl(record.expire_date))
+            .set_if_present(&key, &value, self.ttl(record.expire_date))
             .map_err(|error| map_error("save", error))?;
         if !replaced {
             return Err(vanished("save"));
@@ -192,6 +375,9 @@ impl<B: CacheBackend + 'static> SessionStore for CacheStore<B> {
         write: SessionWrite,
         expected_data: &str,
     ) -> StoreResult<ConditionalSave> {
+        if self.django {
+            return self.save_django_if_unchanged(write, expected_data);
+        }
         let record = write.record;
         let session_key = record.session_key.as_str();
         let key = self.cache_key(session_key);
@@ -230,9 +416,15 @@ impl<B: CacheBackend + 'static> SessionStore for CacheStore<B> {
         Ok(0)
     }
 
-    /// The backend's: `NON_BLOCKING` in process, `SHARED_BETWEEN_PROCESSES` on Redis.
+    /// The backend's: `NON_BLOCKING` in process, `SHARED_BETWEEN_PROCESSES` on Redis; plus
+    /// `DECODED_DATA` where the store keeps Django's pickled dicts (its loads hand back the dict).
     fn capabilities(&self) -> Capabilities {
-        self.backend.capabilities()
+        let backend = self.backend.capabilities();
+        if self.django {
+            backend | Capabilities::DECODED_DATA
+        } else {
+            backend
+        }
     }
 }
 
@@ -868,14 +1060,12 @@ mod tests {
     #[test]
     fn put_stores_whether_or_not_the_key_is_cached() {
         let f = fixture();
-        let record = write(KEY, "filled", in_secs(60)).record;
-        f.store.put(&record).unwrap();
+        f.store.put(&write(KEY, "filled", in_secs(60))).unwrap();
         assert_eq!(
             f.store.load(KEY).unwrap().unwrap().session_data.as_str(),
             "filled"
         );
-        let newer = write(KEY, "newer", in_secs(60)).record;
-        f.store.put(&newer).unwrap();
+        f.store.put(&write(KEY, "newer", in_secs(60))).unwrap();
         assert_eq!(
             f.store.load(KEY).unwrap().unwrap().session_data.as_str(),
             "newer"
@@ -1023,7 +1213,7 @@ mod tests {
         assert_eq!(broken.load(KEY).unwrap_err().kind, ErrorKind::Other);
         assert_eq!(
             broken
-                .put(&write(KEY, "d", Timestamp::from_secs(1)).record)
+                .put(&write(KEY, "d", Timestamp::from_secs(1)))
                 .unwrap_err()
                 .kind,
             ErrorKind::Other

@@ -21,7 +21,7 @@ use sessionkit_cache::{
 };
 use sessionkit_sdk::{ConditionalSave, ErrorKind, SessionStore, Timestamp};
 
-use common::{SharedPrefix, store_on, write};
+use common::{SharedPrefix, dict, store_on, write};
 
 const KEY: &str = "abcdefghijklmnopqrstuvwxyz012345";
 
@@ -45,10 +45,14 @@ fn sessions_are_stored_under_djangos_prefix_and_key_function() {
     store.create(write(KEY, "data:1", 60)).unwrap();
     let physical = format!("{}:1:django.contrib.sessions.cache{KEY}", shared.prefix);
     assert_eq!(store.cache_key(KEY), physical);
+    // Django's value: the session dict pickled, as RedisCache stores it.
     let (value, _) = raw(&backend, &physical);
-    let value: serde_json::Value = serde_json::from_slice(&value.expect("stored")).unwrap();
-    assert_eq!(value["session_key"], KEY);
-    assert_eq!(value["session_data"], "data:1");
+    let value = value.expect("stored");
+    assert_eq!(&value[..2], b"\x80\x05", "pickle protocol 5");
+    assert_eq!(
+        serde_json::Value::Object(sessionkit_cache::pickle::loads_dict(&value).unwrap()),
+        json!({"v": "data:1"})
+    );
 }
 
 #[test]
@@ -73,7 +77,15 @@ fn create_then_load_gives_the_same_record() {
     let (store, _) = shared.store();
     let written = write(KEY, "quote \" unicode \u{e9}", 60);
     assert_eq!(store.create(written.clone()).unwrap(), KEY);
-    assert_eq!(store.load(KEY).unwrap(), Some(written.record));
+    let loaded = store.load(KEY).unwrap().unwrap();
+    assert_eq!(loaded.session_key, written.record.session_key);
+    assert_eq!(
+        loaded.session_data.as_str(),
+        dict("quote \" unicode \u{e9}")
+    );
+    // The expire date comes back from the entry's TTL (millisecond resolution).
+    let drift = (loaded.expire_date.micros - written.record.expire_date.micros).abs();
+    assert!(drift < 1_000_000, "{drift}");
     assert!(store.exists(KEY).unwrap());
 }
 
@@ -88,7 +100,7 @@ fn create_of_a_taken_key_fails_and_keeps_the_original() {
     assert_eq!(error.kind, ErrorKind::AlreadyExists);
     assert_eq!(
         store.load(KEY).unwrap().unwrap().session_data.as_str(),
-        "first"
+        dict("first")
     );
 }
 
@@ -131,7 +143,7 @@ fn save_replaces_the_record() {
     store.save(write(KEY, "second", 120)).unwrap();
     assert_eq!(
         store.load(KEY).unwrap().unwrap().session_data.as_str(),
-        "second"
+        dict("second")
     );
 }
 
@@ -197,7 +209,7 @@ fn clear_expired_returns_zero() {
 }
 
 #[test]
-fn an_entry_that_is_not_a_record_is_corrupted() {
+fn an_entry_that_is_not_a_pickled_dict_loads_as_no_session() {
     let Some(shared) = SharedPrefix::new() else {
         return;
     };
@@ -209,7 +221,7 @@ fn an_entry_that_is_not_a_record_is_corrupted() {
             Duration::from_secs(60),
         )
         .unwrap();
-    assert_eq!(store.load(KEY).unwrap_err().kind, ErrorKind::Corrupted);
+    assert_eq!(store.load(KEY).unwrap(), None);
 }
 
 #[test]
@@ -328,22 +340,39 @@ fn save_if_unchanged_saves_an_unchanged_record_and_reports_a_changed_one() {
     let saved = write(KEY, "second", 60);
     assert_eq!(
         store
-            .save_if_unchanged(saved.clone(), "quote \" unicode \u{e9}")
+            .save_if_unchanged(saved.clone(), &dict("quote \" unicode \u{e9}"))
             .unwrap(),
         ConditionalSave::Saved(KEY.to_owned())
     );
-    assert_eq!(store.load(KEY).unwrap(), Some(saved.record.clone()));
+    let stored = store.load(KEY).unwrap().unwrap();
+    assert_eq!(stored.session_data.as_str(), dict("second"));
     let (_, pttl) = raw(&backend, &store.cache_key(KEY));
     assert!(pttl > 0 && pttl <= 60_000, "PTTL after the save {pttl}");
-    let outcome = store
-        .save_if_unchanged(write(KEY, "lost", 60), "quote \" unicode \u{e9}")
-        .unwrap();
-    assert_eq!(outcome, ConditionalSave::Conflict(saved.record.clone()));
-    let outcome = store
-        .save_if_unchanged(write(KEY, "lost", 60), "sec")
-        .unwrap();
-    assert_eq!(outcome, ConditionalSave::Conflict(saved.record.clone()));
-    assert_eq!(store.load(KEY).unwrap(), Some(saved.record));
+    for stale in [
+        dict("quote \" unicode \u{e9}"),
+        dict("sec"),
+        "sec".to_owned(),
+    ] {
+        let outcome = store
+            .save_if_unchanged(write(KEY, "lost", 60), &stale)
+            .unwrap();
+        let ConditionalSave::Conflict(found) = outcome else {
+            panic!("{stale}: {outcome:?}");
+        };
+        assert_eq!(found.session_data.as_str(), dict("second"), "{stale}");
+    }
+    // The same session in another key order is unchanged: compared by value.
+    let reordered = r#"{ "v" : "second" }"#;
+    assert_eq!(
+        store
+            .save_if_unchanged(write(KEY, "third", 60), reordered)
+            .unwrap(),
+        ConditionalSave::Saved(KEY.to_owned())
+    );
+    assert_eq!(
+        store.load(KEY).unwrap().unwrap().session_data.as_str(),
+        dict("third")
+    );
 }
 
 #[test]
@@ -355,7 +384,7 @@ fn save_if_unchanged_of_a_deleted_or_expired_session_is_not_found_and_stores_not
     store.create(write(KEY, "d", 60)).unwrap();
     store.delete(KEY).unwrap();
     let error = store
-        .save_if_unchanged(write(KEY, "d2", 60), "d")
+        .save_if_unchanged(write(KEY, "d2", 60), &dict("d"))
         .unwrap_err();
     assert_eq!(error.kind, ErrorKind::NotFound);
     assert!(!store.exists(KEY).unwrap());
@@ -371,7 +400,7 @@ fn save_if_unchanged_of_a_deleted_or_expired_session_is_not_found_and_stores_not
     store.create(short).unwrap();
     thread::sleep(Duration::from_millis(100));
     let error = store
-        .save_if_unchanged(write(KEY, "d2", 60), "d")
+        .save_if_unchanged(write(KEY, "d2", 60), &dict("d"))
         .unwrap_err();
     assert_eq!(error.kind, ErrorKind::NotFound);
     assert!(!store.exists(KEY).unwrap());
@@ -394,7 +423,7 @@ fn concurrent_save_if_unchanged_saves_exactly_one() {
                 let data = format!("writer {i}");
                 barrier.wait();
                 let outcome = store
-                    .save_if_unchanged(write(KEY, &data, 60), "start")
+                    .save_if_unchanged(write(KEY, &data, 60), &dict("start"))
                     .unwrap();
                 (outcome, data)
             })
@@ -410,10 +439,13 @@ fn concurrent_save_if_unchanged_saves_exactly_one() {
         .collect();
     assert_eq!(winners.len(), 1, "{outcomes:?}");
     let stored = store.load(KEY).unwrap().unwrap();
-    assert_eq!(&stored.session_data.to_string(), winners[0]);
+    assert_eq!(stored.session_data.as_str(), dict(winners[0]));
     for (outcome, _) in &outcomes {
         if let ConditionalSave::Conflict(seen) = outcome {
-            assert_eq!(seen, &stored, "a loser sees the winner's record");
+            assert_eq!(
+                seen.session_data, stored.session_data,
+                "a loser sees the winner's session"
+            );
         }
     }
 }
@@ -487,4 +519,112 @@ fn a_record_expiring_in_the_far_future_is_stored() {
     far.record.expire_date = Timestamp::from_secs(253_402_300_799); // 9999-12-31T23:59:59Z
     store.create(far).unwrap();
     assert!(store.load(KEY).unwrap().is_some());
+}
+
+/// A fixture made by scripts/make_pickle_fixtures.py.
+fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/pickles")
+            .join(path),
+    )
+    .unwrap()
+}
+
+#[test]
+fn hostile_pickles_planted_in_redis_load_as_no_session_without_running() {
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
+    let (store, backend) = shared.store();
+    for name in [
+        "os_system_reduce",
+        "datetime",
+        "memo_bomb",
+        "huge_binunicode8",
+        "deep_10000",
+    ] {
+        backend
+            .set(
+                &store.cache_key(KEY),
+                &fixture(&format!("hostile/{name}.pickle")),
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        assert_eq!(store.load(KEY).unwrap(), None, "{name}");
+        // A conditional save cannot have loaded it either.
+        let error = store
+            .save_if_unchanged(write(KEY, "x", 60), "{}")
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotFound, "{name}");
+    }
+}
+
+#[test]
+fn a_session_django_pickled_loads_with_its_ttl_as_expire_date() {
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
+    let (store, backend) = shared.store();
+    let pickled = fixture("good/django_login-p5.pickle");
+    backend
+        .set(&store.cache_key(KEY), &pickled, Duration::from_secs(300))
+        .unwrap();
+    let before = Timestamp::now().micros;
+    let loaded = store.load(KEY).unwrap().unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_slice(&fixture("good/django_login-p5.json")).unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(loaded.session_data.as_str()).unwrap(),
+        expected
+    );
+    let left = loaded.expire_date.micros - before;
+    assert!(left > 290_000_000 && left <= 301_000_000, "{left}");
+}
+
+#[test]
+fn an_entry_in_the_old_json_record_format_still_loads_and_saves_as_a_pickle() {
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
+    let (store, backend) = shared.store();
+    let expire = Timestamp::now().micros + 60_000_000;
+    let old = json!({"session_key": KEY, "session_data": "signed:data", "expire_date": expire});
+    backend
+        .set(
+            &store.cache_key(KEY),
+            old.to_string().as_bytes(),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    let loaded = store.load(KEY).unwrap().unwrap();
+    assert_eq!(loaded.session_data.as_str(), "signed:data");
+    assert_eq!(loaded.expire_date.micros, expire);
+    // The conditional save compares the old record's signed data, then writes Django's value.
+    assert_eq!(
+        store
+            .save_if_unchanged(write(KEY, "new", 60), "signed:data")
+            .unwrap(),
+        ConditionalSave::Saved(KEY.to_owned())
+    );
+    let (value, _) = raw(&backend, &store.cache_key(KEY));
+    assert_eq!(&value.unwrap()[..2], b"\x80\x05");
+    assert_eq!(
+        store.load(KEY).unwrap().unwrap().session_data.as_str(),
+        dict("new")
+    );
+}
+
+#[test]
+fn a_redis_store_declares_decoded_data() {
+    let Some(shared) = SharedPrefix::new() else {
+        return;
+    };
+    let (store, _) = shared.store();
+    assert!(store.stores_django_values());
+    assert!(
+        store
+            .capabilities()
+            .contains(sessionkit_sdk::Capabilities::DECODED_DATA)
+    );
 }

@@ -22,7 +22,7 @@ use std::{
 use sessionkit_cache::{CacheStore, RedisBackend, RedisOptions};
 use sessionkit_sdk::{SessionStore, StoreError};
 
-use common::{PrivateRedis, short_timeouts, store_on, within, write};
+use common::{PrivateRedis, dict, short_timeouts, store_on, within, write};
 
 /// Every timeout of the backend under test.
 const TIMEOUT: Duration = Duration::from_millis(500);
@@ -170,7 +170,7 @@ fn a_hung_server_costs_at_most_one_timeout_per_request_and_recovers_after_sigcon
             .expect("the session survived")
             .session_data
             .as_str(),
-        "before"
+        dict("before")
     );
     assert!(!backend.breaker_open(), "the probe's answer closed it");
     store.save(write(&key(1), "after", 60)).unwrap();

@@ -19,7 +19,7 @@ use sessionkit_cache::{
 };
 use sessionkit_sdk::{ConditionalSave, ErrorKind, SessionStore, StoreError};
 
-use common::{PrivateRedis, short_timeouts, store_on, within, write};
+use common::{PrivateRedis, dict, short_timeouts, store_on, within, write};
 
 const TIMEOUT: Duration = Duration::from_millis(300);
 /// At least 10× every timeout a call may wait through (connect, command, retry).
@@ -70,14 +70,14 @@ fn conditional_save_loads_its_script_on_a_server_that_has_not_cached_it() {
     store.create(write(&key(1), "v0", 60)).unwrap();
     for (expected, data) in [("v0", "v1"), ("v1", "v2")] {
         let outcome = store
-            .save_if_unchanged(write(&key(1), data, 60), expected)
+            .save_if_unchanged(write(&key(1), data, 60), &dict(expected))
             .unwrap();
         assert_eq!(outcome, ConditionalSave::Saved(key(1)));
         let () = server.admin(&["SCRIPT", "FLUSH"]);
     }
     assert_eq!(
         store.load(&key(1)).unwrap().unwrap().session_data.as_str(),
-        "v2"
+        dict("v2")
     );
 }
 
@@ -113,7 +113,7 @@ fn killed_server_gives_unavailable_errors_and_restart_recovers() {
     store.create(write(&key(3), "after", 60)).unwrap();
     assert_eq!(
         store.load(&key(3)).unwrap().unwrap().session_data.as_str(),
-        "after"
+        dict("after")
     );
 }
 
@@ -295,7 +295,7 @@ fn unix_socket_location_reaches_the_server() {
     let (tcp, _) = store_on(&server.url(), "", options());
     assert_eq!(
         tcp.load(&key(1)).unwrap().unwrap().session_data.as_str(),
-        "over a socket"
+        dict("over a socket")
     );
 }
 

@@ -25,8 +25,14 @@ pub(crate) fn write(key: &str, data: &str, secs: i64) -> SessionWrite {
             data,
             Timestamp::from_micros(Timestamp::now().micros + secs * 1_000_000),
         ),
-        "{}",
+        dict(data),
     )
+}
+
+/// The session dict [`write`] stores for `data` (`{"v": data}`), as compact JSON: what a store
+/// keeping Django's pickled dicts (Redis) hands back as `session_data`.
+pub(crate) fn dict(data: &str) -> String {
+    serde_json::json!({ "v": data }).to_string()
 }
 
 /// Options for the outage tests: every timeout `timeout`, four connections.
