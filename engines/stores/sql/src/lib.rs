@@ -2,6 +2,7 @@
 
 mod account;
 pub mod config;
+mod mysql;
 mod pg;
 mod pool;
 mod schema;
@@ -18,4 +19,6 @@ pub use config::{
 };
 pub use sqlite::BUSY_TIMEOUT as SQLITE_BUSY_TIMEOUT;
 pub use store::SqlStore;
-pub use url::{DatabaseUrl, PostgresUrl, SqliteLocation, SqliteUrl, Synchronous, UrlError};
+pub use url::{
+    DatabaseUrl, MysqlUrl, PostgresUrl, SqliteLocation, SqliteUrl, Synchronous, UrlError,
+};

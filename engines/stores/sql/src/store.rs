@@ -11,17 +11,18 @@ use sessionkit_sdk::{
 use crate::{
     account::account_id_of,
     config::{SqlStoreOptions, validate_table_name},
+    mysql::MysqlBackend,
     pg::PgBackend,
     sqlite::SqliteBackend,
     time::clamp,
     url::DatabaseUrl,
 };
 
-/// Django's `django_session` table (or a custom table of the same shape) on SQLite or
-/// PostgreSQL, implementing [`SessionStore`] with Django's db-backend semantics.
+/// Django's `django_session` table (or a custom table of the same shape) on SQLite,
+/// PostgreSQL or MySQL/MariaDB, implementing [`SessionStore`] with Django's db-backend semantics.
 ///
 /// Thread-safe: every call takes a pooled connection for its duration. Several processes may
-/// share one database (SQLite in WAL mode on a local disk, or PostgreSQL).
+/// share one database (SQLite in WAL mode on a local disk, PostgreSQL, or MySQL/MariaDB).
 pub struct SqlStore {
     backend: Backend,
     options: SqlStoreOptions,
@@ -32,6 +33,7 @@ pub struct SqlStore {
 enum Backend {
     Sqlite(SqliteBackend),
     Postgres(PgBackend),
+    Mysql(MysqlBackend),
 }
 
 impl SqlStore {
@@ -55,6 +57,9 @@ impl SqlStore {
             DatabaseUrl::Postgres(pg) => {
                 Backend::Postgres(PgBackend::open(pg, &options.table, options.account_column)?)
             }
+            DatabaseUrl::Mysql(my) => {
+                Backend::Mysql(MysqlBackend::open(my, &options.table, options.account_column)?)
+            }
         };
         Ok(Self {
             backend,
@@ -69,11 +74,12 @@ impl SqlStore {
         &self.options
     }
 
-    /// `sqlite` or `postgresql`.
+    /// `sqlite`, `postgresql` or `mysql`.
     pub fn backend(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite(_) => "sqlite",
             Backend::Postgres(_) => "postgresql",
+            Backend::Mysql(_) => "mysql",
         }
     }
 
@@ -123,6 +129,7 @@ impl SessionStore for SqlStore {
         match &self.backend {
             Backend::Sqlite(b) => b.exists(key),
             Backend::Postgres(b) => b.exists(key),
+            Backend::Mysql(b) => b.exists(key),
         }
     }
 
@@ -132,6 +139,7 @@ impl SessionStore for SqlStore {
         match &self.backend {
             Backend::Sqlite(b) => b.load(key, now),
             Backend::Postgres(b) => b.load(key, now),
+            Backend::Mysql(b) => b.load(key, now),
         }
     }
 
@@ -143,6 +151,7 @@ impl SessionStore for SqlStore {
         let result = match &self.backend {
             Backend::Sqlite(b) => b.insert(&write.record, account, column),
             Backend::Postgres(b) => b.insert(&write.record, account, column),
+            Backend::Mysql(b) => b.insert(&write.record, account, column),
         };
         result.map_err(|mut e| {
             if e.kind == sessionkit_sdk::ErrorKind::AlreadyExists {
@@ -168,6 +177,7 @@ impl SessionStore for SqlStore {
         let updated = match &self.backend {
             Backend::Sqlite(b) => b.update(&write.record, account, column)? as u64,
             Backend::Postgres(b) => b.update(&write.record, account, column)?,
+            Backend::Mysql(b) => b.update(&write.record, account, column)?,
         };
         if updated == 0 {
             return Err(StoreError::not_found(format!(
@@ -203,6 +213,7 @@ impl SessionStore for SqlStore {
             Backend::Postgres(b) => {
                 b.update_if(&write.record, account, column, expected_data, now)?
             }
+            Backend::Mysql(b) => b.update_if(&write.record, account, column, expected_data, now)?,
         };
         let key = write.record.session_key.into_string();
         if updated > 0 {
@@ -222,6 +233,7 @@ impl SessionStore for SqlStore {
         match &self.backend {
             Backend::Sqlite(b) => b.delete(key),
             Backend::Postgres(b) => b.delete(key),
+            Backend::Mysql(b) => b.delete(key),
         }
     }
 
@@ -232,6 +244,7 @@ impl SessionStore for SqlStore {
         match &self.backend {
             Backend::Sqlite(b) => b.clear_expired(now),
             Backend::Postgres(b) => b.clear_expired(now),
+            Backend::Mysql(b) => b.clear_expired(now),
         }
     }
 
@@ -246,6 +259,7 @@ impl SessionStore for SqlStore {
         match &self.backend {
             Backend::Sqlite(b) => b.sessions_of_account(account_id, now),
             Backend::Postgres(b) => b.sessions_of_account(account_id, now),
+            Backend::Mysql(b) => b.sessions_of_account(account_id, now),
         }
     }
 
@@ -258,6 +272,7 @@ impl SessionStore for SqlStore {
         match &self.backend {
             Backend::Sqlite(b) => b.delete_sessions_of_account(account_id, keep),
             Backend::Postgres(b) => b.delete_sessions_of_account(account_id, keep),
+            Backend::Mysql(b) => b.delete_sessions_of_account(account_id, keep),
         }
     }
 }
