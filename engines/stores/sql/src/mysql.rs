@@ -88,6 +88,11 @@ pub(crate) fn map_mysql_error(context: &str, error: &mysql_async::Error) -> Stor
         Error::Other(_) => ErrorKind::Other,
     };
     let detail = match error {
+        // The server's text quotes the whole key ("Duplicate entry '…' for key 'PRIMARY'").
+        Error::Server(server) if kind == ErrorKind::AlreadyExists => format!(
+            "duplicate primary key (error {}, SQLSTATE {})",
+            server.code, server.state
+        ),
         Error::Server(server) => format!(
             "{} (error {}, SQLSTATE {})",
             server.message, server.code, server.state
