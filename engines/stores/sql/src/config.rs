@@ -244,7 +244,10 @@ mod tests {
 
     #[test]
     fn mysql_and_mariadb_urls_are_database_settings() {
-        for url in ["mysql://root@127.0.0.1:3306/app", "mariadb://root@127.0.0.1/app"] {
+        for url in [
+            "mysql://root@127.0.0.1:3306/app",
+            "mariadb://root@127.0.0.1/app",
+        ] {
             let s = settings(&format!(r#"{{"SESSION_DB_URL":"{url}"}}"#)).unwrap();
             assert!(matches!(s.url, DatabaseUrl::Mysql(_)), "{url}");
         }

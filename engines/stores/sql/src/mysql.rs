@@ -26,9 +26,7 @@ use tokio::runtime::Runtime;
 
 use crate::{
     pool::{Manager, Pool, Pooled},
-    schema::{
-        CLEAR_BATCH, Dialect, Statements, create_table_statement, mysql_index_statements,
-    },
+    schema::{CLEAR_BATCH, Dialect, Statements, create_table_statement, mysql_index_statements},
     time::{from_chrono, parse_sqlite_text, to_chrono},
     url::MysqlUrl,
 };
@@ -257,7 +255,8 @@ fn server_timeout(call_timeout: Duration) -> Duration {
 
 /// Opens one connection, connected, authenticated and set up by `deadline`: `ANSI_QUOTES`
 /// added to `sql_mode`, and the server-side bounds (MariaDB's `max_statement_time`, MySQL's
-/// `max_execution_time`, and `innodb_lock_wait_timeout` in whole seconds).
+/// `max_execution_time`, and `innodb_lock_wait_timeout` and `lock_wait_timeout` — row and
+/// table/metadata locks — in whole seconds).
 fn connect_raw(url: &MysqlUrl, deadline: Instant) -> Result<MyConn, CallError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -275,6 +274,7 @@ fn connect_raw(url: &MysqlUrl, deadline: Instant) -> Result<MyConn, CallError> {
         .first("SELECT @@version LIKE '%MariaDB%'", Params::Empty)?
         .and_then(|mut row| row.take::<i64, _>(0))
         .is_some_and(|flag| flag == 1);
+    let lock_wait = bound.as_secs_f64().ceil().max(1.0);
     let statement_bound = if mariadb {
         format!("max_statement_time = {:.3}", bound.as_secs_f64())
     } else {
@@ -282,8 +282,8 @@ fn connect_raw(url: &MysqlUrl, deadline: Instant) -> Result<MyConn, CallError> {
     };
     conn.batch(&format!(
         "SET SESSION sql_mode = TRIM(BOTH ',' FROM CONCAT(@@SESSION.sql_mode, ',ANSI_QUOTES')), \
-         SESSION innodb_lock_wait_timeout = {}, SESSION {statement_bound}",
-        bound.as_secs_f64().ceil().max(1.0)
+         SESSION innodb_lock_wait_timeout = {lock_wait}, SESSION lock_wait_timeout = {lock_wait}, \
+         SESSION {statement_bound}"
     ))?;
     Ok(conn)
 }
@@ -317,10 +317,9 @@ impl MyManager {
                  database URL to change it), connection closed",
                 self.url.call_timeout()
             )),
-            CallError::Corrupted(what) => StoreError::new(
-                ErrorKind::Corrupted,
-                format!("MySQL {context}: {what}"),
-            ),
+            CallError::Corrupted(what) => {
+                StoreError::new(ErrorKind::Corrupted, format!("MySQL {context}: {what}"))
+            }
             CallError::Runtime(error) => StoreError::unavailable(format!(
                 "MySQL {context}: cannot start the connection's I/O runtime: {error}"
             )),
@@ -364,8 +363,12 @@ impl MysqlBackend {
                 "MySQL {create}: another process held the schema lock {lock:?} for {wait}s"
             )));
         }
-        conn.batch(&create_table_statement(Dialect::Mysql, table, account_column))
-            .map_err(|e| manager.map(&create, e))?;
+        conn.batch(&create_table_statement(
+            Dialect::Mysql,
+            table,
+            account_column,
+        ))
+        .map_err(|e| manager.map(&create, e))?;
         conn.execute(&manager.sql.probe, Params::Empty)
             .map_err(|e| {
                 let mut error = manager.map(&format!("check table {table:?}"), e);
@@ -630,10 +633,12 @@ mod tests {
         assert!(connection_survives(&server(1969, "70100")));
         assert!(!connection_survives(&server(1927, "70100")));
         assert!(!connection_survives(&io));
-        assert!(map_mysql_error("load", &server(1205, "HY000"))
-            .message
-            .as_str()
-            .contains("error 1205"));
+        assert!(
+            map_mysql_error("load", &server(1205, "HY000"))
+                .message
+                .as_str()
+                .contains("error 1205")
+        );
     }
 
     #[test]

@@ -216,14 +216,17 @@ impl Statements {
                 r#"DELETE FROM "{table}" WHERE "session_key" IN (SELECT "session_key" FROM "{table}" WHERE "expire_date" < $1 LIMIT {CLEAR_BATCH})"#
             ),
             // MySQL deletes with a LIMIT directly (it refuses LIMIT in an IN subquery).
-            Dialect::Mysql => format!(
-                r#"DELETE FROM "{table}" WHERE "expire_date" < :p1 LIMIT {CLEAR_BATCH}"#
-            ),
+            Dialect::Mysql => {
+                format!(r#"DELETE FROM "{table}" WHERE "expire_date" < :p1 LIMIT {CLEAR_BATCH}"#)
+            }
         };
         // MySQL compares text under the column's collation, usually case- and
         // trailing-space-insensitive: the conditional save compares the bytes.
         let data_is = |n: usize| match dialect {
-            Dialect::Mysql => format!(r#"CAST("session_data" AS BINARY) = CAST({} AS BINARY)"#, p(n)),
+            Dialect::Mysql => format!(
+                r#"CAST("session_data" AS BINARY) = CAST({} AS BINARY)"#,
+                p(n)
+            ),
             Dialect::Sqlite | Dialect::Postgres => format!(r#""session_data" = {}"#, p(n)),
         };
         Self {

@@ -57,9 +57,11 @@ impl SqlStore {
             DatabaseUrl::Postgres(pg) => {
                 Backend::Postgres(PgBackend::open(pg, &options.table, options.account_column)?)
             }
-            DatabaseUrl::Mysql(my) => {
-                Backend::Mysql(MysqlBackend::open(my, &options.table, options.account_column)?)
-            }
+            DatabaseUrl::Mysql(my) => Backend::Mysql(MysqlBackend::open(
+                my,
+                &options.table,
+                options.account_column,
+            )?),
         };
         Ok(Self {
             backend,

@@ -117,7 +117,9 @@ impl MysqlClient {
         rows.into_iter()
             .map(|mut row| match row.take::<mysql_async::Value, _>(0) {
                 Some(mysql_async::Value::NULL) | None => None,
-                Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
+                Some(mysql_async::Value::Bytes(b)) => {
+                    Some(String::from_utf8_lossy(&b).into_owned())
+                }
                 Some(other) => Some(other.as_sql(true).trim_matches('\'').to_owned()),
             })
             .collect()

@@ -218,7 +218,9 @@ pub enum UrlError {
         value: String,
     },
     /// A MySQL `pool_size` that is not a whole number from 1 to 1024.
-    #[error("invalid MySQL URL option pool_size={value:?} (expected a whole number from 1 to 1024)")]
+    #[error(
+        "invalid MySQL URL option pool_size={value:?} (expected a whole number from 1 to 1024)"
+    )]
     PoolSize {
         /// The value given.
         value: String,
@@ -743,7 +745,9 @@ mod tests {
 
     #[test]
     fn mysql_options_are_ours_or_the_drivers() {
-        let my = mysql("mysql://u@h/d?call_timeout=0.25&pool_size=3&tcp_nodelay=false&prefer_socket=true");
+        let my = mysql(
+            "mysql://u@h/d?call_timeout=0.25&pool_size=3&tcp_nodelay=false&prefer_socket=true",
+        );
         assert_eq!(my.call_timeout(), Duration::from_millis(250));
         assert_eq!(my.pool_size(), 3);
         assert!(!my.opts().tcp_nodelay());
