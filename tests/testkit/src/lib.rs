@@ -670,6 +670,24 @@ mod tests {
     }
 
     #[test]
+    fn mysql_databases_are_fresh_usable_and_dropped() {
+        let Some(base) = mysql_url() else { return };
+        let url = fresh_mysql_database(&base);
+        let name = database_name(&url).unwrap().to_owned();
+        assert!(
+            name.starts_with("sessionkit_") && name.len() == 27,
+            "{name}"
+        );
+        mysql_exec(&url, "CREATE TABLE t (x integer); INSERT INTO t VALUES (1)").unwrap();
+        // Only the testkit's own databases are dropped, never the base URL's.
+        drop_mysql_database(&base, &base);
+        mysql_exec(&base, "SELECT 1").unwrap();
+        drop_mysql_database(&base, &url);
+        let err = mysql_exec(&url, "SELECT 1").unwrap_err();
+        assert!(err.contains("Unknown database"), "{err}");
+    }
+
+    #[test]
     fn postgres_databases_are_fresh_and_usable() {
         let Some(base) = postgres_url() else { return };
         let url = fresh_postgres_database(&base);
