@@ -13,7 +13,8 @@ use sessionkit::Settings;
 use sessionkit_conformance::{Tally, Target, libtest_trials_tallied};
 use sessionkit_testkit::redis_servers::{redis_cluster_url, redis_sentinel_url};
 use sessionkit_testkit::{
-    drop_postgres_database, engine_library, fresh_postgres_database, postgres_url,
+    drop_mysql_database, drop_postgres_database, engine_library, fresh_mysql_database,
+    fresh_postgres_database, mysql_url, postgres_url,
 };
 use sessionkit_testkit::{redis_url, unique_prefix};
 
@@ -109,6 +110,21 @@ const TARGETS: &[EngineTarget] = &[
         engine: "account_db",
         configure: fresh_postgres,
     },
+    EngineTarget {
+        label: "db-mysql",
+        engine: "db",
+        configure: fresh_mysql,
+    },
+    EngineTarget {
+        label: "cached_db-redis-mysql",
+        engine: "cached_db",
+        configure: cached_db_redis_mysql,
+    },
+    EngineTarget {
+        label: "account_db-mysql",
+        engine: "account_db",
+        configure: fresh_mysql,
+    },
 ];
 
 /// The secret every target signs with.
@@ -150,6 +166,18 @@ fn fresh_postgres(settings: &mut Settings, setup: &mut Setup<'_>) -> Result<(), 
     setup
         .cleanups
         .push(Box::new(move || drop_postgres_database(&base, &database)));
+    Ok(())
+}
+
+/// A fresh MySQL/MariaDB database on the server of `SESSIONKIT_TEST_MYSQL_URL`, dropped after
+/// the run.
+fn fresh_mysql(settings: &mut Settings, setup: &mut Setup<'_>) -> Result<(), String> {
+    let base = mysql_url().ok_or("SESSIONKIT_TEST_MYSQL_URL is not set")?;
+    let database = fresh_mysql_database(&base);
+    settings.session_db_url = Some(database.clone());
+    setup
+        .cleanups
+        .push(Box::new(move || drop_mysql_database(&base, &database)));
     Ok(())
 }
 
@@ -268,6 +296,13 @@ fn cached_db_redis_postgres(settings: &mut Settings, setup: &mut Setup<'_>) -> R
     postgres_url().ok_or("SESSIONKIT_TEST_POSTGRES_URL is not set")?;
     redis_cache(settings, setup)?;
     fresh_postgres(settings, setup)
+}
+
+/// `cached_db` over Redis and a fresh MySQL/MariaDB database (both server variables needed).
+fn cached_db_redis_mysql(settings: &mut Settings, setup: &mut Setup<'_>) -> Result<(), String> {
+    mysql_url().ok_or("SESSIONKIT_TEST_MYSQL_URL is not set")?;
+    redis_cache(settings, setup)?;
+    fresh_mysql(settings, setup)
 }
 
 /// Deletes every key under `prefix` on a shared Redis server (SCAN + DEL of our own keys).

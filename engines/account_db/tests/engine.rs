@@ -380,7 +380,7 @@ fn a_sql_store_without_the_account_column_cannot_back_the_engine() {
 fn bad_settings_fail_open_with_a_config_error_naming_the_setting() {
     for (settings, name) in [
         (
-            json!({"SESSION_DB_URL": "mysql://root@localhost/app"}),
+            json!({"SESSION_DB_URL": "mysql://root@localhost/app?pool_size=0"}),
             "SESSION_DB_URL",
         ),
         (

@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn bad_settings_are_config_errors_naming_the_setting() {
         for (settings, setting) in [
-            (json!({"SESSION_DB_URL": "mysql://x/y"}), "SESSION_DB_URL"),
+            (json!({"SESSION_DB_URL": "oracle://x/y"}), "SESSION_DB_URL"),
             (
                 json!({"SESSION_DB_TABLE": "drop table"}),
                 "SESSION_DB_TABLE",

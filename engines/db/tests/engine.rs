@@ -149,7 +149,7 @@ fn session_db_table_names_the_table() {
 fn bad_settings_fail_open_with_a_config_error_naming_the_setting() {
     for (settings, name) in [
         (
-            json!({"SESSION_DB_URL": "mysql://root@localhost/app"}),
+            json!({"SESSION_DB_URL": "mysql://root@localhost/app?pool_size=0"}),
             "SESSION_DB_URL",
         ),
         (

@@ -22,6 +22,9 @@ pub const POSTGRES_URL_ENV: &str = "SESSIONKIT_TEST_POSTGRES_URL";
 /// The Redis server URL for tests that need one (unset = those tests skip).
 pub const REDIS_URL_ENV: &str = "SESSIONKIT_TEST_REDIS_URL";
 
+/// Where MySQL/MariaDB tests find a server (a `mysql://` URL); unset means skip them.
+pub const MYSQL_URL_ENV: &str = "SESSIONKIT_TEST_MYSQL_URL";
+
 /// The directory holding this test's executable and the engine plugins cargo built for it
 /// (`target/<profile>/deps`), so tests load the `.so` files of the same build without an env
 /// var.
@@ -164,6 +167,68 @@ pub fn postgres_url() -> Option<String> {
 /// `skipped: ... not set`.
 pub fn redis_url() -> Option<String> {
     server_url(REDIS_URL_ENV, "Redis")
+}
+
+/// The MySQL/MariaDB URL from `$SESSIONKIT_TEST_MYSQL_URL`
+/// (`mysql://root@127.0.0.1:3306/test`), or `None` after printing `skipped: ... not set`.
+pub fn mysql_url() -> Option<String> {
+    server_url(MYSQL_URL_ENV, "MySQL/MariaDB")
+}
+
+/// Runs `sql` on the MySQL server of `url` (`mysql://` or `mariadb://`) over one connection.
+fn mysql_exec(url: &str, sql: &str) -> Result<(), String> {
+    use mysql_async::prelude::Queryable;
+    let driver_url = match url.split_once("://") {
+        Some((_, rest)) => format!("mysql://{rest}"),
+        None => url.to_owned(),
+    };
+    let opts = mysql_async::Opts::from_url(&driver_url).map_err(|e| e.to_string())?;
+    let opts = mysql_async::OptsBuilder::from_opts(opts).prefer_socket(false);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime
+        .block_on(async {
+            let mut conn = mysql_async::Conn::new(opts).await?;
+            conn.query_drop(sql).await?;
+            conn.disconnect().await
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// Creates a new, empty MySQL/MariaDB database `sessionkit_<random>` on the server of
+/// `base_url` and returns a URL for it (same credentials, host and query parameters). Drop it
+/// with [`drop_mysql_database`] when done; the base URL's own database is never touched.
+///
+/// # Panics
+///
+/// When the server cannot be reached or the database cannot be created.
+pub fn fresh_mysql_database(base_url: &str) -> String {
+    let name = format!("sessionkit_{}", random_lowercase(16));
+    // The name is generated from [a-z0-9_] only, so it needs no quoting.
+    mysql_exec(base_url, &format!("CREATE DATABASE {name}")).unwrap_or_else(|e| {
+        panic!(
+            "cannot create database {name} on {}: {e}",
+            redact_url(base_url)
+        )
+    });
+    with_database(base_url, &name)
+}
+
+/// Drops a database made by [`fresh_mysql_database`] (connecting through `base_url`); failures
+/// are printed, not raised, since cleanup must not fail a passing test.
+pub fn drop_mysql_database(base_url: &str, database_url: &str) {
+    let Some(name) = database_name(database_url).filter(|n| n.starts_with("sessionkit_")) else {
+        eprintln!(
+            "not dropping {}: not a database made by the testkit",
+            redact_url(database_url)
+        );
+        return;
+    };
+    if let Err(e) = mysql_exec(base_url, &format!("DROP DATABASE IF EXISTS {name}")) {
+        eprintln!("could not drop test database {name}: {e}");
+    }
 }
 
 /// Creates a new, empty database `sk_<random>` on the server of `base_url` and returns a URL
@@ -604,6 +669,24 @@ mod tests {
     #[should_panic(expected = "Django script failed")]
     fn a_failing_script_panics_with_its_stderr() {
         run_django("raise SystemExit('boom')", &[]);
+    }
+
+    #[test]
+    fn mysql_databases_are_fresh_usable_and_dropped() {
+        let Some(base) = mysql_url() else { return };
+        let url = fresh_mysql_database(&base);
+        let name = database_name(&url).unwrap().to_owned();
+        assert!(
+            name.starts_with("sessionkit_") && name.len() == 27,
+            "{name}"
+        );
+        mysql_exec(&url, "CREATE TABLE t (x integer); INSERT INTO t VALUES (1)").unwrap();
+        // Only the testkit's own databases are dropped, never the base URL's.
+        drop_mysql_database(&base, &base);
+        mysql_exec(&base, "SELECT 1").unwrap();
+        drop_mysql_database(&base, &url);
+        let err = mysql_exec(&url, "SELECT 1").unwrap_err();
+        assert!(err.contains("Unknown database"), "{err}");
     }
 
     #[test]

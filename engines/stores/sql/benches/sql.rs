@@ -5,7 +5,9 @@
 //! `synchronous=FULL` (the store's default) and `NORMAL`; then `clear_expired` of 10k rows with
 //! 5k expired against the raw batched DELETE, the WAL checkpointed before each timed run.
 //! PostgreSQL (when `SESSIONKIT_TEST_POSTGRES_URL` is set): the same on a fresh database, the
-//! store and the raw client each in a schema of their own.
+//! store and the raw client each in a schema of their own. MySQL/MariaDB (when
+//! `SESSIONKIT_TEST_MYSQL_URL` is set): the store's load, create, update and conditional update
+//! on a fresh database, to set beside PostgreSQL's.
 //!
 //! Every save changes bytes (data and expire_date differ per iteration): SQLite skips pages
 //! whose content is unchanged, which would make an identical save look free.
@@ -20,7 +22,7 @@ use postgres::NoTls;
 use sessionkit_sdk::{ConditionalSave, SessionRecord, SessionStore, SessionWrite, Timestamp};
 use sessionkit_sql::{
     DatabaseUrl, SqlStore, SqlStoreOptions,
-    testing::{TempPostgresDatabase, postgres_url},
+    testing::{TempMysqlDatabase, TempPostgresDatabase, mysql_url, postgres_url},
 };
 
 /// Sessions present before the load and update loops.
@@ -452,6 +454,60 @@ fn postgres(c: &mut Criterion) {
     drop(raw);
 }
 
+/// The store on MySQL/MariaDB: the same per-operation loops as `postgres/*/store`.
+fn mysql(c: &mut Criterion) {
+    let Some(base) = mysql_url() else { return };
+    let db = TempMysqlDatabase::create(&base);
+    let store = SqlStore::open(
+        &DatabaseUrl::parse(db.url()).expect("url"),
+        SqlStoreOptions::default(),
+    )
+    .expect("store");
+    let live = in_secs(3600);
+    for n in 0..WORKING_SET {
+        store
+            .create(write(key("w", n), payload(n as u64), live))
+            .expect("fill");
+    }
+
+    let mut group = c.benchmark_group("mysql");
+    let i = Cell::new(0usize);
+    group.bench_function("load/store", |b| {
+        b.iter(|| {
+            let n = i.replace(i.get() + 1) % WORKING_SET;
+            store.load(&key("w", n)).expect("load").expect("present")
+        })
+    });
+    // Before create/store, which takes the same `c…` keys.
+    bench_conditional_save(&mut group, &store, live);
+    let created = Cell::new(0usize);
+    group.bench_function("create/store", |b| {
+        b.iter(|| {
+            let n = created.replace(created.get() + 1);
+            store
+                .create(write(key("c", n), payload(n as u64), live))
+                .expect("create")
+        })
+    });
+    let saved = Cell::new(0u64);
+    group.bench_function("update/store", |b| {
+        b.iter(|| {
+            let n = saved.replace(saved.get() + 1);
+            let expire = Timestamp::from_micros(live.micros + n as i64);
+            store
+                .save(write(
+                    key("w", n as usize % WORKING_SET),
+                    payload(n + 1_000_000),
+                    expire,
+                ))
+                .expect("save")
+        })
+    });
+    group.finish();
+    drop(store);
+    drop(db);
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -463,6 +519,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = sqlite, postgres
+    targets = sqlite, postgres, mysql
 }
 criterion_main!(benches);

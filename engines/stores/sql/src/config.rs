@@ -237,7 +237,7 @@ mod tests {
 
     #[test]
     fn bad_url_error_names_the_setting() {
-        let err = settings(r#"{"SESSION_DB_URL":"mysql://x/y"}"#).unwrap_err();
+        let err = settings(r#"{"SESSION_DB_URL":"oracle://x/y"}"#).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Config);
         assert!(err.message.as_str().starts_with("SESSION_DB_URL:"), "{err}");
         let err = settings(r#"{"DATABASE_URL":"nonsense"}"#).unwrap_err();
@@ -249,6 +249,20 @@ mod tests {
                 .contains("SESSION_DB_URL must be a string"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn mysql_and_mariadb_urls_are_database_settings() {
+        for url in [
+            "mysql://root@127.0.0.1:3306/app",
+            "mariadb://root@127.0.0.1/app",
+        ] {
+            let s = settings(&format!(r#"{{"SESSION_DB_URL":"{url}"}}"#)).unwrap();
+            assert!(matches!(s.url, DatabaseUrl::Mysql(_)), "{url}");
+        }
+        let err = settings(r#"{"DATABASE_URL":"mysql://root@h/app?pool_size=0"}"#).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Config);
+        assert!(err.message.as_str().starts_with("DATABASE_URL:"), "{err}");
     }
 
     #[test]

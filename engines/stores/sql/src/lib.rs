@@ -3,6 +3,7 @@
 mod account;
 mod clear;
 pub mod config;
+mod mysql;
 mod pg;
 mod pool;
 mod schema;
@@ -20,4 +21,6 @@ pub use config::{
 };
 pub use sqlite::BUSY_TIMEOUT as SQLITE_BUSY_TIMEOUT;
 pub use store::SqlStore;
-pub use url::{DatabaseUrl, PostgresUrl, SqliteLocation, SqliteUrl, Synchronous, UrlError};
+pub use url::{
+    DatabaseUrl, MysqlUrl, PostgresUrl, SqliteLocation, SqliteUrl, Synchronous, UrlError,
+};

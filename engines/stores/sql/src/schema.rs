@@ -11,6 +11,9 @@ pub(crate) enum Dialect {
     Sqlite,
     /// PostgreSQL: `$N` placeholders, `timestamp with time zone`, 63-character identifiers.
     Postgres,
+    /// MySQL/MariaDB: `:pN` named placeholders (the driver maps them), `datetime(6)` holding
+    /// naive UTC, 64-character identifiers; `"identifiers"` need the connection's `ANSI_QUOTES`.
+    Mysql,
 }
 
 impl Dialect {
@@ -19,6 +22,7 @@ impl Dialect {
         match self {
             Self::Sqlite => 200,
             Self::Postgres => 63,
+            Self::Mysql => 64,
         }
     }
 
@@ -26,6 +30,7 @@ impl Dialect {
         match self {
             Self::Sqlite => "datetime",
             Self::Postgres => "timestamp with time zone",
+            Self::Mysql => "datetime(6)",
         }
     }
 
@@ -33,6 +38,7 @@ impl Dialect {
         match self {
             Self::Sqlite => format!("?{n}"),
             Self::Postgres => format!("${n}"),
+            Self::Mysql => format!(":p{n}"),
         }
     }
 }
@@ -86,6 +92,17 @@ pub(crate) fn create_table_statement(
     table: &str,
     account_column: bool,
 ) -> String {
+    if dialect == Dialect::Mysql {
+        // Django's MySQL DDL word for word (backticks, `longtext`).
+        let account = if account_column {
+            ", `account_id` integer NULL"
+        } else {
+            ""
+        };
+        return format!(
+            "CREATE TABLE IF NOT EXISTS `{table}` (`session_key` varchar(40) NOT NULL PRIMARY KEY, `session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL{account})"
+        );
+    }
     let account = if account_column {
         r#", "account_id" integer NULL"#
     } else {
@@ -122,6 +139,24 @@ pub(crate) fn create_index_statements(
         ));
     }
     statements
+}
+
+/// Django's indexes on MySQL as (name, `CREATE INDEX`), Django's DDL word for word. MySQL has
+/// no `CREATE INDEX IF NOT EXISTS` (MariaDB has), so the store creates the ones whose name the
+/// table lacks.
+pub(crate) fn mysql_index_statements(table: &str, account_column: bool) -> Vec<(String, String)> {
+    let mut columns = vec!["expire_date"];
+    if account_column {
+        columns.push("account_id");
+    }
+    columns
+        .into_iter()
+        .map(|column| {
+            let name = django_index_name(Dialect::Mysql, table, &[column], "");
+            let statement = format!("CREATE INDEX `{name}` ON `{table}` (`{column}`)");
+            (name, statement)
+        })
+        .collect()
 }
 
 /// Every statement a store runs, built once per store.
@@ -187,6 +222,20 @@ impl Statements {
             Dialect::Postgres => format!(
                 r#"WITH "batch" AS (DELETE FROM "{table}" WHERE ctid = ANY(ARRAY(SELECT ctid FROM "{table}" WHERE "expire_date" < $1 AND "expire_date" >= $2 ORDER BY "expire_date" LIMIT $3 FOR UPDATE SKIP LOCKED)) RETURNING "expire_date") SELECT count(*), max("expire_date") FROM "batch""#
             ),
+            // MySQL deletes with a LIMIT directly (it refuses LIMIT in an IN subquery), oldest
+            // first along the expire_date index; each batch is its own autocommit statement.
+            Dialect::Mysql => format!(
+                r#"DELETE FROM "{table}" WHERE "expire_date" < :p1 ORDER BY "expire_date" LIMIT :p2"#
+            ),
+        };
+        // MySQL compares text under the column's collation, usually case- and
+        // trailing-space-insensitive: the conditional save compares the bytes.
+        let data_is = |n: usize| match dialect {
+            Dialect::Mysql => format!(
+                r#"CAST("session_data" AS BINARY) = CAST({} AS BINARY)"#,
+                p(n)
+            ),
+            Dialect::Sqlite | Dialect::Postgres => format!(r#""session_data" = {}"#, p(n)),
         };
         Self {
             probe: format!(
@@ -216,11 +265,11 @@ impl Statements {
             update_if: {
                 let next = if account_column { 5 } else { 4 };
                 format!(
-                    r#"UPDATE "{table}" SET "session_data" = {}, "expire_date" = {}{account_set} WHERE "session_key" = {} AND "session_data" = {} AND "expire_date" > {}"#,
+                    r#"UPDATE "{table}" SET "session_data" = {}, "expire_date" = {}{account_set} WHERE "session_key" = {} AND {} AND "expire_date" > {}"#,
                     p(2),
                     p(3),
                     p(1),
-                    p(next),
+                    data_is(next),
                     p(next + 1)
                 )
             },
@@ -321,6 +370,50 @@ mod tests {
                 r#"CREATE INDEX IF NOT EXISTS "django_session_session_key_c0390e0f_like" ON "django_session" ("session_key" varchar_pattern_ops)"#,
                 r#"CREATE INDEX IF NOT EXISTS "django_session_expire_date_a5c62663" ON "django_session" ("expire_date")"#,
             ]
+        );
+    }
+
+    #[test]
+    fn mysql_ddl_is_djangos() {
+        // From `sqlmigrate sessions 0001` and `sqlmigrate acct 0001` (Django 5.2.20, MariaDB).
+        assert_eq!(
+            create_table_statement(Dialect::Mysql, "django_session", false),
+            "CREATE TABLE IF NOT EXISTS `django_session` (`session_key` varchar(40) NOT NULL PRIMARY KEY, `session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL)"
+        );
+        assert_eq!(
+            mysql_index_statements("django_session", false),
+            [(
+                "django_session_expire_date_a5c62663".to_owned(),
+                "CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_date`)".to_owned()
+            )]
+        );
+        assert_eq!(
+            create_table_statement(Dialect::Mysql, "acct_customsession", true),
+            "CREATE TABLE IF NOT EXISTS `acct_customsession` (`session_key` varchar(40) NOT NULL PRIMARY KEY, `session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL, `account_id` integer NULL)"
+        );
+        let indexes: Vec<String> = mysql_index_statements("acct_customsession", true)
+            .into_iter()
+            .map(|(_, statement)| statement)
+            .collect();
+        assert_eq!(
+            indexes,
+            [
+                "CREATE INDEX `acct_customsession_expire_date_5c8cc0aa` ON `acct_customsession` (`expire_date`)",
+                "CREATE INDEX `acct_customsession_account_id_089004f6` ON `acct_customsession` (`account_id`)",
+            ]
+        );
+    }
+
+    #[test]
+    fn mysql_statements_name_their_parameters_and_compare_data_as_bytes() {
+        let s = Statements::new(Dialect::Mysql, "t", true);
+        assert_eq!(
+            s.update_if,
+            r#"UPDATE "t" SET "session_data" = :p2, "expire_date" = :p3, "account_id" = :p4 WHERE "session_key" = :p1 AND CAST("session_data" AS BINARY) = CAST(:p5 AS BINARY) AND "expire_date" > :p6"#
+        );
+        assert_eq!(
+            s.clear_batch,
+            r#"DELETE FROM "t" WHERE "expire_date" < :p1 ORDER BY "expire_date" LIMIT :p2"#
         );
     }
 

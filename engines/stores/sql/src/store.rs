@@ -12,17 +12,18 @@ use crate::{
     account::account_id_of,
     clear,
     config::{SqlStoreOptions, validate_table_name},
+    mysql::MysqlBackend,
     pg::PgBackend,
     sqlite::SqliteBackend,
     time::clamp,
     url::DatabaseUrl,
 };
 
-/// Django's `django_session` table (or a custom table of the same shape) on SQLite or
-/// PostgreSQL, implementing [`SessionStore`] with Django's db-backend semantics.
+/// Django's `django_session` table (or a custom table of the same shape) on SQLite,
+/// PostgreSQL or MySQL/MariaDB, implementing [`SessionStore`] with Django's db-backend semantics.
 ///
 /// Thread-safe: every call takes a pooled connection for its duration. Several processes may
-/// share one database (SQLite in WAL mode on a local disk, or PostgreSQL).
+/// share one database (SQLite in WAL mode on a local disk, PostgreSQL, or MySQL/MariaDB).
 pub struct SqlStore {
     backend: Backend,
     options: SqlStoreOptions,
@@ -33,6 +34,7 @@ pub struct SqlStore {
 enum Backend {
     Sqlite(SqliteBackend),
     Postgres(PgBackend),
+    Mysql(MysqlBackend),
 }
 
 impl SqlStore {
@@ -56,6 +58,11 @@ impl SqlStore {
             DatabaseUrl::Postgres(pg) => {
                 Backend::Postgres(PgBackend::open(pg, &options.table, options.account_column)?)
             }
+            DatabaseUrl::Mysql(my) => Backend::Mysql(MysqlBackend::open(
+                my,
+                &options.table,
+                options.account_column,
+            )?),
         };
         Ok(Self {
             backend,
@@ -70,11 +77,12 @@ impl SqlStore {
         &self.options
     }
 
-    /// `sqlite` or `postgresql`.
+    /// `sqlite`, `postgresql` or `mysql`.
     pub fn backend(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite(_) => "sqlite",
             Backend::Postgres(_) => "postgresql",
+            Backend::Mysql(_) => "mysql",
         }
     }
 
@@ -124,6 +132,7 @@ impl SessionStore for SqlStore {
         match &self.backend {
             Backend::Sqlite(b) => b.exists(key),
             Backend::Postgres(b) => b.exists(key),
+            Backend::Mysql(b) => b.exists(key),
         }
     }
 
@@ -133,6 +142,7 @@ impl SessionStore for SqlStore {
         match &self.backend {
             Backend::Sqlite(b) => b.load(key, now),
             Backend::Postgres(b) => b.load(key, now),
+            Backend::Mysql(b) => b.load(key, now),
         }
     }
 
@@ -144,6 +154,7 @@ impl SessionStore for SqlStore {
         let result = match &self.backend {
             Backend::Sqlite(b) => b.insert(&write.record, account, column),
             Backend::Postgres(b) => b.insert(&write.record, account, column),
+            Backend::Mysql(b) => b.insert(&write.record, account, column),
         };
         result.map_err(|mut e| {
             if e.kind == sessionkit_sdk::ErrorKind::AlreadyExists {
@@ -169,6 +180,7 @@ impl SessionStore for SqlStore {
         let updated = match &self.backend {
             Backend::Sqlite(b) => b.update(&write.record, account, column)? as u64,
             Backend::Postgres(b) => b.update(&write.record, account, column)?,
+            Backend::Mysql(b) => b.update(&write.record, account, column)?,
         };
         if updated == 0 {
             return Err(StoreError::not_found(format!(
@@ -204,6 +216,7 @@ impl SessionStore for SqlStore {
             Backend::Postgres(b) => {
                 b.update_if(&write.record, account, column, expected_data, now)?
             }
+            Backend::Mysql(b) => b.update_if(&write.record, account, column, expected_data, now)?,
         };
         let key = write.record.session_key.into_string();
         if updated > 0 {
@@ -223,6 +236,7 @@ impl SessionStore for SqlStore {
         match &self.backend {
             Backend::Sqlite(b) => b.delete(key),
             Backend::Postgres(b) => b.delete(key),
+            Backend::Mysql(b) => b.delete(key),
         }
     }
 
@@ -236,6 +250,7 @@ impl SessionStore for SqlStore {
         match &self.backend {
             Backend::Sqlite(b) => b.clear_expired(now, batches, progress.as_ref()),
             Backend::Postgres(b) => b.clear_expired(now, batches, progress.as_ref()),
+            Backend::Mysql(b) => b.clear_expired(now, batches, progress.as_ref()),
         }
     }
 
@@ -250,6 +265,7 @@ impl SessionStore for SqlStore {
         match &self.backend {
             Backend::Sqlite(b) => b.sessions_of_account(account_id, now),
             Backend::Postgres(b) => b.sessions_of_account(account_id, now),
+            Backend::Mysql(b) => b.sessions_of_account(account_id, now),
         }
     }
 
@@ -262,6 +278,7 @@ impl SessionStore for SqlStore {
         match &self.backend {
             Backend::Sqlite(b) => b.delete_sessions_of_account(account_id, keep),
             Backend::Postgres(b) => b.delete_sessions_of_account(account_id, keep),
+            Backend::Mysql(b) => b.delete_sessions_of_account(account_id, keep),
         }
     }
 }

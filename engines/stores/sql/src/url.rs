@@ -4,13 +4,19 @@ use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
 use sessionkit_codec::redact_url;
 
-/// The bound on every PostgreSQL call (pool checkout, connect, statement) when the URL sets no
+/// The bound on every PostgreSQL or MySQL call (pool checkout, connect, statement) when the URL sets no
 /// `call_timeout`: a locked table or a server that is up but silent gives a clean
 /// `Unavailable` error after this long instead of holding the request.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The largest `call_timeout` accepted (an hour): a bound, not a way to switch it off.
 pub const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Connections per PostgreSQL store, and per MySQL store when its URL sets no `pool_size`.
+pub const DEFAULT_POOL_SIZE: usize = 8;
+
+/// The largest MySQL `pool_size` accepted.
+pub const MAX_POOL_SIZE: usize = 1024;
 
 /// How long the TCP connect to one host may take when the URL sets no `connect_timeout` (with
 /// several hosts, each gets this long). The whole connection set-up is also inside the call's
@@ -42,6 +48,21 @@ pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 ///   - `connect_timeout=<seconds>` (default 5): the TCP connect to one host;
 ///   - `tcp_user_timeout=<seconds>` (default 30): Linux `TCP_USER_TIMEOUT`, to notice a host
 ///     that vanished from the network (it does not bound calls).
+/// - `mysql://user:password@host:port/dbname?…` or `mariadb://…` (the same thing; the database
+///   name is required). Our options:
+///   - `call_timeout=<seconds>` as for PostgreSQL (default 5): every call — checkout, connect,
+///     statement — ends within it, on the client; the connection also gets MariaDB's
+///     `max_statement_time` (MySQL's `max_execution_time` for reads) of 4/5 of it and
+///     `innodb_lock_wait_timeout` of that rounded up to whole seconds, so the server reports
+///     a slow or blocked statement (keeping the connection) first;
+///   - `pool_size=<n>` (1 to 1024, default 8): connections per store.
+///
+///   The `mysql_async` driver's own parameters pass through (`tcp_nodelay`, `tcp_keepalive`,
+///   `stmt_cache_size`, `max_allowed_packet`, `wait_timeout`, `compression`, `socket`,
+///   `prefer_socket` — off unless set, so the URL's host is where the store connects), except
+///   its pool's (`pool_min`, `pool_max`, the `*_ttl` ones: the store pools connections itself,
+///   `pool_size` sizes it) and `client_found_rows` (always on: an `UPDATE` that rewrites a row
+///   with the same values must still count it), which are refused. No TLS (as for PostgreSQL).
 ///
 /// `Debug` and `Display` never show a password.
 #[derive(Clone)]
@@ -50,6 +71,8 @@ pub enum DatabaseUrl {
     Sqlite(SqliteUrl),
     /// A PostgreSQL server.
     Postgres(PostgresUrl),
+    /// A MySQL or MariaDB server.
+    Mysql(MysqlUrl),
 }
 
 /// Where an SQLite database lives and how durable its commits are.
@@ -117,12 +140,51 @@ impl PostgresUrl {
     }
 }
 
+/// A MySQL/MariaDB URL with its parsed driver options and our own.
+#[derive(Clone)]
+pub struct MysqlUrl {
+    raw: String,
+    /// Boxed: the driver's options are large next to an SQLite URL.
+    opts: Box<mysql_async::Opts>,
+    call_timeout: Duration,
+    pool_size: usize,
+}
+
+impl MysqlUrl {
+    /// The driver's connection options (`client_found_rows` on, `prefer_socket` off unless set).
+    pub fn opts(&self) -> &mysql_async::Opts {
+        &self.opts
+    }
+
+    /// The bound on every call: the URL's `call_timeout`, or [`DEFAULT_CALL_TIMEOUT`].
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
+    /// Connections per store: the URL's `pool_size`, or [`DEFAULT_POOL_SIZE`].
+    pub fn pool_size(&self) -> usize {
+        self.pool_size
+    }
+
+    /// The URL as given, password included: only for handing to a driver, never for a log.
+    pub fn expose(&self) -> &str {
+        &self.raw
+    }
+}
+
+impl fmt::Debug for MysqlUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.raw))
+    }
+}
+
 /// Why a database URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
     /// The scheme is not one of the supported backends.
     #[error(
-        "unsupported database URL scheme {scheme:?} (expected sqlite:, postgres: or postgresql:)"
+        "unsupported database URL scheme {scheme:?} (expected sqlite:, postgres:, postgresql:, \
+         mysql: or mariadb:)"
     )]
     UnknownScheme {
         /// The scheme found (text before the first ':').
@@ -148,12 +210,28 @@ pub enum UrlError {
     },
     /// A `call_timeout` that is not a number of seconds above 0 and at most 3600.
     #[error(
-        "invalid PostgreSQL URL option call_timeout={value:?} (expected seconds above 0 and at \
+        "invalid database URL option call_timeout={value:?} (expected seconds above 0 and at \
          most 3600, e.g. call_timeout=5 or call_timeout=0.5)"
     )]
     CallTimeout {
         /// The value given.
         value: String,
+    },
+    /// A MySQL `pool_size` that is not a whole number from 1 to 1024.
+    #[error(
+        "invalid MySQL URL option pool_size={value:?} (expected a whole number from 1 to 1024)"
+    )]
+    PoolSize {
+        /// The value given.
+        value: String,
+    },
+    /// The MySQL URL parser refused the URL, or it sets an option the store refuses.
+    #[error("invalid MySQL URL {url}: {reason}")]
+    Mysql {
+        /// The URL with its password redacted.
+        url: String,
+        /// What is wrong.
+        reason: String,
     },
     /// A `%` escape that is not two hex digits or decodes to invalid UTF-8.
     #[error("bad percent-encoding in SQLite path")]
@@ -180,17 +258,19 @@ impl DatabaseUrl {
         match scheme.to_ascii_lowercase().as_str() {
             "sqlite" => parse_sqlite(url).map(Self::Sqlite),
             "postgres" | "postgresql" => parse_postgres(url).map(Self::Postgres),
+            "mysql" | "mariadb" => parse_mysql(url).map(Self::Mysql),
             _ => Err(UrlError::UnknownScheme {
                 scheme: scheme.to_owned(),
             }),
         }
     }
 
-    /// The backend's name, for messages: `sqlite` or `postgresql`.
+    /// The backend's name, for messages: `sqlite`, `postgresql` or `mysql`.
     pub const fn backend(&self) -> &'static str {
         match self {
             Self::Sqlite(_) => "sqlite",
             Self::Postgres(_) => "postgresql",
+            Self::Mysql(_) => "mysql",
         }
     }
 
@@ -199,6 +279,7 @@ impl DatabaseUrl {
         match self {
             Self::Sqlite(sqlite) => sqlite.to_string(),
             Self::Postgres(pg) => redact_url(&pg.raw),
+            Self::Mysql(my) => redact_url(&my.raw),
         }
     }
 }
@@ -216,6 +297,7 @@ impl fmt::Debug for DatabaseUrl {
         match self {
             Self::Sqlite(sqlite) => f.debug_tuple("Sqlite").field(sqlite).finish(),
             Self::Postgres(pg) => f.debug_tuple("Postgres").field(pg).finish(),
+            Self::Mysql(my) => f.debug_tuple("Mysql").field(my).finish(),
         }
     }
 }
@@ -317,7 +399,92 @@ fn parse_postgres(url: &str) -> Result<PostgresUrl, UrlError> {
     })
 }
 
-/// Splits our own `call_timeout` query parameter off a PostgreSQL URL (the driver refuses
+/// The `mysql_async` URL parameters the store refuses: its pool's (the store pools connections
+/// itself) and `client_found_rows` (the store needs it on).
+const REFUSED_MYSQL_PARAMS: &[&str] = &[
+    "pool_min",
+    "pool_max",
+    "inactive_connection_ttl",
+    "ttl_check_interval",
+    "conn_ttl",
+    "abs_conn_ttl",
+    "abs_conn_ttl_jitter",
+    "client_found_rows",
+];
+
+fn parse_mysql(url: &str) -> Result<MysqlUrl, UrlError> {
+    let bad = |reason: String| UrlError::Mysql {
+        url: redact_url(url),
+        reason,
+    };
+    let (driver_url, call_timeout) = take_call_timeout(url)?;
+    let (driver_url, pool_size) = take_param(&driver_url, "pool_size");
+    let pool_size = match pool_size {
+        None => DEFAULT_POOL_SIZE,
+        Some(value) => value
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_POOL_SIZE).contains(n))
+            .ok_or(UrlError::PoolSize { value })?,
+    };
+    let query = driver_url.split_once('?').map_or("", |(_, q)| q);
+    let names: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').map_or(p, |(name, _)| name))
+        .collect();
+    if let Some(name) = names.iter().find(|n| REFUSED_MYSQL_PARAMS.contains(n)) {
+        return Err(bad(format!(
+            "option {name} is not accepted (the store pools connections itself: size the pool \
+             with pool_size; client_found_rows is always on)"
+        )));
+    }
+    // The driver knows only `mysql://`; `mariadb://` is the same protocol.
+    let driver_url = match driver_url.split_once(':') {
+        Some((_, rest)) => format!("mysql:{rest}"),
+        None => driver_url.clone(),
+    };
+    let opts = mysql_async::Opts::from_url(&driver_url).map_err(|e| bad(e.to_string()))?;
+    if opts.db_name().is_none_or(str::is_empty) {
+        return Err(bad(
+            "no database name (mysql://user:password@host:port/dbname)".to_owned(),
+        ));
+    }
+    let prefer_socket = names.contains(&"prefer_socket") && opts.prefer_socket();
+    let opts = mysql_async::OptsBuilder::from_opts(opts)
+        .client_found_rows(true)
+        .prefer_socket(prefer_socket);
+    Ok(MysqlUrl {
+        raw: url.to_owned(),
+        opts: Box::new(opts.into()),
+        call_timeout: call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT),
+        pool_size,
+    })
+}
+
+/// Splits the query parameter `name` off `url`: the URL without it, and its last value.
+fn take_param(url: &str, name: &str) -> (String, Option<String>) {
+    let Some((head, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut value = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some((key, v)) if key == name => value = Some(v.to_owned()),
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        head.to_owned()
+    } else {
+        format!("{head}?{}", kept.join("&"))
+    };
+    (url, value)
+}
+
+/// Splits our own `call_timeout` query parameter off a PostgreSQL or MySQL URL (the driver refuses
 /// parameters it does not know): the URL without it, and its value if given.
 fn take_call_timeout(url: &str) -> Result<(String, Option<Duration>), UrlError> {
     let Some((head, query)) = url.split_once('?') else {
@@ -453,14 +620,14 @@ mod tests {
 
     #[test]
     fn unknown_scheme_is_named() {
-        let err = DatabaseUrl::parse("mysql://root@localhost/db").unwrap_err();
+        let err = DatabaseUrl::parse("oracle://root@localhost/db").unwrap_err();
         assert_eq!(
             err,
             UrlError::UnknownScheme {
-                scheme: "mysql".into()
+                scheme: "oracle".into()
             }
         );
-        assert!(err.to_string().contains("mysql"));
+        assert!(err.to_string().contains("oracle"));
     }
 
     #[test]
@@ -547,5 +714,77 @@ mod tests {
         let err = DatabaseUrl::parse("postgres://alice:hunter2@host:notaport/db").unwrap_err();
         assert!(matches!(err, UrlError::Postgres { .. }));
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    fn mysql(url: &str) -> MysqlUrl {
+        match DatabaseUrl::parse(url) {
+            Ok(DatabaseUrl::Mysql(my)) => my,
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn mysql_and_mariadb_urls_parse_alike() {
+        for scheme in ["mysql", "mariadb", "MariaDB"] {
+            let my = mysql(&format!("{scheme}://root:pw@db.example:3307/app"));
+            assert_eq!(my.opts().ip_or_hostname(), "db.example");
+            assert_eq!(my.opts().tcp_port(), 3307);
+            assert_eq!(my.opts().db_name(), Some("app"));
+            assert_eq!(my.opts().user(), Some("root"));
+            assert_eq!(my.call_timeout(), DEFAULT_CALL_TIMEOUT);
+            assert_eq!(my.pool_size(), DEFAULT_POOL_SIZE);
+            // Always: a rewrite with equal values must count as the row updated.
+            assert!(my.opts().client_found_rows());
+            assert!(!my.opts().prefer_socket());
+        }
+        assert_eq!(
+            DatabaseUrl::parse("mariadb://u@h/d").unwrap().backend(),
+            "mysql"
+        );
+    }
+
+    #[test]
+    fn mysql_options_are_ours_or_the_drivers() {
+        let my = mysql(
+            "mysql://u@h/d?call_timeout=0.25&pool_size=3&tcp_nodelay=false&prefer_socket=true",
+        );
+        assert_eq!(my.call_timeout(), Duration::from_millis(250));
+        assert_eq!(my.pool_size(), 3);
+        assert!(!my.opts().tcp_nodelay());
+        assert!(my.opts().prefer_socket());
+        for value in ["0", "1025", "x", ""] {
+            assert_eq!(
+                DatabaseUrl::parse(&format!("mysql://u@h/d?pool_size={value}")).unwrap_err(),
+                UrlError::PoolSize {
+                    value: value.to_owned()
+                }
+            );
+        }
+        assert!(matches!(
+            DatabaseUrl::parse("mysql://u@h/d?call_timeout=0"),
+            Err(UrlError::CallTimeout { .. })
+        ));
+        for refused in ["pool_max=20", "client_found_rows=false", "conn_ttl=5"] {
+            let err = DatabaseUrl::parse(&format!("mysql://u:hunter2@h/d?{refused}")).unwrap_err();
+            assert!(matches!(err, UrlError::Mysql { .. }), "{refused}: {err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+        let err = DatabaseUrl::parse("mysql://u:hunter2@h/d?no_such_option=1").unwrap_err();
+        assert!(err.to_string().contains("no_such_option"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn mysql_url_needs_a_database_and_hides_its_password() {
+        for url in ["mysql://u:hunter2@h", "mysql://u:hunter2@h/"] {
+            let err = DatabaseUrl::parse(url).unwrap_err();
+            assert!(err.to_string().contains("no database name"), "{err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+        let url = DatabaseUrl::parse("mariadb://alice:s3cret@db.example/app").unwrap();
+        for shown in [format!("{url:?}"), url.to_string()] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("alice:***@db.example"), "{shown}");
+        }
     }
 }

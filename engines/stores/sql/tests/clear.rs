@@ -26,7 +26,7 @@ use sessionkit_sdk::{
 };
 use sessionkit_sql::{
     ClearBatches, DatabaseUrl, SqlStore, SqlStoreOptions,
-    testing::{TempPostgresDatabase, postgres_url},
+    testing::{TempMysqlDatabase, TempPostgresDatabase, mysql_url, postgres_url},
 };
 
 /// A host that shows progress and remembers every report.
@@ -149,6 +149,16 @@ fn sqlite_clears_in_bounded_batches_and_keeps_live_rows() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("clear.sqlite3").display());
     clears_in_bounded_batches(&url, "s");
+}
+
+#[test]
+fn mysql_clears_in_bounded_batches_and_keeps_live_rows() {
+    let Some(base) = mysql_url() else {
+        println!("skipped: SESSIONKIT_TEST_MYSQL_URL is not set");
+        return;
+    };
+    let db = TempMysqlDatabase::create(&base);
+    clears_in_bounded_batches(db.url(), "m");
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Every rule of the SQL store, on SQLite (a temporary file per case) and on PostgreSQL (a
-//! fresh database per run, a schema per case) when `SESSIONKIT_TEST_POSTGRES_URL` is set.
+//! Every rule of the SQL store, on SQLite (a temporary file per case), on PostgreSQL (a
+//! fresh database per run, a schema per case) when `SESSIONKIT_TEST_POSTGRES_URL` is set, and
+//! on MySQL/MariaDB (a fresh database per case) when `SESSIONKIT_TEST_MYSQL_URL` is set.
 //!
 //! A custom harness (libtest-mimic) so the PostgreSQL database is created once and dropped
 //! after the last case, and so this binary can be spawned as a child process by the
@@ -24,7 +25,10 @@ use sessionkit_codec::ManualClock;
 use sessionkit_sdk::{ErrorKind, SessionRecord, SessionStore, SessionWrite, StoreError, Timestamp};
 use sessionkit_sql::{
     DatabaseUrl, SqlStore, SqlStoreOptions,
-    testing::{TempPostgresDatabase, postgres_url, random_suffix},
+    testing::{
+        MysqlClient, TempMysqlDatabase, TempPostgresDatabase, mysql_url, postgres_url,
+        random_suffix,
+    },
 };
 use tempfile::TempDir;
 
@@ -42,6 +46,19 @@ const DJANGO_POSTGRES_DDL: &str = r#"
 CREATE TABLE "django_session" ("session_key" varchar(40) NOT NULL PRIMARY KEY, "session_data" text NOT NULL, "expire_date" timestamp with time zone NOT NULL);
 CREATE INDEX "django_session_session_key_c0390e0f_like" ON "django_session" ("session_key" varchar_pattern_ops);
 CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_date");
+"#;
+
+/// Django 5.2.20 `sqlmigrate sessions 0001`, MySQL backend on MariaDB 10.11.
+const DJANGO_MYSQL_DDL: &str = r#"
+CREATE TABLE `django_session` (`session_key` varchar(40) NOT NULL PRIMARY KEY, `session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL);
+CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_date`);
+"#;
+
+/// The custom session model below, MySQL backend on MariaDB 10.11.
+const DJANGO_MYSQL_CUSTOM_DDL: &str = r#"
+CREATE TABLE `acct_customsession` (`session_key` varchar(40) NOT NULL PRIMARY KEY, `session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL, `account_id` integer NULL);
+CREATE INDEX `acct_customsession_expire_date_5c8cc0aa` ON `acct_customsession` (`expire_date`);
+CREATE INDEX `acct_customsession_account_id_089004f6` ON `acct_customsession` (`account_id`);
 "#;
 
 /// Django 5.2.19 `sqlmigrate acct 0001` for the documented `CustomSession(AbstractBaseSession)`
@@ -68,8 +85,15 @@ fn main() {
     }
     let args = Arguments::from_args();
     let postgres = postgres_url().map(|base| Arc::new(TempPostgresDatabase::create(&base)));
+    let mysql: Option<Arc<str>> = mysql_url().map(Arc::from);
     let mut trials = Vec::new();
     for &(name, case) in CASES {
+        if let Some(base) = &mysql {
+            let base = Arc::clone(base);
+            trials.push(Trial::test(format!("mysql::{name}"), move || {
+                run(Backend::Mysql(base), name, case)
+            }));
+        }
         trials.push(Trial::test(format!("sqlite::{name}"), move || {
             run(Backend::Sqlite, name, case)
         }));
@@ -255,6 +279,8 @@ const POSTGRES_CASES: &[(&str, Case)] = &[
 enum Backend {
     Sqlite,
     Postgres(Arc<TempPostgresDatabase>),
+    /// The base URL of a MySQL server; each case makes a database of its own.
+    Mysql(Arc<str>),
 }
 
 /// One case's private database: a temporary SQLite file, or a PostgreSQL schema of its own
@@ -265,6 +291,7 @@ struct Ctx {
     sqlite_path: Option<PathBuf>,
     schema: Option<String>,
     _dir: Option<TempDir>,
+    _mysql: Option<TempMysqlDatabase>,
 }
 
 fn run(backend: Backend, name: &str, case: Case) -> Result<(), Failed> {
@@ -285,6 +312,7 @@ impl Ctx {
                     sqlite_path: Some(path),
                     schema: None,
                     _dir: Some(dir),
+                    _mysql: None,
                 }
             }
             Backend::Postgres(db) => {
@@ -306,6 +334,18 @@ impl Ctx {
                     sqlite_path: None,
                     schema: Some(schema),
                     _dir: None,
+                    _mysql: None,
+                }
+            }
+            Backend::Mysql(base) => {
+                let db = TempMysqlDatabase::create(base);
+                Self {
+                    url: db.url().to_owned(),
+                    backend,
+                    sqlite_path: None,
+                    schema: None,
+                    _dir: None,
+                    _mysql: Some(db),
                 }
             }
         }
@@ -313,6 +353,10 @@ impl Ctx {
 
     fn is_sqlite(&self) -> bool {
         matches!(self.backend, Backend::Sqlite)
+    }
+
+    fn is_mysql(&self) -> bool {
+        matches!(self.backend, Backend::Mysql(_))
     }
 
     fn db_url(&self) -> DatabaseUrl {
@@ -338,12 +382,15 @@ impl Ctx {
         match &self.backend {
             Backend::Sqlite => self.sqlite().execute_batch(sql).expect(sql),
             Backend::Postgres(_) => self.pg().batch_execute(sql).expect(sql),
+            Backend::Mysql(_) => self.mysql().exec(sql),
         }
     }
 
     /// The first column of every row of a raw query, as text (NULL → `None`).
     fn strings(&self, sql: &str) -> Vec<Option<String>> {
         match &self.backend {
+            // MySQL spells the text cast `CHAR`.
+            Backend::Mysql(_) => self.mysql().strings(&sql.replace(" AS TEXT)", " AS CHAR)")),
             Backend::Sqlite => {
                 let conn = self.sqlite();
                 let mut stmt = conn.prepare(sql).expect(sql);
@@ -388,6 +435,19 @@ impl Ctx {
                 )));
                 rows
             }
+            Backend::Mysql(_) => {
+                let mut rows = self.strings(&format!(
+                    "SELECT CONCAT_WS(' ', COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY) \
+                     FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+                     AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION"
+                ));
+                rows.extend(self.strings(&format!(
+                    "SELECT CONCAT_WS(' ', INDEX_NAME, COLUMN_NAME, NON_UNIQUE, INDEX_TYPE) \
+                     FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() \
+                     AND TABLE_NAME = '{table}' ORDER BY INDEX_NAME, SEQ_IN_INDEX"
+                )));
+                rows
+            }
         };
         let schema_prefix = self.schema.as_ref().map(|s| format!("{s}."));
         rows.into_iter()
@@ -402,7 +462,9 @@ impl Ctx {
     }
 
     fn django_ddl(&self) -> &'static str {
-        if self.is_sqlite() {
+        if self.is_mysql() {
+            DJANGO_MYSQL_DDL
+        } else if self.is_sqlite() {
             DJANGO_SQLITE_DDL
         } else {
             DJANGO_POSTGRES_DDL
@@ -410,7 +472,9 @@ impl Ctx {
     }
 
     fn django_custom_ddl(&self) -> &'static str {
-        if self.is_sqlite() {
+        if self.is_mysql() {
+            DJANGO_MYSQL_CUSTOM_DDL
+        } else if self.is_sqlite() {
             DJANGO_SQLITE_CUSTOM_DDL
         } else {
             DJANGO_POSTGRES_CUSTOM_DDL
@@ -420,7 +484,8 @@ impl Ctx {
     /// A literal of `ts` for the `expire_date` column, in the form Django writes.
     fn expire_literal(&self, ts: Timestamp) -> String {
         let text = django_text(ts);
-        if self.is_sqlite() {
+        // MySQL's datetime(6) holds naive UTC, as Django writes it.
+        if self.is_sqlite() || self.is_mysql() {
             format!("'{text}'")
         } else {
             format!("'{text}+00:00'::timestamptz")
@@ -446,6 +511,10 @@ impl Ctx {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .expect("busy_timeout");
         conn
+    }
+
+    fn mysql(&self) -> MysqlClient {
+        MysqlClient::connect(&self.url)
     }
 
     fn pg(&self) -> postgres::Client {
@@ -714,13 +783,20 @@ fn stored_expire_date_has_djangos_form(ctx: &Ctx) {
     store
         .create(write(&b, "d", Timestamp::from_micros(whole.micros + 123)))
         .unwrap();
-    let column = if ctx.is_sqlite() {
+    let column = if ctx.is_mysql() {
+        // MySQL renders datetime(6) with all six digits; the column type is Django's.
+        "CONCAT(REPLACE(CAST(expire_date AS CHAR), '.000000', ''), ' ', (SELECT COLUMN_TYPE \
+         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND \
+         TABLE_NAME = 'django_session' AND COLUMN_NAME = 'expire_date'))"
+    } else if ctx.is_sqlite() {
         // Stored as text, exactly as Django's SQLite backend stores it.
         "expire_date || ' ' || typeof(expire_date)"
     } else {
         "(expire_date AT TIME ZONE 'UTC')::text || ' ' || pg_typeof(expire_date)::text"
     };
-    let kind = if ctx.is_sqlite() {
+    let kind = if ctx.is_mysql() {
+        "datetime(6)"
+    } else if ctx.is_sqlite() {
         "text"
     } else {
         "timestamp with time zone"

@@ -4,7 +4,8 @@ The Rust tests start one peer per Django configuration (tests/common/mod.rs, `Dj
 talk to it while they run the `sessionkit` command line against the same database, directory or
 cookies. Configuration comes from the environment variable SK_PEER_CONFIG, a JSON object:
 
-    {"settings": {...Django settings...}, "database_url": "sqlite:///abs/path" | "postgres://..."}
+    {"settings": {...Django settings...},
+     "database_url": "sqlite:///abs/path" | "postgres://..." | "mysql://..."}
 
 Then every line on stdin is one request, {"op": NAME, ...arguments}, and every reply is one line
 on stdout: {"ok": result} or {"error": traceback}. Stdout carries nothing else; Django's own
@@ -43,6 +44,20 @@ def databases(url):
                 "HOST": parts.hostname or "",
                 "PORT": str(parts.port or ""),
                 "OPTIONS": dict(parse_qsl(parts.query)),
+            }
+        }
+    if parts.scheme in ("mysql", "mariadb"):
+        # Django's MySQL backend (mysqlclient); sessionkit-only options stay out of OPTIONS.
+        ours = {"call_timeout", "pool_size"}
+        return {
+            "default": {
+                "ENGINE": "django.db.backends.mysql",
+                "NAME": unquote(parts.path.lstrip("/")),
+                "USER": unquote(parts.username or ""),
+                "PASSWORD": unquote(parts.password or ""),
+                "HOST": parts.hostname or "",
+                "PORT": str(parts.port or ""),
+                "OPTIONS": {k: v for k, v in parse_qsl(parts.query) if k not in ours},
             }
         }
     raise ValueError(f"unsupported database URL scheme {parts.scheme!r}")
