@@ -187,6 +187,15 @@ pub(crate) fn same_to_store_precision(read: Timestamp, written: Timestamp) -> bo
     read == written || read == Timestamp::from_secs(written.as_secs())
 }
 
+/// Whether `read` is the expire date `written` as `engine`'s store keeps it: exact or truncated
+/// to the second, or for a store that keeps only a TTL (`DECODED_DATA`: Django's cache keeps no
+/// expire_date) within a second of it.
+pub(crate) fn stored_expiry_matches(engine: &Engine, read: Timestamp, written: Timestamp) -> bool {
+    same_to_store_precision(read, written)
+        || (engine.capabilities().contains(Capabilities::DECODED_DATA)
+            && (read.micros - written.micros).abs() <= 1_000_000)
+}
+
 /// A JSON array nested `depth` levels deep.
 pub(crate) fn nested_array(depth: usize) -> Value {
     let mut value = Value::Array(Vec::new());

@@ -91,3 +91,11 @@ fn a_session_loaded_unsigned_saves_and_merges() {
     assert_eq!(map.get("a"), Some(&json!(1)));
     assert_eq!(map.get("b"), Some(&json!(2)));
 }
+
+#[test]
+fn unsigned_text_outside_ascii_is_read_as_characters() {
+    let store = MemoryStore::new();
+    put(&store, "{\"name\":\"Zoë ✓ 😀\"}");
+    let map = engine(&store, true).session(Some(KEY)).load().unwrap();
+    assert_eq!(map.get("name"), Some(&json!("Zoë ✓ 😀")));
+}

@@ -148,9 +148,19 @@ pub fn parse_python_json(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     } else {
         std::borrow::Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect())
     };
-    match serde_json::from_str(&text) {
+    parse_python_json_text(&text)
+}
+
+/// [`parse_python_json`] of text that is already characters (a session dict an engine kept
+/// unsigned, as UTF-8): no latin-1 step, the same JSON rules.
+///
+/// # Errors
+///
+/// The `serde_json` error when the text is not JSON.
+pub fn parse_python_json_text(text: &str) -> Result<Value, serde_json::Error> {
+    match serde_json::from_str(text) {
         Ok(v) => Ok(v),
-        Err(first) => match replace_python_non_finite(&text) {
+        Err(first) => match replace_python_non_finite(text) {
             Some(rewritten) => serde_json::from_str(&rewritten).map_err(|_| first),
             None => Err(first),
         },

@@ -489,7 +489,7 @@ const B62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrs
 /// [`DecodeError::Malformed`] for text that is not JSON, [`DecodeError::NotAnObject`] for JSON
 /// that is not an object.
 pub fn decode_unsigned(session_json: &str) -> Result<SessionMap, DecodeError> {
-    match parse_python_json(session_json.as_bytes())
+    match crate::json::parse_python_json_text(session_json)
         .map_err(|e| DecodeError::Malformed(format!("unsigned session is not JSON: {e}")))?
     {
         Value::Object(map) => Ok(map),

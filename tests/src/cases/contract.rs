@@ -16,7 +16,7 @@ use crate::{
     Case, Failure, Group,
     support::{
         CaseResult, ensure_loaded_data, expect_kind, expired_write, is_unsupported, live_raw_write,
-        live_write, new_account_id, new_key, same_to_store_precision, write_for,
+        live_write, new_account_id, new_key, stored_expiry_matches, write_for,
     },
 };
 
@@ -56,6 +56,9 @@ pub(super) fn cases() -> Vec<Case> {
         // clear_expired
         case!(G, clear_expired_keeps_live_records).exclusive(),
         case!(G, clear_expired_counts_what_it_removed)
+            .requires(Capabilities::CLEAR_EXPIRED, reason::CLEAR_EXPIRED)
+            .exclusive(),
+        case!(G, clear_expired_of_many_records_lets_requests_through)
             .requires(Capabilities::CLEAR_EXPIRED, reason::CLEAR_EXPIRED)
             .exclusive(),
         case!(G, clear_expired_returns_zero_without_the_capability)
@@ -238,16 +241,8 @@ fn expire_date_as_stored(
         );
         return Ok(());
     }
-    if engine.capabilities().contains(Capabilities::DECODED_DATA) {
-        let apart = (loaded.micros - written.micros).abs();
-        ensure!(
-            apart <= 1_000_000,
-            "expire_date came back as {loaded:?}, written {written:?}: {apart} µs apart, more than the second a TTL-kept store may round to"
-        );
-        return Ok(());
-    }
     ensure!(
-        same_to_store_precision(loaded, written),
+        stored_expiry_matches(engine, loaded, written),
         "expire_date came back as {loaded:?}, written {written:?} (neither exact nor truncated to the second)"
     );
     Ok(())
@@ -466,6 +461,63 @@ fn clear_expired_counts_what_it_removed(t: &crate::Target) -> CaseResult {
         );
     }
     ensure!(live_loaded, "clear_expired removed a live record");
+    Ok(())
+}
+
+/// How many expired records the long-clear case leaves for `clear_expired`.
+const MANY_EXPIRED: usize = 200;
+
+/// `clear_expired`: "It may take long (millions of rows): it should never hold a lock for long,
+/// and may report how far it got through
+/// [`Progress::of`](sessionkit_sdk::host::Progress::of)`("clear_expired")`." — requests on
+/// another thread load and save a live session while a clear of many records runs, and every
+/// one of them succeeds (a clear holding one lock throughout would time them out).
+fn clear_expired_of_many_records_lets_requests_through(t: &crate::Target) -> CaseResult {
+    let engine = t.engine()?;
+    let store = engine.store();
+    let mut expired = Vec::with_capacity(MANY_EXPIRED);
+    for n in 0..MANY_EXPIRED {
+        expired.push(store.create(expired_write(&engine, &new_key(), json!({"n": n}))?)?);
+    }
+    let live = store.create(live_write(&engine, &new_key(), json!({"turn": 0}))?)?;
+    let clearing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let requests = {
+        let (engine, live, clearing) = (engine.clone(), live.clone(), Arc::clone(&clearing));
+        std::thread::spawn(move || -> Result<usize, Failure> {
+            let mut served = 0;
+            while clearing.load(std::sync::atomic::Ordering::Acquire) || served == 0 {
+                ensure!(
+                    engine.store().load(&live)?.is_some(),
+                    "a live session did not load during clear_expired"
+                );
+                engine
+                    .store()
+                    .save(live_write(&engine, &live, json!({ "turn": served }))?)?;
+                served += 1;
+            }
+            Ok(served)
+        })
+    };
+    let removed = store.clear_expired();
+    clearing.store(false, std::sync::atomic::Ordering::Release);
+    let served = requests
+        .join()
+        .map_err(|_| Failure::new("the request thread panicked"))?;
+    let left = expired
+        .iter()
+        .map(|key| store.exists(key))
+        .collect::<Result<Vec<_>, _>>()?;
+    store.delete(&live)?;
+    let removed = removed?;
+    served?;
+    ensure!(
+        removed >= MANY_EXPIRED as u64,
+        "clear_expired removed {removed}, but this case alone had {MANY_EXPIRED} expired"
+    );
+    ensure!(
+        !left.contains(&true),
+        "expired records still exist after clear_expired"
+    );
     Ok(())
 }
 

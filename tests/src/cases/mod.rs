@@ -44,6 +44,12 @@ pub(crate) mod reason {
     pub(crate) const UNSIGNED_STORE: &str = "the engine keeps the session dict unsigned, as \
          Django's cache backends do (DECODED_DATA): what loads is the dict each write handed \
          over, never a hand-made session_data, so there is no signature to tamper with or check";
+    /// For rules that move the host's clock past a stored session's expiry, on a store that
+    /// expires it by a TTL on its own server's clock.
+    pub(crate) const TTL_ON_THE_SERVER: &str = "the store keeps Django's dict under a TTL that \
+         runs on the cache server's clock (Django's cache keeps no expire_date), so moving the \
+         host's clock cannot expire it; the TTL set from the expiry is checked where the record \
+         is loaded back";
     /// For rules about revoking a session on the server.
     pub(crate) const REVOCATION: &str =
         "the client holds the data; a copied cookie cannot be revoked";

@@ -18,10 +18,10 @@ pub use backend::{CacheBackend, CacheError, CompareAndSet, DynBackend, ValueWith
 pub use config::{CacheConfig, ConfigError, Location};
 pub use key::KeyFunction;
 pub use locmem::{LocMemBackend, LocMemOptions};
+pub use memcached::{MemcachedBackend, MemcachedOptions, MemcachedServer};
 pub use redis_backend::{RedisBackend, RedisConnection, RedisOptions};
 pub use redis_cluster::ClusterOptions;
 pub use redis_topology::{ClusterLocation, RedisReplicas, SentinelLocation};
-pub use memcached::{MemcachedBackend, MemcachedOptions, MemcachedServer};
 /// The clock every store and backend of this crate reads time from (the codec's one `Clock`).
 pub use sessionkit_codec::clock::{self, Clock, HostClock, ManualClock, SystemClock};
 pub use store::{CACHE_SESSION_PREFIX, CACHED_DB_SESSION_PREFIX, CacheStore, LOG_TARGET};
