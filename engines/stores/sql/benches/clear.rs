@@ -13,7 +13,8 @@
 //!    file (the disk is shared).
 //!
 //! `CLEAR_BENCH_BATCH=N` fixes the batch size at N rows instead of the adaptive default;
-//! `CLEAR_BENCH_ONLY=sqlite|postgresql` runs one database.
+//! `CLEAR_BENCH_ONLY=sqlite|postgresql|mysql` runs one database (MySQL from
+//! `$SESSIONKIT_TEST_MYSQL_URL`; its fill uses MariaDB's `seq_1_to_N` tables).
 //!
 //! Run: `cargo bench -p sessionkit-sql --bench clear` (release build; about 10 minutes with
 //! PostgreSQL on the CI machine, and 4–5 GB of free disk while it runs).
@@ -37,7 +38,7 @@ use sessionkit_sdk::{
 };
 use sessionkit_sql::{
     ClearBatches, DatabaseUrl, SqlStore, SqlStoreOptions,
-    testing::{TempPostgresDatabase, postgres_url},
+    testing::{MysqlClient, TempMysqlDatabase, TempPostgresDatabase, mysql_url, postgres_url},
 };
 
 /// Live sessions the loader reads.
@@ -268,6 +269,35 @@ fn postgres(base: &str, expired: u64) {
     drop(db);
 }
 
+/// MariaDB (MySQL's fill needs MariaDB's built-in `seq_1_to_N` tables): a fresh database,
+/// filled a million rows per statement.
+fn mysql(base: &str, expired: u64) {
+    let db = TempMysqlDatabase::create(base);
+    let url = db.url().to_owned();
+    bench("mysql", &url, expired, || {
+        let mut client = MysqlClient::connect(&url);
+        let mut from = 1;
+        while from <= expired {
+            let to = (from + 999_999).min(expired);
+            client.exec(&format!(
+                "INSERT INTO django_session (session_key, session_data, expire_date) \
+                 SELECT CONCAT('exp', LPAD(seq, 29, '0')), REPEAT('x', {DATA_LEN}), \
+                 TIMESTAMP'2001-01-01 00:00:00' + INTERVAL (seq % 500000000) SECOND \
+                 FROM seq_{from}_to_{to}"
+            ));
+            from = to + 1;
+        }
+        client.exec(&format!(
+            "INSERT INTO django_session (session_key, session_data, expire_date) \
+             SELECT CONCAT('live', LPAD(seq, 28, '0')), REPEAT('y', {DATA_LEN}), \
+             TIMESTAMP'2999-01-01 00:00:00' FROM seq_0_to_{}",
+            LIVE - 1
+        ));
+        client.exec("ANALYZE TABLE django_session");
+    });
+    drop(db);
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` would pass nothing: run only when
     // benchmarking, never as a test.
@@ -283,5 +313,10 @@ fn main() {
         && let Some(base) = postgres_url()
     {
         postgres(&base, expired);
+    }
+    if only.as_deref().is_none_or(|o| o == "mysql")
+        && let Some(base) = mysql_url()
+    {
+        mysql(&base, expired);
     }
 }
