@@ -18,10 +18,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use abi_stable::std_types::RString;
 use pyo3::{create_exception, exceptions::PyException, prelude::*};
 use serde_json::Value;
-use sessionkit::{Engine, ErrorKind, KeyFormat, SessionRecord, SessionWrite, Settings, Timestamp};
+use sessionkit::{
+    Capabilities, Engine, ErrorKind, KeyFormat, SessionRecord, SessionWrite, Settings, Timestamp,
+};
 use sessionkit_codec::{
     json::{parse_python_json, to_python_json},
-    signing::{DecodeError, SessionCodec},
+    signing::{DecodeError, SessionCodec, decode_unsigned},
 };
 
 create_exception!(
@@ -216,6 +218,20 @@ impl NativeEngine {
         let record = py.detach(|| store.load(key)).map_err(BindingError::from)?;
         Ok(match record {
             None => (Loaded::Missing as u8, None),
+            // A store that keeps Django's unsigned dict (the cache engines on Redis and
+            // memcached, `DECODED_DATA`) hands it back as JSON text, as Django's cache does.
+            Some(record)
+                if record.session_data.starts_with('{')
+                    && self
+                        .engine
+                        .capabilities()
+                        .contains(Capabilities::DECODED_DATA) =>
+            {
+                match decode_unsigned(record.session_data.as_str()) {
+                    Ok(map) => found(map),
+                    Err(_) => (Loaded::Undecodable as u8, None),
+                }
+            }
             Some(record) => decode_with(&codec.codec, record.session_data.as_str(), max_age),
         })
     }
@@ -351,11 +367,16 @@ fn decode_with(
 ) -> (u8, Option<String>) {
     // Object-only, as the Rust host: a validly signed non-object payload is an empty session.
     match codec.decode(session_data, max_age, now_unix()) {
-        Ok(map) => match to_python_json(&Value::Object(map)) {
-            Ok(json) => (Loaded::Found as u8, Some(json)),
-            Err(_) => (Loaded::Undecodable as u8, None),
-        },
+        Ok(map) => found(map),
         Err(DecodeError::BadSignature) => (Loaded::BadSignature as u8, None),
+        Err(_) => (Loaded::Undecodable as u8, None),
+    }
+}
+
+/// A decoded session as `(Loaded::Found, json)` in Python's JSON.
+fn found(map: serde_json::Map<String, Value>) -> (u8, Option<String>) {
+    match to_python_json(&Value::Object(map)) {
+        Ok(json) => (Loaded::Found as u8, Some(json)),
         Err(_) => (Loaded::Undecodable as u8, None),
     }
 }
