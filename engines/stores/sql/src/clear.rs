@@ -104,6 +104,21 @@ pub(crate) fn run<E>(
     }
 }
 
+/// The progress total from counting the expired rows, or 0 (unknown: the display then shows
+/// rows done without an end) when the count failed — on a huge table it can outlast the call
+/// bound, and only the display needs it, so the clear goes on without it.
+pub(crate) fn total_or_unknown<E: std::fmt::Display>(counted: Result<i64, E>) -> u64 {
+    match counted {
+        Ok(total) => u64::try_from(total).unwrap_or(0),
+        Err(error) => {
+            tracing::warn!(
+                "counting the expired sessions failed ({error}); clearing without a total"
+            );
+            0
+        }
+    }
+}
+
 /// SQLite's pause after a batch that held the write lock for `took`: as long again (at least
 /// 1 ms, at most 50 ms). A writer that found the lock taken sleeps in SQLite's busy handler in
 /// growing steps (1, 2, 5, 10, 15, 20, 25 … 100 ms); a pause as long as the batch lets it wake

@@ -533,11 +533,11 @@ impl MysqlBackend {
     ) -> StoreResult<u64> {
         let total = match progress {
             Some(progress) => {
-                let total = self.with("clear_expired", |c, sql| {
+                let counted = self.with("clear_expired", |c, sql| {
                     let row = c.first(&sql.count_expired, params([datetime(now)]))?;
                     Ok(row.and_then(|row| row.get::<i64, _>(0)).unwrap_or(0))
-                })?;
-                let total = u64::try_from(total).unwrap_or(0);
+                });
+                let total = clear::total_or_unknown(counted);
                 progress.report(0, total);
                 Some((progress, total))
             }

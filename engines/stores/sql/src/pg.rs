@@ -554,12 +554,12 @@ impl PgBackend {
         let now = to_chrono(now);
         let total = match progress {
             Some(progress) => {
-                let total: i64 = self.with("clear_expired", |c| {
+                let counted: StoreResult<i64> = self.with("clear_expired", |c| {
                     Ok(c.driver
                         .run(c.client.query_one(&c.st.count_expired, &[&now]))?
                         .try_get(0)?)
-                })?;
-                let total = u64::try_from(total).unwrap_or(0);
+                });
+                let total = clear::total_or_unknown(counted);
                 progress.report(0, total);
                 Some((progress, total))
             }
