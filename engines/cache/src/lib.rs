@@ -237,7 +237,7 @@ mod tests {
             store.exists(RStr::from_str("engineffikey00000001")),
             RResult::ROk(true)
         ));
-        let bad = settings("memcached://x");
+        let bad = settings("ftp://x");
         assert!(
             matches!(module.open()(RStr::from_str(&bad)), RResult::RErr(e) if e.kind == ErrorKind::Config)
         );

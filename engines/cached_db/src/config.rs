@@ -200,7 +200,7 @@ mod tests {
                 "SESSION_CACHE_ALIAS",
             ),
             (
-                json!({"CACHES": {"default": {"LOCATION": "memcached://x"}}}),
+                json!({"CACHES": {"default": {"LOCATION": "ftp://x"}}}),
                 "CACHES['default']['LOCATION']",
             ),
         ] {
