@@ -12,85 +12,25 @@
 //! CI machine, so the check fails only when a call is not bounded at all. A watchdog of 20 ×
 //! the bound turns a real hang into a failure instead of a stuck test.
 
+mod faults;
+
+use faults::{
+    FreezableProxy, assert_bounded_unavailable, bounded, open, silent_listener, through, timed,
+    write,
+};
 use std::{
-    io::{Read, Write},
-    net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-        mpsc,
-    },
+    net::{SocketAddr, ToSocketAddrs},
+    sync::Arc,
     thread,
-    time::{Duration, Instant},
 };
 
-use sessionkit_sdk::{ErrorKind, SessionRecord, SessionStore, SessionWrite, StoreError, Timestamp};
+use sessionkit_sdk::{SessionStore, StoreError};
 use sessionkit_sql::{
-    DatabaseUrl, SqlStore, SqlStoreOptions,
+    DatabaseUrl, SqlStore,
     testing::{MysqlClient, TempMysqlDatabase, mysql_url},
 };
 
-/// The `call_timeout` these tests configure (short, so the suite stays CI-sized).
-const BOUND: Duration = Duration::from_secs(1);
-/// The most a bounded call may take here (see the module docs for why 3×).
-const GENEROUS: Duration = Duration::from_secs(3);
-/// Fails a call that does not return at all.
-const WATCHDOG: Duration = Duration::from_secs(20);
-
 const KEY: &str = "myfault0123456789abcdefghijklmno";
-
-fn write(key: &str, data: &str) -> SessionWrite {
-    SessionWrite {
-        record: SessionRecord {
-            session_key: key.into(),
-            session_data: data.into(),
-            expire_date: Timestamp::from_secs(Timestamp::now().as_secs() + 3600),
-        },
-        session_json: "{}".into(),
-    }
-}
-
-/// `url` with `call_timeout` set to [`BOUND`].
-fn bounded(url: &str) -> String {
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}call_timeout={}", BOUND.as_secs_f64())
-}
-
-fn open(url: &str) -> Result<SqlStore, StoreError> {
-    let url = DatabaseUrl::parse(url).expect("valid URL");
-    SqlStore::open(&url, SqlStoreOptions::new("django_session"))
-}
-
-/// Runs `call` on its own thread; its result and how long it took, or a test failure if it
-/// does not return within the watchdog.
-fn timed<T: Send + 'static>(
-    name: &str,
-    call: impl FnOnce() -> T + Send + 'static,
-) -> (T, Duration) {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let started = Instant::now();
-        let result = call();
-        let _ = tx.send((result, started.elapsed()));
-    });
-    rx.recv_timeout(WATCHDOG)
-        .unwrap_or_else(|_| panic!("{name}: no answer within {WATCHDOG:?}: the call hangs"))
-}
-
-/// Asserts that `result` is a clean `Unavailable` error that came back within [`GENEROUS`].
-fn assert_bounded_unavailable<T: std::fmt::Debug>(
-    name: &str,
-    (result, took): (Result<T, StoreError>, Duration),
-) -> StoreError {
-    let error = result.expect_err(name);
-    println!("{name}: {took:?}: {error}");
-    assert_eq!(error.kind, ErrorKind::Unavailable, "{name}: {error}");
-    assert!(
-        took <= GENEROUS,
-        "{name} took {took:?}, over 3 × the {BOUND:?} bound"
-    );
-    error
-}
 
 /// One contract call by name, for looping over every kind of call.
 type Call = fn(&SqlStore) -> Result<(), StoreError>;
@@ -139,20 +79,6 @@ fn a_locked_table_gives_a_clean_error_within_the_bound_and_then_works() {
         .expect("save after the lock");
 }
 
-/// A loopback listener that accepts connections and never sends a byte (a server process that
-/// is up but hung, as far as a client can tell).
-fn silent_listener() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("address");
-    thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
-    address
-}
-
 #[test]
 fn a_server_that_never_answers_cannot_hold_open_or_calls() {
     let address = silent_listener();
@@ -160,81 +86,6 @@ fn a_server_that_never_answers_cannot_hold_open_or_calls() {
     let error = assert_bounded_unavailable("open", timed("open", move || open(&url).map(drop)));
     assert!(error.message.contains("no answer within"), "{error}");
     assert!(error.message.contains("call_timeout"), "{error}");
-}
-
-/// A TCP proxy whose traffic can be frozen: while frozen, bytes read on either side are held,
-/// sockets stay open, and nothing reaches the other side.
-struct FreezableProxy {
-    address: SocketAddr,
-    frozen: Arc<AtomicBool>,
-    accepted: Arc<AtomicUsize>,
-}
-
-impl FreezableProxy {
-    fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let address = listener.local_addr().expect("address");
-        let frozen = Arc::new(AtomicBool::new(false));
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let (f, a) = (frozen.clone(), accepted.clone());
-        thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                a.fetch_add(1, Ordering::SeqCst);
-                let Ok(server) = TcpStream::connect(upstream) else {
-                    continue;
-                };
-                let (client2, server2) = (
-                    client.try_clone().expect("clone"),
-                    server.try_clone().expect("clone"),
-                );
-                let (f1, f2) = (f.clone(), f.clone());
-                thread::spawn(move || pump(client, server, &f1));
-                thread::spawn(move || pump(server2, client2, &f2));
-            }
-        });
-        Self {
-            address,
-            frozen,
-            accepted,
-        }
-    }
-
-    fn freeze(&self, frozen: bool) {
-        self.frozen.store(frozen, Ordering::SeqCst);
-    }
-
-    fn connections(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-fn pump(mut from: TcpStream, mut to: TcpStream, frozen: &AtomicBool) {
-    let mut buffer = [0u8; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buffer) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        while frozen.load(Ordering::SeqCst) {
-            thread::sleep(Duration::from_millis(5));
-        }
-        if to.write_all(&buffer[..n]).is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown(Shutdown::Write);
-}
-
-/// `url` with its `host:port` replaced by `address`.
-fn through(url: &str, address: SocketAddr) -> String {
-    let authority_start = url.find("://").expect("scheme") + 3;
-    let authority_end = url[authority_start..]
-        .find(['/', '?'])
-        .map_or(url.len(), |i| authority_start + i);
-    let host_start = url[authority_start..authority_end]
-        .rfind('@')
-        .map_or(authority_start, |at| authority_start + at + 1);
-    format!("{}{address}{}", &url[..host_start], &url[authority_end..])
 }
 
 /// The server address of a MySQL URL.
