@@ -54,6 +54,12 @@ impl<Op, Out> GroupCommit<Op, Out> {
         self.state.lock().batches
     }
 
+    /// Operations waiting for a leader to take them (not counting a batch being committed): lets
+    /// a test wait until its writers have queued behind a held commit instead of sleeping.
+    pub fn queued(&self) -> usize {
+        self.state.lock().queued.len()
+    }
+
     /// Queues `op` and returns its outcome once a commit that ran after it was queued is done.
     ///
     /// If no commit is running, this caller leads: `commit` gets the queued operations (its
@@ -211,6 +217,40 @@ mod tests {
         let out = group.submit(3, |ops| ops.into_iter().map(|op| op * 2).collect());
         assert_eq!(out, Ok(6));
         assert_eq!(group.batches(), 1);
+    }
+
+    #[test]
+    fn queued_counts_the_callers_waiting_behind_a_commit() {
+        let group = Arc::new(GroupCommit::<u32, u32>::new(8));
+        let (entered, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        let leader = {
+            let (group, entered, release) = (group.clone(), entered.clone(), release.clone());
+            thread::spawn(move || {
+                group.submit(1, |ops| {
+                    entered.wait();
+                    release.wait();
+                    ops
+                })
+            })
+        };
+        entered.wait();
+        assert_eq!(group.queued(), 0, "the leader took its own operation");
+        let followers: Vec<_> = (2..5)
+            .map(|op| {
+                let group = group.clone();
+                thread::spawn(move || group.submit(op, |ops| ops))
+            })
+            .collect();
+        while group.queued() < 3 {
+            thread::yield_now();
+        }
+        release.wait();
+        assert_eq!(leader.join().expect("leader"), Ok(1));
+        for (op, follower) in (2..5).zip(followers) {
+            assert_eq!(follower.join().expect("follower"), Ok(op));
+        }
+        assert_eq!(group.queued(), 0);
+        assert_eq!(group.batches(), 2, "the three followers shared one batch");
     }
 
     #[test]

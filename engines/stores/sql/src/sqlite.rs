@@ -6,6 +6,7 @@ use rusqlite::{
     Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, config::DbConfig,
     params,
 };
+use sessionkit_group_commit::GroupCommit;
 use sessionkit_sdk::{ErrorKind, Progress, SessionRecord, StoreError, StoreResult, Timestamp};
 
 use crate::{
@@ -27,6 +28,10 @@ pub(crate) const POOL_SIZE: usize = 8;
 /// How long a caller waits for a free pooled connection (longer than [`BUSY_TIMEOUT`], so a
 /// queue of writers reports the lock, not the pool).
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The most writes one group commit puts in one transaction: enough for every writer of a busy
+/// host to share a commit, few enough that the write lock is held for milliseconds, not more.
+const MAX_BATCH: usize = 128;
 
 /// How many statements each connection keeps prepared.
 const STATEMENT_CACHE: usize = 16;
@@ -198,6 +203,11 @@ fn enable_wal(conn: &Connection, path: &Path) -> StoreResult<()> {
 pub(crate) struct SqliteBackend {
     pool: Pool<SqliteManager>,
     sql: Statements,
+    /// Whether rows carry the `account_id` column (bound by the writes).
+    account_column: bool,
+    /// Batches concurrent writes into shared commits: a file database with `group_commit`
+    /// on (the default); `None` for `:memory:` or `?group_commit=off`, one commit per write.
+    group: Option<GroupCommit<Write, StoreResult<usize>>>,
 }
 
 impl SqliteBackend {
@@ -237,7 +247,27 @@ impl SqliteBackend {
             tx.commit()
                 .map_err(|e| map_sqlite_error("commit schema", e))?;
         }
-        Ok(Self { pool, sql })
+        let group = match url.location {
+            SqliteLocation::File(_) if url.group_commit => Some(GroupCommit::new(MAX_BATCH)),
+            _ => None,
+        };
+        Ok(Self {
+            pool,
+            sql,
+            account_column,
+            group,
+        })
+    }
+
+    /// The group commit's counts (`None` without group commit).
+    #[cfg(feature = "test-support")]
+    pub(crate) fn group_commit_counts(&self) -> Option<crate::testing::GroupCommitCounts> {
+        self.group
+            .as_ref()
+            .map(|group| crate::testing::GroupCommitCounts {
+                batches: group.batches(),
+                queued: group.queued(),
+            })
     }
 
     pub(crate) fn exists(&self, key: &str) -> StoreResult<bool> {
@@ -264,25 +294,10 @@ impl SqliteBackend {
             .transpose()
     }
 
-    pub(crate) fn insert(
-        &self,
-        record: &SessionRecord,
-        account: Option<i32>,
-        account_column: bool,
-    ) -> StoreResult<()> {
-        let conn = self.pool.get()?;
-        let mut stmt = conn
-            .prepare_cached(&self.sql.insert)
-            .map_err(|e| map_sqlite_error("create", e))?;
-        let key = record.session_key.as_str();
-        let data = record.session_data.as_str();
-        let expire = to_sqlite_text(record.expire_date);
-        let result = if account_column {
-            stmt.execute(params![key, data, expire, account])
-        } else {
-            stmt.execute(params![key, data, expire])
-        };
-        result.map(drop).map_err(|e| map_sqlite_error("create", e))
+    /// Stores a new row (Django's `save(must_create=True)`); a taken key is `AlreadyExists`.
+    pub(crate) fn insert(&self, record: &SessionRecord, account: Option<i32>) -> StoreResult<()> {
+        self.write(Write::Insert(Row::of(record, account)))
+            .map(drop)
     }
 
     /// The number of rows updated (0 when the key is not stored).
@@ -290,21 +305,8 @@ impl SqliteBackend {
         &self,
         record: &SessionRecord,
         account: Option<i32>,
-        account_column: bool,
     ) -> StoreResult<usize> {
-        let conn = self.pool.get()?;
-        let mut stmt = conn
-            .prepare_cached(&self.sql.update)
-            .map_err(|e| map_sqlite_error("save", e))?;
-        let key = record.session_key.as_str();
-        let data = record.session_data.as_str();
-        let expire = to_sqlite_text(record.expire_date);
-        let result = if account_column {
-            stmt.execute(params![key, data, expire, account])
-        } else {
-            stmt.execute(params![key, data, expire])
-        };
-        result.map_err(|e| map_sqlite_error("save", e))
+        self.write(Write::Update(Row::of(record, account)))
     }
 
     /// The number of rows updated: 1 when the live row held `expected`, else 0.
@@ -312,34 +314,59 @@ impl SqliteBackend {
         &self,
         record: &SessionRecord,
         account: Option<i32>,
-        account_column: bool,
         expected: &str,
         now: Timestamp,
     ) -> StoreResult<usize> {
-        let conn = self.pool.get()?;
-        let mut stmt = conn
-            .prepare_cached(&self.sql.update_if)
-            .map_err(|e| map_sqlite_error("save_if_unchanged", e))?;
-        let key = record.session_key.as_str();
-        let data = record.session_data.as_str();
-        let expire = to_sqlite_text(record.expire_date);
-        let now = to_sqlite_text(now);
-        let result = if account_column {
-            stmt.execute(params![key, data, expire, account, expected, now])
-        } else {
-            stmt.execute(params![key, data, expire, expected, now])
-        };
-        result.map_err(|e| map_sqlite_error("save_if_unchanged", e))
+        self.write(Write::UpdateIf {
+            row: Row::of(record, account),
+            expected: expected.to_owned(),
+            now: to_sqlite_text(now),
+        })
     }
 
     pub(crate) fn delete(&self, key: &str) -> StoreResult<()> {
-        let conn = self.pool.get()?;
-        let mut stmt = conn
-            .prepare_cached(&self.sql.delete)
-            .map_err(|e| map_sqlite_error("delete", e))?;
-        stmt.execute(params![key])
-            .map(drop)
-            .map_err(|e| map_sqlite_error("delete", e))
+        self.write(Write::Delete {
+            key: key.to_owned(),
+        })
+        .map(drop)
+    }
+
+    /// Runs one write: through the group commit when the store has one, else on a pooled
+    /// connection in autocommit (one commit, one fsync, per write).
+    fn write(&self, write: Write) -> StoreResult<usize> {
+        let Some(group) = &self.group else {
+            let conn = self.pool.get()?;
+            return write.execute(&conn, &self.sql, self.account_column);
+        };
+        let context = write.context();
+        group
+            .submit(write, |batch| self.commit_batch(&batch))
+            .unwrap_or_else(|panicked| {
+                Err(StoreError::new(
+                    ErrorKind::Other,
+                    format!("SQLite {context}: {panicked}"),
+                ))
+            })
+    }
+
+    /// The leader's side of a group commit: the batch's writes in one `BEGIN IMMEDIATE …
+    /// COMMIT` on one connection, each keeping its own outcome. A batch of one runs in
+    /// autocommit, exactly as without group commit, so a lone writer pays nothing extra.
+    fn commit_batch(&self, batch: &[Write]) -> Vec<StoreResult<usize>> {
+        let mut conn = match self.pool.get() {
+            Ok(conn) => conn,
+            Err(error) => return vec![Err(error); batch.len()],
+        };
+        if let [write] = batch {
+            return vec![write.execute(&conn, &self.sql, self.account_column)];
+        }
+        let outcomes = commit_in_one_transaction(&mut conn, batch, &self.sql, self.account_column);
+        // The transaction is committed or rolled back by now; a connection still inside one
+        // (its ROLLBACK failed too) is in an unknown state: close it rather than reuse it.
+        if !conn.is_autocommit() {
+            conn.mark_broken();
+        }
+        outcomes
     }
 
     /// Deletes expired rows batch after batch (sized by `batches`), each in its own
@@ -429,6 +456,147 @@ impl SqliteBackend {
     }
 }
 
+/// The values a write stores in a row, owned so the write can wait in a group commit's queue.
+pub(crate) struct Row {
+    key: String,
+    data: String,
+    /// `expire_date` as SQLite text.
+    expire: String,
+    account: Option<i32>,
+}
+
+impl Row {
+    fn of(record: &SessionRecord, account: Option<i32>) -> Self {
+        Self {
+            key: record.session_key.as_str().to_owned(),
+            data: record.session_data.as_str().to_owned(),
+            expire: to_sqlite_text(record.expire_date),
+            account,
+        }
+    }
+}
+
+/// One session write: the statement it runs and its values. Its outcome is the number of rows
+/// it changed.
+pub(crate) enum Write {
+    /// `create`: an INSERT (a taken key fails this write alone, as `AlreadyExists`).
+    Insert(Row),
+    /// `save`: an UPDATE by key.
+    Update(Row),
+    /// `save_if_unchanged`: an UPDATE of the live row whose data is still `expected`.
+    UpdateIf {
+        row: Row,
+        expected: String,
+        /// "Now" as SQLite text, for the live check.
+        now: String,
+    },
+    /// `delete`: a DELETE by key.
+    Delete { key: String },
+}
+
+impl Write {
+    /// The operation's name, for messages.
+    fn context(&self) -> &'static str {
+        match self {
+            Self::Insert(_) => "create",
+            Self::Update(_) => "save",
+            Self::UpdateIf { .. } => "save_if_unchanged",
+            Self::Delete { .. } => "delete",
+        }
+    }
+
+    /// Runs the write's statement on `conn` (in autocommit, or inside the caller's transaction).
+    fn execute(
+        &self,
+        conn: &Connection,
+        sql: &Statements,
+        account_column: bool,
+    ) -> StoreResult<usize> {
+        let run = |statement: &str, values: &[&dyn rusqlite::ToSql]| {
+            conn.prepare_cached(statement)
+                .and_then(|mut stmt| stmt.execute(values))
+        };
+        let result = match self {
+            Self::Insert(row) | Self::Update(row) => {
+                let statement = match self {
+                    Self::Insert(_) => &sql.insert,
+                    _ => &sql.update,
+                };
+                if account_column {
+                    run(
+                        statement,
+                        params![row.key, row.data, row.expire, row.account],
+                    )
+                } else {
+                    run(statement, params![row.key, row.data, row.expire])
+                }
+            }
+            Self::UpdateIf { row, expected, now } => {
+                if account_column {
+                    run(
+                        &sql.update_if,
+                        params![row.key, row.data, row.expire, row.account, expected, now],
+                    )
+                } else {
+                    run(
+                        &sql.update_if,
+                        params![row.key, row.data, row.expire, expected, now],
+                    )
+                }
+            }
+            Self::Delete { key } => run(&sql.delete, params![key]),
+        };
+        result.map_err(|e| map_sqlite_error(self.context(), e))
+    }
+}
+
+/// Runs `batch` in one `BEGIN IMMEDIATE … COMMIT`, in order (a write sees the writes queued
+/// before it), and returns one outcome per write; none is a success unless the COMMIT was.
+///
+/// No savepoints are needed to keep one write's failure from the others: SQLite undoes a
+/// failed statement alone (a taken key, a constraint) and the transaction goes on. The errors
+/// that make SQLite roll back the whole transaction instead (I/O error, disk full, out of
+/// memory, `RAISE(ROLLBACK)`) leave the connection in autocommit, checked after each write:
+/// then nothing of the batch is stored and every write in it fails, and the writes not run yet
+/// are not run (in autocommit each would commit on its own, outside the batch).
+fn commit_in_one_transaction(
+    conn: &mut Connection,
+    batch: &[Write],
+    sql: &Statements,
+    account_column: bool,
+) -> Vec<StoreResult<usize>> {
+    let every = |error: StoreError| vec![Err(error); batch.len()];
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return every(map_sqlite_error("begin group commit", e)),
+    };
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for write in batch {
+        let outcome = write.execute(&tx, sql, account_column);
+        if tx.is_autocommit() {
+            let (kind, cause) = match &outcome {
+                Err(error) => (error.kind, error.message.to_string()),
+                Ok(_) => (ErrorKind::Unavailable, "no error reported".to_owned()),
+            };
+            return every(StoreError::new(
+                kind,
+                format!(
+                    "SQLite rolled back a group commit of {} writes during a {} ({cause}); \
+                     none of them is stored",
+                    batch.len(),
+                    write.context()
+                ),
+            ));
+        }
+        outcomes.push(outcome);
+    }
+    // A failed COMMIT drops `tx`, which rolls back what is left of the transaction.
+    match tx.commit() {
+        Ok(()) => outcomes,
+        Err(e) => every(map_sqlite_error("commit of a group of writes", e)),
+    }
+}
+
 /// A record from a stored row; an unreadable `expire_date` is `Corrupted`.
 fn record(key: String, data: String, expire: &str) -> StoreResult<SessionRecord> {
     let expire_date = parse_sqlite_text(expire).ok_or_else(|| {
@@ -512,6 +680,132 @@ mod tests {
         assert!(err.message.as_str().starts_with("SQLite save: "), "{err}");
     }
 
+    /// A file database (group commit on) holding session `a` with data `a0`.
+    fn file_backend(dir: &tempfile::TempDir) -> SqliteBackend {
+        let url = SqliteUrl {
+            location: SqliteLocation::File(dir.path().join("sessions.sqlite3")),
+            synchronous: crate::url::Synchronous::Full,
+            group_commit: true,
+        };
+        let backend = SqliteBackend::open(&url, "django_session", false).unwrap();
+        backend
+            .insert(
+                &SessionRecord::new("a", "a0", Timestamp::from_micros(4_070_908_800_000_000)),
+                None,
+            )
+            .unwrap();
+        backend
+    }
+
+    fn row(key: &str, data: &str) -> Row {
+        Row {
+            key: key.to_owned(),
+            data: data.to_owned(),
+            expire: "2099-01-01 00:00:00".to_owned(),
+            account: None,
+        }
+    }
+
+    fn stored(backend: &SqliteBackend, key: &str) -> Option<String> {
+        backend
+            .load(key, Timestamp::now())
+            .unwrap()
+            .map(|record| record.session_data.to_string())
+    }
+
+    /// One transaction, each write its own outcome, each seeing the writes before it.
+    #[test]
+    fn a_batch_gives_each_write_its_own_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = file_backend(&dir);
+        let now = to_sqlite_text(Timestamp::now());
+        let batch = [
+            Write::Insert(row("b", "b1")),
+            Write::Insert(row("b", "b2")),
+            Write::UpdateIf {
+                row: row("a", "a1"),
+                expected: "a0".to_owned(),
+                now: now.clone(),
+            },
+            Write::UpdateIf {
+                row: row("a", "a2"),
+                expected: "a0".to_owned(),
+                now,
+            },
+            Write::Update(row("gone", "x")),
+            Write::Delete { key: "b".into() },
+            Write::Insert(row("b", "b3")),
+            Write::Delete {
+                key: "never".into(),
+            },
+        ];
+        let outcomes = backend.commit_batch(&batch);
+        let kinds: Vec<Result<usize, ErrorKind>> = outcomes
+            .into_iter()
+            .map(|outcome| outcome.map_err(|e| e.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                Ok(1),
+                Err(ErrorKind::AlreadyExists), // taken by the write before it, in the same batch
+                Ok(1),
+                Ok(0), // stale: the write before it changed the data
+                Ok(0), // no such row
+                Ok(1),
+                Ok(1), // the key the delete freed
+                Ok(0),
+            ]
+        );
+        assert_eq!(stored(&backend, "a").as_deref(), Some("a1"));
+        assert_eq!(stored(&backend, "b").as_deref(), Some("b3"));
+        assert_eq!(stored(&backend, "gone"), None);
+    }
+
+    /// When SQLite rolls the transaction back mid-batch (here a trigger's `RAISE(ROLLBACK)`,
+    /// standing in for an I/O error or a full disk), no write of the batch is reported done,
+    /// none is stored, and the writes after the failing one are not run in autocommit.
+    #[test]
+    fn a_transaction_sqlite_rolls_back_fails_every_write_of_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = file_backend(&dir);
+        backend
+            .pool
+            .get()
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER boom BEFORE INSERT ON django_session \
+                 WHEN NEW.session_key = 'boom' BEGIN SELECT RAISE(ROLLBACK, 'boom'); END",
+            )
+            .unwrap();
+        let batch = [
+            Write::Update(row("a", "a1")),
+            Write::Insert(row("b", "b1")),
+            Write::Insert(row("boom", "x")),
+            Write::Insert(row("c", "c1")),
+            Write::Delete { key: "a".into() },
+        ];
+        let outcomes = backend.commit_batch(&batch);
+        assert_eq!(outcomes.len(), batch.len());
+        for outcome in &outcomes {
+            let error = outcome.as_ref().unwrap_err();
+            assert!(
+                error
+                    .message
+                    .contains("rolled back a group commit of 5 writes"),
+                "{error}"
+            );
+        }
+        assert_eq!(stored(&backend, "a").as_deref(), Some("a0"));
+        assert_eq!(stored(&backend, "b"), None);
+        assert_eq!(stored(&backend, "c"), None);
+        // The connection is back in the pool and works.
+        let again =
+            backend.commit_batch(&[Write::Insert(row("b", "b1")), Write::Insert(row("c", "c1"))]);
+        assert!(again.iter().all(Result::is_ok), "{again:?}");
+        assert_eq!(stored(&backend, "c").as_deref(), Some("c1"));
+    }
+
     /// The account query is planned once per connection: taking it from the statement cache
     /// again (which clears its bindings) must not make SQLite parse and plan it anew.
     #[test]
@@ -520,6 +814,7 @@ mod tests {
             url: SqliteUrl {
                 location: SqliteLocation::Memory,
                 synchronous: crate::url::Synchronous::Full,
+                group_commit: true,
             },
         };
         let conn = manager.connect().unwrap();

@@ -86,6 +86,17 @@ impl SqlStore {
         }
     }
 
+    /// The SQLite group commit's batches so far and writes queued now (`None` when the store
+    /// does not group writes: PostgreSQL, MySQL, `:memory:`, `?group_commit=off`), so tests and
+    /// benches can see that concurrent writes share commits.
+    #[cfg(feature = "test-support")]
+    pub fn group_commit_counts(&self) -> Option<crate::testing::GroupCommitCounts> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.group_commit_counts(),
+            Backend::Postgres(_) | Backend::Mysql(_) => None,
+        }
+    }
+
     fn now(&self) -> Timestamp {
         self.clock.now()
     }
@@ -152,7 +163,7 @@ impl SessionStore for SqlStore {
         let account = self.account_of(&write);
         let column = self.options.account_column;
         let result = match &self.backend {
-            Backend::Sqlite(b) => b.insert(&write.record, account, column),
+            Backend::Sqlite(b) => b.insert(&write.record, account),
             Backend::Postgres(b) => b.insert(&write.record, account, column),
             Backend::Mysql(b) => b.insert(&write.record, account, column),
         };
@@ -178,7 +189,7 @@ impl SessionStore for SqlStore {
         let account = self.account_of(&write);
         let column = self.options.account_column;
         let updated = match &self.backend {
-            Backend::Sqlite(b) => b.update(&write.record, account, column)? as u64,
+            Backend::Sqlite(b) => b.update(&write.record, account)? as u64,
             Backend::Postgres(b) => b.update(&write.record, account, column)?,
             Backend::Mysql(b) => b.update(&write.record, account, column)?,
         };
@@ -210,9 +221,7 @@ impl SessionStore for SqlStore {
         let column = self.options.account_column;
         let now = self.now();
         let updated = match &self.backend {
-            Backend::Sqlite(b) => {
-                b.update_if(&write.record, account, column, expected_data, now)? as u64
-            }
+            Backend::Sqlite(b) => b.update_if(&write.record, account, expected_data, now)? as u64,
             Backend::Postgres(b) => {
                 b.update_if(&write.record, account, column, expected_data, now)?
             }

@@ -7,6 +7,17 @@ use std::{
 
 use postgres::{Client, NoTls};
 
+/// What an SQLite store's group commit has done, from
+/// [`SqlStore::group_commit_counts`](crate::SqlStore::group_commit_counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommitCounts {
+    /// Batches committed so far (a lone write is a batch of one): `writes / batches` writes
+    /// shared each commit.
+    pub batches: u64,
+    /// Writes queued behind the commit running now, waiting for the next batch.
+    pub queued: usize,
+}
+
 /// The variable naming a PostgreSQL server tests may use (`postgres://…/test`).
 pub const POSTGRES_URL_VAR: &str = "SESSIONKIT_TEST_POSTGRES_URL";
 

@@ -36,7 +36,9 @@ pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// - `sqlite:///abs/path.sqlite3` (absolute path), `sqlite://relative.sqlite3` (relative to the
 ///   working directory), `sqlite::memory:` (or `sqlite://:memory:`); an optional
-///   `?synchronous=full|normal` query chooses SQLite's durability (default `full`).
+///   `?synchronous=full|normal` query chooses SQLite's durability (default `full`), and
+///   `group_commit=on|off` whether concurrent writes to a file share one commit (default `on`;
+///   see the crate README; no effect on `:memory:`).
 /// - `postgres://user:password@host:port/dbname?…` or `postgresql://…` (anything the
 ///   `tokio-postgres` URL parser accepts, plus `call_timeout`). The time bounds, all optional:
 ///   - `call_timeout=<seconds>` (fractions allowed, above 0, at most 3600; default 5): every
@@ -82,6 +84,10 @@ pub struct SqliteUrl {
     pub location: SqliteLocation,
     /// SQLite's `synchronous` pragma (see the crate README for why `Full` is the default).
     pub synchronous: Synchronous,
+    /// Whether concurrent writes to a file database are committed together, one transaction
+    /// (one fsync) per batch (`?group_commit=off` restores one commit per write; see the
+    /// crate README). Ignored for `:memory:`.
+    pub group_commit: bool,
 }
 
 /// The SQLite database itself.
@@ -203,7 +209,10 @@ pub enum UrlError {
     )]
     MalformedSqlite,
     /// An SQLite URL query parameter that is unknown or has a bad value.
-    #[error("unsupported SQLite URL option {option:?} (only synchronous=full|normal)")]
+    #[error(
+        "unsupported SQLite URL option {option:?} (only synchronous=full|normal and \
+         group_commit=on|off)"
+    )]
     SqliteOption {
         /// The offending `name=value` pair.
         option: String,
@@ -320,12 +329,17 @@ impl fmt::Display for SqliteUrl {
             SqliteLocation::Memory => f.write_str("sqlite::memory:")?,
             SqliteLocation::File(path) => write!(f, "sqlite://{}", path.display())?,
         }
+        let mut separator = '?';
         if self.synchronous != Synchronous::Full {
             write!(
                 f,
-                "?synchronous={}",
+                "{separator}synchronous={}",
                 self.synchronous.as_pragma().to_ascii_lowercase()
             )?;
+            separator = '&';
+        }
+        if !self.group_commit {
+            write!(f, "{separator}group_commit=off")?;
         }
         Ok(())
     }
@@ -348,25 +362,29 @@ fn parse_sqlite(url: &str) -> Result<SqliteUrl, UrlError> {
         return Err(UrlError::MalformedSqlite);
     };
     let mut synchronous = Synchronous::Full;
+    let mut group_commit = true;
     for pair in query
         .into_iter()
         .flat_map(|q| q.split('&'))
         .filter(|p| !p.is_empty())
     {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        synchronous = match (name, value.to_ascii_lowercase().as_str()) {
-            ("synchronous", "full") => Synchronous::Full,
-            ("synchronous", "normal") => Synchronous::Normal,
+        match (name, value.to_ascii_lowercase().as_str()) {
+            ("synchronous", "full") => synchronous = Synchronous::Full,
+            ("synchronous", "normal") => synchronous = Synchronous::Normal,
+            ("group_commit", "on") => group_commit = true,
+            ("group_commit", "off") => group_commit = false,
             _ => {
                 return Err(UrlError::SqliteOption {
                     option: pair.to_owned(),
                 });
             }
-        };
+        }
     }
     Ok(SqliteUrl {
         location,
         synchronous,
+        group_commit,
     })
 }
 
@@ -587,6 +605,31 @@ mod tests {
             DatabaseUrl::parse("sqlite://a.db?mode=ro"),
             Err(UrlError::SqliteOption { .. })
         ));
+    }
+
+    #[test]
+    fn sqlite_group_commit_is_on_unless_switched_off() {
+        assert!(sqlite("sqlite://a.db").group_commit);
+        assert!(sqlite("sqlite://a.db?group_commit=on").group_commit);
+        let off = sqlite("sqlite://a.db?synchronous=normal&group_commit=OFF");
+        assert!(!off.group_commit);
+        assert_eq!(off.synchronous, Synchronous::Normal);
+        for bad in ["sqlite://a.db?group_commit=1", "sqlite://a.db?group_commit"] {
+            assert!(
+                matches!(DatabaseUrl::parse(bad), Err(UrlError::SqliteOption { .. })),
+                "{bad}"
+            );
+        }
+        // Display round-trips the options that are not the defaults.
+        assert_eq!(
+            off.to_string(),
+            "sqlite://a.db?synchronous=normal&group_commit=off"
+        );
+        assert_eq!(
+            sqlite("sqlite://a.db?group_commit=off").to_string(),
+            "sqlite://a.db?group_commit=off"
+        );
+        assert_eq!(sqlite("sqlite://a.db").to_string(), "sqlite://a.db");
     }
 
     #[test]
