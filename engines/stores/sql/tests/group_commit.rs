@@ -56,13 +56,16 @@ fn batches(store: &SqlStore) -> u64 {
         .batches
 }
 
+/// One writer's work: a single store call, returning what it got.
+type Writer<T> = Box<dyn FnOnce(&SqlStore) -> T + Send>;
+
 /// Runs `writers` (one write each) while another connection holds the write lock, releasing it
 /// only once all but the first (blocked inside SQLite) are queued in the group commit; returns
 /// their results in order. The first writer's batch holds it alone, the rest share the next.
 fn run_behind_a_held_lock<T: Send + 'static>(
     store: &Arc<SqlStore>,
     db: &Path,
-    writers: Vec<Box<dyn FnOnce(&SqlStore) -> T + Send>>,
+    writers: Vec<Writer<T>>,
 ) -> Vec<T> {
     let count = writers.len();
     let lock = rusqlite::Connection::open(db).unwrap();
@@ -111,8 +114,8 @@ fn writers_queued_behind_a_commit_share_the_next_one_and_each_gets_its_own_outco
     }
     let before = batches(&store);
 
-    let writers: Vec<Box<dyn FnOnce(&SqlStore) -> Got + Send>> = (0..16)
-        .map(|i| -> Box<dyn FnOnce(&SqlStore) -> Got + Send> {
+    let writers: Vec<Writer<Got>> = (0..16)
+        .map(|i| -> Writer<Got> {
             match i {
                 // Four creates of one key: exactly one wins.
                 0..4 => Box::new(move |s| Got::Created(s.create(write("dup", &format!("dup{i}"))))),
@@ -206,15 +209,13 @@ fn a_shared_commit_stores_each_session_under_its_account() {
     let db = dir.path().join("sessions.sqlite3");
     let store = open(&db, "", SqlStoreOptions::default().with_account_column());
     let before = batches(&store);
-    let writers: Vec<Box<dyn FnOnce(&SqlStore) -> StoreResult<String> + Send>> = (0..8)
-        .map(
-            |i| -> Box<dyn FnOnce(&SqlStore) -> StoreResult<String> + Send> {
-                Box::new(move |s| {
-                    let json = format!(r#"{{"_auth_user_id":"{}"}}"#, 100 + i % 2);
-                    s.create(write_as(&format!("acct{i}"), "x", &json))
-                })
-            },
-        )
+    let writers: Vec<Writer<StoreResult<String>>> = (0..8)
+        .map(|i| -> Writer<StoreResult<String>> {
+            Box::new(move |s| {
+                let json = format!(r#"{{"_auth_user_id":"{}"}}"#, 100 + i % 2);
+                s.create(write_as(&format!("acct{i}"), "x", &json))
+            })
+        })
         .collect();
     for outcome in run_behind_a_held_lock(&store, &db, writers) {
         outcome.unwrap();
