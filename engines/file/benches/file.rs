@@ -4,27 +4,41 @@
 //! - create / update: the store vs a raw "write temp + fsync + rename (+ fsync dir)"; update
 //!   also as a conditional save (`save_if_unchanged`), against plain `save` in the same run;
 //! - clear_expired over 10,000 files of which 5,000 are expired, vs a raw
-//!   readdir + read + unlink-by-mtime floor.
+//!   readdir + read + unlink-by-mtime floor;
+//! - concurrent saves (issue 11): 1, 16 and 64 writer threads each saving its own session,
+//!   with group commit (the default) against the per-write fsyncs of before
+//!   (`Durability::PerWrite`) in the same run. Criterion reports time per save (its
+//!   throughput line is saves/s); then a paired run alternates the two modes in short
+//!   windows, so both see the same load, and prints saves/s, their ratio and the directory
+//!   fsyncs per save.
 //!
 //! The directory is under the system temp dir (override with `SESSIONKIT_BENCH_DIR`), holding
 //! 1,000 other sessions, so lookups are not measured on an empty directory. Run briefly with
-//! `cargo bench -p sessionkit-engine-file --bench file -- --warm-up-time 1 --measurement-time 3`.
+//! `cargo bench -p sessionkit-engine-file --bench file -- --warm-up-time 1 --measurement-time 3`
+//! (only the concurrent saves: add `concurrent_saves` after `--`).
 
 use std::{
     fs::{self, File},
     hint::black_box,
     io::Write,
     path::{Path, PathBuf},
-    time::{Duration, SystemTime},
+    sync::{
+        Barrier,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread,
+    time::{Duration, Instant, SystemTime},
 };
 
 use chrono::{TimeDelta, Utc};
-use criterion::{BatchSize, Criterion, SamplingMode, criterion_group, criterion_main};
+use criterion::{
+    BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use serde_json::json;
 use sessionkit_codec::{
     SESSION_STORE_SALT, SessionMap, expiry, signing::SessionCodec, time::from_datetime,
 };
-use sessionkit_engine_file::{FileConfig, FileStore};
+use sessionkit_engine_file::{Durability, FileConfig, FileStore};
 use sessionkit_sdk::{ConditionalSave, SessionRecord, SessionStore, SessionWrite};
 use tempfile::TempDir;
 
@@ -52,12 +66,17 @@ struct Setup {
 }
 
 fn setup(extra_sessions: usize) -> Setup {
+    setup_with(extra_sessions, Durability::default())
+}
+
+fn setup_with(extra_sessions: usize, durability: Durability) -> Setup {
     let base = std::env::var_os("SESSIONKIT_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
     let dir = tempfile::tempdir_in(base).expect("bench dir");
     let path = dir.path().to_path_buf();
-    let store = FileStore::open(&FileConfig::new(&path, SECRET)).expect("open store");
+    let config = FileConfig::new(&path, SECRET).with_durability(durability);
+    let store = FileStore::open(&config).expect("open store");
     let codec = SessionCodec::new(SESSION_STORE_SALT, SECRET.as_bytes(), &[]);
     let now = Utc::now();
     let encoded = codec.encode(&session(), now.timestamp()).expect("encode");
@@ -246,5 +265,159 @@ fn clear_expired(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, load, create, update, clear_expired);
+/// `writers` threads each save their own session `iters / writers` times (rounded up); the
+/// time from their common start to the last save, scaled to `iters` saves.
+fn timed_saves(s: &Setup, writers: u64, iters: u64) -> Duration {
+    let rounds = iters.div_ceil(writers);
+    let start = Barrier::new(writers as usize + 1);
+    let elapsed = thread::scope(|scope| {
+        for writer in 1..=writers {
+            let (store, start) = (&s.store, &start);
+            let write = with_key(&s.write, &key(writer));
+            scope.spawn(move || {
+                start.wait();
+                for _ in 0..rounds {
+                    store.save(write.clone()).expect("save");
+                }
+            });
+        }
+        start.wait();
+        // Leaving the scope joins every writer.
+        Instant::now()
+    })
+    .elapsed();
+    elapsed.mul_f64(iters as f64 / (rounds * writers) as f64)
+}
+
+/// Saves done by `writers` threads (each saving its own session) in about `window`, with the
+/// time they took and the directory fsyncs the store ran for them.
+fn saves_within(s: &Setup, writers: u64, window: Duration) -> (u64, Duration, u64) {
+    let start = Barrier::new(writers as usize + 1);
+    let stop = AtomicBool::new(false);
+    let saves = AtomicU64::new(0);
+    let syncs_before = s.store.directory_syncs();
+    let elapsed = thread::scope(|scope| {
+        for writer in 1..=writers {
+            let (store, start, stop, saves) = (&s.store, &start, &stop, &saves);
+            let write = with_key(&s.write, &key(writer));
+            scope.spawn(move || {
+                start.wait();
+                while !stop.load(Ordering::Relaxed) {
+                    store.save(write.clone()).expect("save");
+                    saves.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        start.wait();
+        let began = Instant::now();
+        thread::sleep(window);
+        stop.store(true, Ordering::Relaxed);
+        began
+    })
+    .elapsed();
+    let syncs = s.store.directory_syncs() - syncs_before;
+    (saves.into_inner(), elapsed, syncs)
+}
+
+/// Saves/s of 1, 16 and 64 writer threads, group commit against the per-write fsyncs of
+/// before: criterion times each alone, then a paired run alternates the two in short windows
+/// (so both see the same load on a shared machine) and prints saves/s and their ratio.
+fn concurrent_saves(c: &mut Criterion) {
+    let modes = [
+        ("per_write_fsync", Durability::PerWrite),
+        ("group_commit", Durability::GroupCommit),
+    ];
+    let writer_counts = [1_u64, 16, 64];
+    // Sessions 1..=1000 exist: writer w saves session w.
+    let setups: Vec<Vec<Setup>> = writer_counts
+        .iter()
+        .map(|_| modes.iter().map(|(_, d)| setup_with(1000, *d)).collect())
+        .collect();
+    let mut group = c.benchmark_group("file/concurrent_saves");
+    group.throughput(Throughput::Elements(1));
+    let mut timed = Vec::new();
+    for (writers, setups) in writer_counts.iter().zip(&setups) {
+        for ((name, _), s) in modes.iter().zip(setups) {
+            let id = BenchmarkId::new(*name, writers);
+            let ran = AtomicBool::new(false);
+            group.bench_function(id, |b| {
+                ran.store(true, Ordering::Relaxed);
+                b.iter_custom(|iters| timed_saves(s, *writers, iters))
+            });
+            if ran.into_inner() {
+                timed.push(*writers);
+            }
+        }
+    }
+    group.finish();
+    paired_report(&writer_counts, &modes, &setups, &timed);
+}
+
+/// The paired run (see [`concurrent_saves`]) for the writer counts criterion did not filter
+/// out. `SESSIONKIT_BENCH_PAIRED_ROUNDS` (default 6) windows of
+/// `SESSIONKIT_BENCH_PAIRED_MS` (default 500) per mode and writer count.
+fn paired_report(
+    writer_counts: &[u64],
+    modes: &[(&str, Durability)],
+    setups: &[Vec<Setup>],
+    timed: &[u64],
+) {
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let rounds = env("SESSIONKIT_BENCH_PAIRED_ROUNDS", 6);
+    let window = Duration::from_millis(env("SESSIONKIT_BENCH_PAIRED_MS", 500));
+    let mut lines = Vec::new();
+    for (writers, setups) in writer_counts.iter().zip(setups) {
+        if !timed.contains(writers) {
+            continue;
+        }
+        let mut totals = vec![(0_u64, Duration::ZERO, 0_u64); modes.len()];
+        for round in 0..rounds {
+            // Alternate which mode goes first.
+            for m in 0..modes.len() {
+                let m = (m + round as usize) % modes.len();
+                let (saves, elapsed, syncs) = saves_within(&setups[m], *writers, window);
+                totals[m].0 += saves;
+                totals[m].1 += elapsed;
+                totals[m].2 += syncs;
+            }
+        }
+        let rate = |(saves, elapsed, _): (u64, Duration, u64)| {
+            saves as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+        };
+        let baseline = rate(totals[0]);
+        for ((name, _), total) in modes.iter().zip(&totals) {
+            lines.push(format!(
+                "{writers:>7}  {name:<16} {:>9.0}  {:>15.3}  {:>8.2}x",
+                rate(*total),
+                total.2 as f64 / total.0.max(1) as f64,
+                rate(*total) / baseline
+            ));
+        }
+    }
+    if lines.is_empty() {
+        return;
+    }
+    println!(
+        "\nconcurrent saves, paired: {rounds} alternating windows of {} ms per mode",
+        window.as_millis()
+    );
+    println!("writers  mode              saves/s  dir fsyncs/save  vs per_write_fsync");
+    for line in lines {
+        println!("{line}");
+    }
+}
+
+criterion_group!(
+    benches,
+    load,
+    create,
+    update,
+    clear_expired,
+    concurrent_saves
+);
 criterion_main!(benches);

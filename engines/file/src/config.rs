@@ -30,6 +30,21 @@ pub struct FileConfig {
     cookie_age: i64,
     secret_key: String,
     secret_key_fallbacks: Vec<String>,
+    durability: Durability,
+}
+
+/// How a write is made durable before it is acknowledged. Both are crash-safe: a write is
+/// acknowledged only once its data and its rename are on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Concurrent writes share the directory fsync that makes their renames durable (one
+    /// directory fsync for many renames; see the crate README). A lone writer pays what
+    /// [`PerWrite`](Self::PerWrite) pays.
+    #[default]
+    GroupCommit,
+    /// Every write fsyncs its own temporary file and then the directory, whatever else runs
+    /// (the engine before group commit): the baseline benchmarks compare against.
+    PerWrite,
 }
 
 /// Why the settings cannot open a file store. Each message names the setting at fault.
@@ -108,6 +123,7 @@ impl FileConfig {
             cookie_age: DEFAULT_COOKIE_AGE,
             secret_key: secret_key.into(),
             secret_key_fallbacks: Vec::new(),
+            durability: Durability::default(),
         }
     }
 
@@ -165,6 +181,7 @@ impl FileConfig {
             cookie_age,
             secret_key,
             secret_key_fallbacks,
+            durability: Durability::default(),
         };
         config.validate()?;
         Ok(config)
@@ -186,6 +203,18 @@ impl FileConfig {
     pub fn with_secret_key_fallbacks(mut self, fallbacks: Vec<String>) -> Self {
         self.secret_key_fallbacks = fallbacks;
         self
+    }
+
+    /// The same settings with another [`Durability`] (embedding only; the settings JSON has no
+    /// key for it, so the engine the host loads always uses group commit).
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// How writes are made durable.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// The directory that holds the session files: `SESSION_FILE_PATH`, or when it is not set
@@ -279,6 +308,7 @@ impl fmt::Debug for FileConfig {
                 "secret_key_fallbacks",
                 &format_args!("<{} redacted>", self.secret_key_fallbacks.len()),
             )
+            .field("durability", &self.durability)
             .finish()
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sessionkit_codec::HostClock;
 use sessionkit_sdk::{Capabilities, EngineInfo, Host, KeyFormat, StoreError};
 
-pub use config::{ConfigError, FileConfig};
+pub use config::{ConfigError, Durability, FileConfig};
 pub use core::{MAX_FILE_BYTES, STALE_TEMP_AGE};
 /// The contract [`FileStore`] implements, re-exported so embedders can call it without naming
 /// the SDK crate.

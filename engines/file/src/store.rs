@@ -143,6 +143,7 @@ impl FileStore {
         let dir = SessionDir::open(
             config.directory().to_path_buf(),
             config.uses_private_default(),
+            config.durability(),
         )?;
         let fallbacks: Vec<Vec<u8>> = config
             .secret_key_fallbacks()
@@ -169,6 +170,12 @@ impl FileStore {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// How many directory fsyncs this store has run: with group commit, fewer than the writes
+    /// (creates, saves, deletes) when writers overlap; the tests' and benches' view of batching.
+    pub fn directory_syncs(&self) -> u64 {
+        self.dir.syncs()
     }
 
     /// The settings the store was opened with (directory made absolute).

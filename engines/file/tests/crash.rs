@@ -1,5 +1,6 @@
-//! Crash consistency: kill -9 in the middle of saves, and the order of the
-//! durability system calls of one save, checked with strace.
+//! Crash consistency: kill -9 in the middle of saves (one writer, and many writer threads
+//! sharing directory fsyncs through group commit), and the order of the durability system
+//! calls of one save, checked with strace.
 //!
 //! The child processes are this test binary itself, re-run with an environment variable that
 //! turns one of its tests into the child's work.
@@ -10,10 +11,13 @@
 mod common;
 
 use std::{
+    collections::HashMap,
     env, fs,
+    io::{BufRead, BufReader},
     path::Path,
     process::{Command, Stdio},
     sync::Arc,
+    thread,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -27,10 +31,14 @@ use common::{Fixture, SECRET, Writer, key};
 
 /// Set in a child process: the session directory it works in.
 const CHILD_DIR: &str = "SESSIONKIT_FILE_TEST_CHILD_DIR";
-/// Set in a child process: which work it does ("save-loop", "save-once" or "open").
+/// Set in a child process: which work it does ("save-loop", "save-many", "save-once" or
+/// "open").
 const CHILD_WORK: &str = "SESSIONKIT_FILE_TEST_CHILD_WORK";
 
 const KILL_ITERATIONS: u64 = 25;
+
+/// Writer threads of the "save-many" child, each saving its own session `key(1..=N)`.
+const MANY_WRITERS: u64 = 16;
 
 /// The child's side of both tests; a no-op (that says so) in a normal test run.
 #[test]
@@ -56,6 +64,27 @@ fn child_process_work() {
                 // The acknowledgement: printed only after save returned.
                 println!("ack {n}");
             }
+        }
+        "save-many" => {
+            // Many threads, one session each, so their saves overlap and share directory
+            // fsyncs (group commit).
+            let store = &store;
+            let writer = &writer;
+            thread::scope(|scope| {
+                for w in 1..=MANY_WRITERS {
+                    scope.spawn(move || {
+                        for n in 1_u64.. {
+                            let pad = "p".repeat(((n * 397 + w * 131) % 3000) as usize);
+                            store
+                                .save(writer.write(&key(w), json!({"w": w, "n": n, "pad": pad})))
+                                .unwrap();
+                            // The acknowledgement of writer w's save n, printed (one whole
+                            // line) only after save returned.
+                            println!("ack {w} {n}");
+                        }
+                    });
+                }
+            });
         }
         "save-once" => {
             store
@@ -130,6 +159,102 @@ fn kill_9_during_saves_loses_no_acknowledged_write_and_tears_nothing() {
     }
     println!(
         "kill -9: {KILL_ITERATIONS} kills; saves acknowledged before each: {acked_per_kill:?}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn kill_9_during_concurrent_saves_loses_no_acknowledged_write_and_tears_nothing() {
+    let mut acked_per_kill = Vec::new();
+    for iteration in 0..KILL_ITERATIONS {
+        let fixture = Fixture::new();
+        for w in 1..=MANY_WRITERS {
+            fixture
+                .store
+                .create(fixture.write(&key(w), json!({"w": w, "n": 0})))
+                .unwrap();
+        }
+        let mut child = Command::new(env::current_exe().unwrap())
+            .args([
+                "child_process_work",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, fixture.dir.path())
+            .env(CHILD_WORK, "save-many")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = thread::spawn(move || {
+            // The highest acknowledged save of each writer.
+            let mut acked: HashMap<u64, u64> = HashMap::new();
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // libtest may print "test child_process_work ... " before the first ack.
+                let Some(at) = line.rfind("ack ") else {
+                    continue;
+                };
+                let mut fields = line[at + 4..].split_whitespace().map(str::parse::<u64>);
+                if let (Some(Ok(w)), Some(Ok(n))) = (fields.next(), fields.next()) {
+                    let best = acked.entry(w).or_default();
+                    assert!(n > *best, "writer {w} acked {n} after {best}");
+                    *best = n;
+                }
+            }
+            acked
+        });
+        thread::sleep(Duration::from_millis(pseudo_random_between(
+            5, 500, iteration,
+        )));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let acked = reader.join().unwrap();
+
+        // Every session file decodes, holding the writer's last acknowledged save or the one
+        // after it (each writer has at most one save in flight).
+        let store = FileStore::open(&FileConfig::new(fixture.dir.path(), SECRET)).unwrap();
+        for w in 1..=MANY_WRITERS {
+            let acked = acked.get(&w).copied().unwrap_or(0);
+            let record = store
+                .load(&key(w))
+                .unwrap()
+                .unwrap_or_else(|| panic!("iteration {iteration}: session {w} lost"));
+            let session = fixture.decode(&record);
+            assert_eq!(session["w"].as_u64(), Some(w), "iteration {iteration}");
+            let n = session["n"].as_u64().unwrap();
+            assert!(
+                n >= acked,
+                "iteration {iteration}: writer {w} acknowledged {acked}, stored {n}"
+            );
+            assert!(
+                n <= acked + 1,
+                "iteration {iteration}: writer {w} stored {n}, never attempted past {}",
+                acked + 1
+            );
+        }
+        let temporaries = fixture
+            .entries()
+            .into_iter()
+            .filter(|name| name.contains("_out_"))
+            .count();
+        assert!(
+            temporaries as u64 <= MANY_WRITERS,
+            "iteration {iteration}: {:?}",
+            fixture.entries()
+        );
+        let later = FileStore::open(&FileConfig::new(fixture.dir.path(), SECRET))
+            .unwrap()
+            .with_clock(Arc::new(ManualClock::new(Utc::now() + TimeDelta::hours(2))));
+        assert_eq!(later.clear_expired().unwrap(), 0);
+        assert_eq!(fixture.entries().len() as u64, MANY_WRITERS);
+        acked_per_kill.push(acked.values().sum::<u64>());
+    }
+    println!(
+        "kill -9 with {MANY_WRITERS} writer threads: {KILL_ITERATIONS} kills; saves \
+         acknowledged before each (all writers): {acked_per_kill:?}"
     );
 }
 
