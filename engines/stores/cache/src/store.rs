@@ -69,8 +69,10 @@ pub const CACHED_DB_SESSION_PREFIX: &str = "django.contrib.sessions.cached_db";
 ///   compare-and-sets on the entry's exact bytes.
 pub struct CacheStore<B> {
     backend: B,
-    key_function: KeyFunction,
     session_prefix: String,
+    /// `make_key(session_prefix)`: every physical key is this followed by the session key
+    /// (computed once; Django's key function only prepends).
+    key_start: String,
     clock: Arc<dyn Clock>,
     /// The backend stores Django's values (pickled dicts), not JSON records.
     django: bool,
@@ -93,10 +95,11 @@ impl<B: CacheBackend> CacheStore<B> {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let django = backend.stores_django_values();
+        let session_prefix = session_prefix.into();
         Self {
             backend,
-            key_function,
-            session_prefix: session_prefix.into(),
+            key_start: key_function.make_key(&session_prefix),
+            session_prefix,
             clock,
             django,
         }
@@ -109,8 +112,10 @@ impl<B: CacheBackend> CacheStore<B> {
 
     /// The physical cache key of `session_key`, as Django's cache framework writes it.
     pub fn cache_key(&self, session_key: &str) -> String {
-        self.key_function
-            .make_key(&format!("{}{session_key}", self.session_prefix))
+        let mut key = String::with_capacity(self.key_start.len() + session_key.len());
+        key.push_str(&self.key_start);
+        key.push_str(session_key);
+        key
     }
 
     /// The backend, for callers that need its own operations (clearing a LocMem cache).
