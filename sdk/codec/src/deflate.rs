@@ -92,9 +92,8 @@ impl Deflate {
         // Puts position `at` in its chain and returns the newest earlier position + 1 with
         // the same hash (0: none).
         let insert = |head: &mut [u16], prev: &mut [u16], at: usize| -> u16 {
-            let v = u32::from(input[at])
-                | u32::from(input[at + 1]) << 8
-                | u32::from(input[at + 2]) << 16;
+            let bytes = &input[at..at + 3];
+            let v = u32::from(bytes[0]) | u32::from(bytes[1]) << 8 | u32::from(bytes[2]) << 16;
             let h = (v.wrapping_mul(0x9E37_79B1) >> shift) as usize;
             let candidate = head[h];
             prev[at] = candidate;
@@ -666,7 +665,17 @@ fn adler32(data: &[u8]) -> u32 {
     // 5552 bytes is the longest run whose sums cannot overflow u32 before the modulo.
     let (mut a, mut b) = (1u32, 0u32);
     for chunk in data.chunks(5552) {
-        for &byte in chunk {
+        let mut quads = chunk.chunks_exact(4);
+        for q in &mut quads {
+            // b gains 4a plus each byte weighted by how many sums it enters.
+            b += 4 * a
+                + 4 * u32::from(q[0])
+                + 3 * u32::from(q[1])
+                + 2 * u32::from(q[2])
+                + u32::from(q[3]);
+            a += u32::from(q[0]) + u32::from(q[1]) + u32::from(q[2]) + u32::from(q[3]);
+        }
+        for &byte in quads.remainder() {
             a += u32::from(byte);
             b += a;
         }
