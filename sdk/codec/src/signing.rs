@@ -162,8 +162,9 @@ impl SessionCodec {
     /// timestamp): Django's format, which Django's `signing.loads` decodes to the same dict.
     ///
     /// Byte for byte Django's output when the payload is stored uncompressed; a compressed
-    /// payload is another valid zlib stream of the same JSON (libdeflate, not zlib: see the
-    /// crate README), compressed under Django's rule (only when at least 2 bytes shorter).
+    /// payload is another valid zlib stream of the same JSON (not zlib's: see the crate README),
+    /// compressed under Django's rule (only when at least 2 bytes shorter), and JSON of at most
+    /// 51 bytes is never compressed.
     ///
     /// # Errors
     ///
