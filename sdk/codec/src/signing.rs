@@ -702,6 +702,35 @@ mod tests {
     }
 
     #[test]
+    fn sessions_on_both_sides_of_the_small_compressor_limit_round_trip() {
+        // JSON up to deflate::MAX_INPUT bytes goes through the crate's deflate, longer JSON
+        // through libdeflate; both streams must inflate (libdeflate here, real zlib in the
+        // Django vector tests).
+        // `{"x":"…"}` is 8 bytes around the string: JSON of exactly MAX_INPUT, then 2 more.
+        for len in [deflate::MAX_INPUT - 8, deflate::MAX_INPUT - 6, 40_000] {
+            let m = map(json!({"x": "ab".repeat(len / 2)}));
+            let enc = codec().encode(&m, T).unwrap();
+            assert!(enc.session_data.starts_with('.'), "{len} compresses");
+            assert_eq!(
+                codec().decode(&enc.session_data, None, T).unwrap(),
+                m,
+                "{len}"
+            );
+            let mut out = Vec::new();
+            let inflated = {
+                use std::io::Read;
+                let b64 = payload_segment(&enc.session_data).unwrap();
+                let raw = URL_SAFE_NO_PAD.decode(&b64[1..]).unwrap();
+                flate2::read::ZlibDecoder::new(&raw[..])
+                    .read_to_end(&mut out)
+                    .unwrap();
+                out
+            };
+            assert_eq!(inflated, enc.session_json.as_bytes(), "{len}: real zlib");
+        }
+    }
+
+    #[test]
     fn sign_payload_of_an_encoded_payload_equals_a_fresh_encode() {
         let c = codec();
         let sessions = [
