@@ -256,7 +256,11 @@ impl SetCookie {
     /// The `Set-Cookie` header value, byte for byte what Django 5.2 sends.
     pub fn to_header_string(&self) -> String {
         let cookie = &self.cookie;
-        let mut out = format!("{}={}", cookie.name(), python_quote(cookie.value()));
+        let value = python_quote(cookie.value());
+        let mut out = String::with_capacity(cookie.name().len() + value.len() + 128);
+        out.push_str(cookie.name());
+        out.push('=');
+        out.push_str(&value);
         // Python's Morsel sorts its attributes by lower-case name and skips empty values.
         if let Some(domain) = self.domain.as_deref().filter(|d| !d.is_empty()) {
             out.push_str("; Domain=");
@@ -270,7 +274,8 @@ impl SetCookie {
             out.push_str("; HttpOnly");
         }
         if let Some(age) = cookie.max_age() {
-            out.push_str(&format!("; Max-Age={}", age.whole_seconds()));
+            out.push_str("; Max-Age=");
+            out.push_str(&age.whole_seconds().to_string());
         }
         if let Some(path) = cookie.path().filter(|p| !p.is_empty()) {
             out.push_str("; Path=");

@@ -13,6 +13,11 @@ use http::{HeaderMap, HeaderValue};
 /// - If any entry is `*`, the result is exactly `Vary: *`.
 /// - The result is one field, entries joined with `", "`.
 pub fn patch_vary_cookie(headers: &mut HeaderMap) {
+    // The usual case, without building a list: no `Vary` yet.
+    if !headers.contains_key(VARY) {
+        headers.insert(VARY, HeaderValue::from_static("Cookie"));
+        return;
+    }
     let mut entries: Vec<String> = headers
         .get_all(VARY)
         .iter()
@@ -51,6 +56,11 @@ pub fn patch_vary_cookie(headers: &mut HeaderMap) {
 ///   `private="field"`, which would leave the rest of the response cacheable; both are removed.
 /// - `private` is appended unless present.
 pub fn patch_cache_control_private(headers: &mut HeaderMap) {
+    // The usual case, without building a list: no `Cache-Control` yet.
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+        return;
+    }
     let mut directives: Vec<String> = headers
         .get_all(CACHE_CONTROL)
         .iter()

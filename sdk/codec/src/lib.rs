@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod clock;
+mod deflate;
 pub mod expiry;
 pub mod json;
 pub mod key;

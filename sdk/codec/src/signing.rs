@@ -39,6 +39,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::SessionMap;
+use crate::deflate;
 use crate::json::{JsonError, map_to_python_json, parse_python_json, to_python_json};
 
 /// The default cap on a decompressed payload; a larger one is reported as malformed, so a
@@ -161,8 +162,9 @@ impl SessionCodec {
     /// timestamp): Django's format, which Django's `signing.loads` decodes to the same dict.
     ///
     /// Byte for byte Django's output when the payload is stored uncompressed; a compressed
-    /// payload is another valid zlib stream of the same JSON (libdeflate, not zlib: see the
-    /// crate README), compressed under Django's rule (only when at least 2 bytes shorter).
+    /// payload is another valid zlib stream of the same JSON (not zlib's: see the crate README),
+    /// compressed under Django's rule (only when at least 2 bytes shorter), and JSON of at most
+    /// 51 bytes is never compressed.
     ///
     /// # Errors
     ///
@@ -354,52 +356,65 @@ fn derive_mac(salt: &str, secret: &[u8]) -> Hmac<Sha256> {
 }
 
 /// libdeflate's fastest level that compresses (0 stores): on session-sized JSON it compresses
-/// as well as zlib's level 6 (BENCHMARKS.md, "Codec write cost").
+/// as well as zlib's level 6 (BENCHMARKS.md, "Codec write cost"). Used for JSON longer than
+/// [`deflate::MAX_INPUT`], where its fixed cost per stream no longer matters.
 const DEFLATE_LEVEL: CompressionLvl = match CompressionLvl::new(1) {
     Ok(level) => level,
     Err(_) => panic!("libdeflate has level 1"),
 };
 
+/// JSON of at most this many bytes is stored uncompressed: with zlib's 6 bytes of header and
+/// checksum, a deflate stream of such short text rarely saves the 2 bytes Django requires, and
+/// never more than a few.
+const MIN_COMPRESSED_JSON: usize = 51;
+
 /// Calls `f` with a zlib stream of `json` when it is at least 2 bytes shorter than `json`
 /// (Django's rule: `len(compressed) < len(json) - 1`), else with `None`.
 ///
-/// The stream comes from libdeflate at level 1, not from zlib: any valid zlib stream
-/// decodes in Django (`zlib.decompress`), and for a session of a few hundred bytes zlib spends
-/// most of its time resetting its 64 KiB hash table (BENCHMARKS.md, "Codec write cost").
+/// The stream is not zlib's: any valid zlib stream decodes in Django (`zlib.decompress`).
+/// Session-sized JSON (up to [`deflate::MAX_INPUT`] bytes) goes through [`deflate::Deflate`],
+/// whose state is sized to the payload; larger JSON through libdeflate at level 1
+/// (BENCHMARKS.md, "Issue 11").
 fn with_deflated<R>(json: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    #[derive(Default)]
     struct Deflater {
-        compressor: Compressor,
+        small: deflate::Deflate,
+        /// Made on the first large payload (its state is a few hundred KiB).
+        large: Option<Compressor>,
         /// Never shrinks, so a thread's buffer is zero-filled once per high-water mark.
         out: Vec<u8>,
     }
     impl Deflater {
-        fn new() -> Self {
-            Self {
-                compressor: Compressor::new(DEFLATE_LEVEL),
-                out: Vec::new(),
-            }
-        }
         /// The stream's length when it is at most `room` bytes.
         fn deflate(&mut self, json: &[u8], room: usize) -> Option<usize> {
+            if json.len() <= deflate::MAX_INPUT {
+                self.out.clear();
+                return self.small.zlib(json, &mut self.out, room);
+            }
+            let compressor = self
+                .large
+                .get_or_insert_with(|| Compressor::new(DEFLATE_LEVEL));
             // libdeflate needs slack past the end of its output to write a stream that fits
             // exactly, so it gets its worst-case bound and the length is judged afterwards.
-            let bound = self.compressor.zlib_compress_bound(json.len());
+            let bound = compressor.zlib_compress_bound(json.len());
             if self.out.len() < bound {
                 self.out.resize(bound, 0);
             }
-            self.compressor
+            compressor
                 .zlib_compress(json, &mut self.out[..bound])
                 .ok()
                 .filter(|&len| len <= room)
         }
     }
     thread_local! {
-        static DEFLATE: RefCell<Deflater> = RefCell::new(Deflater::new());
+        static DEFLATE: RefCell<Deflater> = RefCell::new(Deflater::default());
     }
-    // Useful output is at most len - 2 bytes.
-    let Some(room) = json.len().checked_sub(2).filter(|&r| r > 0) else {
+    // Useful output is at most len - 2 bytes; JSON this short never gains enough to be worth
+    // the work (libdeflate, used before, stored it too).
+    if json.len() <= MIN_COMPRESSED_JSON {
         return f(None);
-    };
+    }
+    let room = json.len() - 2;
     DEFLATE.with(|cell| match cell.try_borrow_mut() {
         Ok(mut d) => {
             let len = d.deflate(json, room);
@@ -407,7 +422,7 @@ fn with_deflated<R>(json: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
         }
         // Only reachable by re-entrancy, which nothing here does; stay correct anyway.
         Err(_) => {
-            let mut d = Deflater::new();
+            let mut d = Deflater::default();
             let len = d.deflate(json, room);
             f(len.map(|n| &d.out[..n]))
         }
@@ -650,12 +665,13 @@ mod tests {
             let m = map(json!({"k": hex(n)}));
             let enc = codec().encode(&m, T).unwrap();
             let zlen = {
-                let mut c = Compressor::new(DEFLATE_LEVEL);
-                let mut out = vec![0; 512];
-                c.zlib_compress(enc.session_json.as_bytes(), &mut out)
+                let mut out = Vec::new();
+                deflate::Deflate::default()
+                    .zlib(enc.session_json.as_bytes(), &mut out, usize::MAX)
                     .unwrap()
             };
-            let should = zlen < enc.session_json.len() - 1;
+            let should =
+                enc.session_json.len() > MIN_COMPRESSED_JSON && zlen < enc.session_json.len() - 1;
             assert_eq!(
                 enc.session_data.starts_with('.'),
                 should,
@@ -683,6 +699,35 @@ mod tests {
             .join()
             .unwrap();
         assert_eq!(a, other_thread);
+    }
+
+    #[test]
+    fn sessions_on_both_sides_of_the_small_compressor_limit_round_trip() {
+        // JSON up to deflate::MAX_INPUT bytes goes through the crate's deflate, longer JSON
+        // through libdeflate; both streams must inflate (libdeflate here, real zlib in the
+        // Django vector tests).
+        // `{"x":"…"}` is 8 bytes around the string: JSON of exactly MAX_INPUT, then 2 more.
+        for len in [deflate::MAX_INPUT - 8, deflate::MAX_INPUT - 6, 40_000] {
+            let m = map(json!({"x": "ab".repeat(len / 2)}));
+            let enc = codec().encode(&m, T).unwrap();
+            assert!(enc.session_data.starts_with('.'), "{len} compresses");
+            assert_eq!(
+                codec().decode(&enc.session_data, None, T).unwrap(),
+                m,
+                "{len}"
+            );
+            let mut out = Vec::new();
+            let inflated = {
+                use std::io::Read;
+                let b64 = payload_segment(&enc.session_data).unwrap();
+                let raw = URL_SAFE_NO_PAD.decode(&b64[1..]).unwrap();
+                flate2::read::ZlibDecoder::new(&raw[..])
+                    .read_to_end(&mut out)
+                    .unwrap();
+                out
+            };
+            assert_eq!(inflated, enc.session_json.as_bytes(), "{len}: real zlib");
+        }
     }
 
     #[test]

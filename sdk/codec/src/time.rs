@@ -6,7 +6,7 @@
 //! stored data is untrusted, and year 9999 or `i64::MAX` must yield "expired" or "far future",
 //! not a crash.
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use sessionkit_sdk::Timestamp;
 
 /// The datetime for a [`Timestamp`], clamped to chrono's range (about ±262,000 years), so
@@ -56,9 +56,38 @@ pub fn parse_isoformat(s: &str) -> Option<DateTime<Utc>> {
 /// An HTTP date (RFC 7231 IMF-fixdate), as Django writes a cookie's `expires`:
 /// `Sun, 29 Jun 2025 15:06:40 GMT`. Clamped to years 1–9999 like [`isoformat`].
 pub fn http_date(dt: DateTime<Utc>) -> String {
-    clamp_to_python(dt)
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string()
+    // Written by hand: chrono's formatter parses the format string on every call, which cost
+    // a few thousand instructions per Set-Cookie (BENCHMARKS.md, "Issue 11").
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let dt = clamp_to_python(dt);
+    let mut out = String::with_capacity(29);
+    out.push_str(DAYS[dt.weekday().num_days_from_monday() as usize]);
+    out.push_str(", ");
+    push_digits(&mut out, dt.day(), 2);
+    out.push(' ');
+    out.push_str(MONTHS[dt.month0() as usize]);
+    out.push(' ');
+    // Years 1-9999 after the clamp, written with 4 digits like chrono's `%Y`.
+    push_digits(&mut out, dt.year().unsigned_abs(), 4);
+    out.push(' ');
+    push_digits(&mut out, dt.hour(), 2);
+    out.push(':');
+    push_digits(&mut out, dt.minute(), 2);
+    out.push(':');
+    push_digits(&mut out, dt.second(), 2);
+    out.push_str(" GMT");
+    out
+}
+
+/// Appends the last `width` decimal digits of `n`, zero-padded.
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = (n / 10u32.pow(place)) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// Clamps to Python's `datetime.min`/`datetime.max` (0001-01-01 to 9999-12-31T23:59:59.999999).
@@ -466,5 +495,26 @@ mod tests {
             http_date(DateTime::<Utc>::MAX_UTC),
             "Fri, 31 Dec 9999 23:59:59 GMT"
         );
+        assert_eq!(
+            http_date(DateTime::<Utc>::MIN_UTC),
+            "Mon, 01 Jan 0001 00:00:00 GMT"
+        );
+    }
+
+    #[test]
+    fn http_date_matches_chronos_formatter_across_the_range() {
+        // Steps of a little over 9 days and 1 s through years 1-9999 hit every weekday, month,
+        // day, hour, minute and second.
+        let mut t = python_range().0.timestamp();
+        let end = python_range().1.timestamp();
+        while t <= end {
+            let dt = DateTime::from_timestamp(t, 0).unwrap();
+            assert_eq!(
+                http_date(dt),
+                dt.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+                "{t}"
+            );
+            t += 9 * 86_400 + 3_601 + 61 + 1;
+        }
     }
 }

@@ -597,13 +597,13 @@ fn django_writes_the_same_json_text_as_our_writer() {
     );
 }
 
-/// JSON up to this many bytes is never compressed by our compressor (libdeflate's level 1
-/// stores inputs this small), although Django's zlib sometimes shrinks it.
+/// JSON up to this many bytes is never compressed by us (not worth the work), although
+/// Django's zlib sometimes shrinks it.
 const PASSTHROUGH_JSON_LEN: usize = 51;
 
 #[test]
 fn we_sign_like_django_and_only_compressed_bytes_differ() {
-    // Since we compress with libdeflate, a compressed payload is another valid zlib stream
+    // Since we compress with our own deflate, a compressed payload is another valid zlib stream
     // than Django's (that Django decodes ours to the same value is
     // `django_decodes_everything_we_sign`). Everything else stays byte for byte Django's:
     // uncompressed payloads entirely, and for every payload the timestamp and the signature

@@ -138,12 +138,26 @@ impl CacheBackend for LocMemBackend {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let now = self.clock.monotonic();
         let mut entries = self.entries.lock();
-        if !entries.is_live(key, now) {
-            entries.remove(key);
-            return Ok(None);
+        let entries = &mut *entries;
+        // One lookup: check, touch and copy the live entry in place.
+        let tick = entries.next_tick;
+        match entries.map.get_mut(key) {
+            Some(entry) if entry.deadline > now => {
+                entries.next_tick += 1;
+                let owned = entries
+                    .lru
+                    .remove(&entry.tick)
+                    .unwrap_or_else(|| key.to_owned());
+                entry.tick = tick;
+                entries.lru.insert(tick, owned);
+                Ok(Some(entry.value.clone()))
+            }
+            Some(_) => {
+                entries.remove(key);
+                Ok(None)
+            }
+            None => Ok(None),
         }
-        entries.touch(key);
-        Ok(entries.map.get(key).map(|entry| entry.value.clone()))
     }
 
     fn contains(&self, key: &str) -> Result<bool, CacheError> {
@@ -261,19 +275,6 @@ impl Entries {
         }
     }
 
-    /// Marks `key` as the most recently used entry.
-    fn touch(&mut self, key: &str) {
-        let tick = self.take_tick();
-        if let Some(entry) = self.map.get_mut(key) {
-            let owned = self
-                .lru
-                .remove(&entry.tick)
-                .unwrap_or_else(|| key.to_owned());
-            entry.tick = tick;
-            self.lru.insert(tick, owned);
-        }
-    }
-
     /// Django's `_set`: cull if full, then store `value` as the most recently used entry. A
     /// zero TTL stores nothing and removes any old entry (the value would be expired at once).
     fn write(
@@ -286,6 +287,24 @@ impl Entries {
     ) {
         if ttl.is_zero() {
             self.remove(key);
+            return;
+        }
+        // Replacing a held key below the cull threshold: overwrite its entry in place (no new
+        // key or value buffers) and make it the most recently used. At the threshold Django's
+        // `_set` culls first even for a held key, and so does the path below.
+        let tick = self.next_tick;
+        let below_threshold = self.map.len() < options.max_entries;
+        if let Some(entry) = self.map.get_mut(key).filter(|_| below_threshold) {
+            self.next_tick += 1;
+            let owned = self
+                .lru
+                .remove(&entry.tick)
+                .unwrap_or_else(|| key.to_owned());
+            entry.tick = tick;
+            self.lru.insert(tick, owned);
+            entry.value.clear();
+            entry.value.extend_from_slice(value);
+            entry.deadline = deadline;
             return;
         }
         if self.map.len() >= options.max_entries {

@@ -1,6 +1,6 @@
 //! [`CacheStore`]: Django's cache session backend rules over any [`CacheBackend`].
 
-use std::{borrow::Cow, sync::Arc, time::Duration};
+use std::{borrow::Cow, io::Write as _, sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use sessionkit_sdk::{
@@ -69,8 +69,10 @@ pub const CACHED_DB_SESSION_PREFIX: &str = "django.contrib.sessions.cached_db";
 ///   compare-and-sets on the entry's exact bytes.
 pub struct CacheStore<B> {
     backend: B,
-    key_function: KeyFunction,
     session_prefix: String,
+    /// `make_key(session_prefix)`: every physical key is this followed by the session key
+    /// (computed once; Django's key function only prepends).
+    key_start: String,
     clock: Arc<dyn Clock>,
     /// The backend stores Django's values (pickled dicts), not JSON records.
     django: bool,
@@ -93,10 +95,11 @@ impl<B: CacheBackend> CacheStore<B> {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let django = backend.stores_django_values();
+        let session_prefix = session_prefix.into();
         Self {
             backend,
-            key_function,
-            session_prefix: session_prefix.into(),
+            key_start: key_function.make_key(&session_prefix),
+            session_prefix,
             clock,
             django,
         }
@@ -109,8 +112,10 @@ impl<B: CacheBackend> CacheStore<B> {
 
     /// The physical cache key of `session_key`, as Django's cache framework writes it.
     pub fn cache_key(&self, session_key: &str) -> String {
-        self.key_function
-            .make_key(&format!("{}{session_key}", self.session_prefix))
+        let mut key = String::with_capacity(self.key_start.len() + session_key.len());
+        key.push_str(&self.key_start);
+        key.push_str(session_key);
+        key
     }
 
     /// The backend, for callers that need its own operations (clearing a LocMem cache).
@@ -472,6 +477,15 @@ struct CachedRecord<'a> {
 }
 
 fn encode_record(record: &SessionRecord) -> Vec<u8> {
+    let (key, data) = (record.session_key.as_str(), record.session_data.as_str());
+    // Django's session keys and signed data never need escaping: serde_json's exact output
+    // written directly (the expire date is at most 20 characters).
+    if !needs_json_escape(key) && !needs_json_escape(data) {
+        let mut buffer = plain_prefix(key, data, 21);
+        // Writing into memory cannot fail.
+        let _ = write!(buffer, "{}}}", record.expire_date.micros);
+        return buffer;
+    }
     encode(&CachedRecord {
         session_key: Cow::Borrowed(record.session_key.as_str()),
         session_data: Cow::Borrowed(record.session_data.as_str()),
@@ -484,25 +498,10 @@ fn encode_record(record: &SessionRecord) -> Vec<u8> {
 /// It ends after the data's closing quote and the next field's name, so data that merely
 /// begins with `session_data` does not match.
 fn record_prefix(session_key: &str, session_data: &str) -> Vec<u8> {
-    const OPEN: &[u8] = br#"{"session_key":""#;
-    const DATA: &[u8] = br#"","session_data":""#;
-    const CLOSE: &[u8] = br#"","expire_date":"#;
     // Django's session keys and signed data never need escaping: copy them between the
     // punctuation serde_json writes, without running the serialiser.
     if !needs_json_escape(session_key) && !needs_json_escape(session_data) {
-        let mut prefix = Vec::with_capacity(
-            OPEN.len() + session_key.len() + DATA.len() + session_data.len() + CLOSE.len(),
-        );
-        for part in [
-            OPEN,
-            session_key.as_bytes(),
-            DATA,
-            session_data.as_bytes(),
-            CLOSE,
-        ] {
-            prefix.extend_from_slice(part);
-        }
-        return prefix;
+        return plain_prefix(session_key, session_data, 0);
     }
     let mut prefix = encode(&CachedRecord {
         session_key: Cow::Borrowed(session_key),
@@ -511,6 +510,55 @@ fn record_prefix(session_key: &str, session_data: &str) -> Vec<u8> {
     });
     // The record ends with `"expire_date":0}`; drop the `0}`.
     prefix.truncate(prefix.len() - b"0}".len());
+    prefix
+}
+
+/// [`encode_record`]'s output for a key and data without escapes, read without the JSON parser;
+/// `None` for anything else (which [`decode_record`] hands to serde_json).
+fn decode_plain_record(value: &[u8]) -> Option<SessionRecord> {
+    let text = std::str::from_utf8(value).ok()?;
+    let rest = text.strip_prefix(r#"{"session_key":""#)?;
+    let (key, rest) = rest.split_once('"')?;
+    let rest = rest.strip_prefix(r#","session_data":""#)?;
+    let (data, rest) = rest.split_once('"')?;
+    let micros = rest.strip_prefix(r#","expire_date":"#)?.strip_suffix('}')?;
+    // A backslash or control character means escapes: leave those to the parser.
+    if needs_json_escape(key) || needs_json_escape(data) {
+        return None;
+    }
+    // Only what serde_json writes for an i64: an optional minus, digits, no leading zero.
+    let digits = micros.strip_prefix('-').unwrap_or(micros);
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || (digits.starts_with('0') && (digits.len() > 1 || digits.len() < micros.len()))
+    {
+        return None;
+    }
+    let micros: i64 = micros.parse().ok()?;
+    Some(SessionRecord::new(
+        RString::from(key),
+        RString::from(data),
+        Timestamp::from_micros(micros),
+    ))
+}
+
+/// [`record_prefix`] of a key and data that need no escaping, with room for `extra` more bytes.
+fn plain_prefix(session_key: &str, session_data: &str, extra: usize) -> Vec<u8> {
+    const OPEN: &[u8] = br#"{"session_key":""#;
+    const DATA: &[u8] = br#"","session_data":""#;
+    const CLOSE: &[u8] = br#"","expire_date":"#;
+    let mut prefix = Vec::with_capacity(
+        OPEN.len() + session_key.len() + DATA.len() + session_data.len() + CLOSE.len() + extra,
+    );
+    for part in [
+        OPEN,
+        session_key.as_bytes(),
+        DATA,
+        session_data.as_bytes(),
+        CLOSE,
+    ] {
+        prefix.extend_from_slice(part);
+    }
     prefix
 }
 
@@ -532,6 +580,9 @@ fn encode(cached: &CachedRecord<'_>) -> Vec<u8> {
 }
 
 fn decode_record(value: &[u8]) -> StoreResult<SessionRecord> {
+    if let Some(record) = decode_plain_record(value) {
+        return Ok(record);
+    }
     let cached: CachedRecord<'_> = serde_json::from_slice(value).map_err(|error| {
         StoreError::new(
             sessionkit_sdk::ErrorKind::Corrupted,
@@ -794,6 +845,74 @@ mod tests {
             .save_if_unchanged(write(KEY, "new", in_secs(60)), data)
             .unwrap();
         assert_eq!(outcome, ConditionalSave::Saved(KEY.to_owned()));
+    }
+
+    #[test]
+    fn encoded_records_are_serde_jsons_output() {
+        for data in [
+            "",
+            "plain.base64:signed",
+            "quote \" backslash \\ tab \t unicode \u{e9} \u{2028}",
+        ] {
+            for micros in [0, -1, 1_750_000_000_000_000, i64::MAX, i64::MIN] {
+                let record = SessionRecord::new(KEY, data, Timestamp::from_micros(micros));
+                let serde = encode(&CachedRecord {
+                    session_key: Cow::Borrowed(KEY),
+                    session_data: Cow::Borrowed(data),
+                    expire_date: micros,
+                });
+                assert_eq!(encode_record(&record), serde, "{data:?} {micros}");
+            }
+        }
+    }
+
+    #[test]
+    fn records_read_back_whatever_their_layout() {
+        let parse = |value: &[u8]| {
+            let cached: CachedRecord<'_> = serde_json::from_slice(value).unwrap();
+            SessionRecord::new(
+                RString::from(cached.session_key.into_owned()),
+                RString::from(cached.session_data.into_owned()),
+                Timestamp::from_micros(cached.expire_date),
+            )
+        };
+        let mut values: Vec<Vec<u8>> = vec![];
+        for data in [
+            "",
+            "plain.base64:signed",
+            "quote \" backslash \\ tab \t \u{e9}",
+        ] {
+            for micros in [0, -1, 1_750_000_000_000_000, i64::MAX, i64::MIN] {
+                let record = SessionRecord::new(KEY, data, Timestamp::from_micros(micros));
+                values.push(encode_record(&record));
+            }
+        }
+        for other in [
+            r#"{"session_key":"k","session_data":"d","expire_date":5}"#,
+            r#"{"session_key": "k", "session_data": "d", "expire_date": 5}"#,
+            r#"{"session_data":"d","session_key":"k","expire_date":5}"#,
+            r#"{"session_key":"k","session_data":"a\u0041","expire_date":5}"#,
+        ] {
+            values.push(other.as_bytes().to_vec());
+        }
+        for value in values {
+            let text = String::from_utf8_lossy(&value).into_owned();
+            assert_eq!(decode_record(&value).unwrap(), parse(&value), "{text}");
+        }
+        for bad in [
+            &br#"{"session_key":"k","session_data":"d","expire_date":}"#[..],
+            br#"{"session_key":"k","session_data":"d","expire_date":99999999999999999999}"#,
+            br#"{"session_key":"k","session_data":"d"}"#,
+            br#"{"session_key":"k","session_data":"d","expire_date":-0}"#,
+            br#"{"session_key":"k","session_data":"d","expire_date":007}"#,
+            b"not json",
+        ] {
+            assert!(
+                decode_record(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
