@@ -22,6 +22,7 @@ use crate::{
     memo::{DEFAULT_CAPACITY, DecodeMemo, Decoded},
     mode::Mode,
     plugin::{Contract, PluginStore, ProgressListener, SharedClock, SharedProgress},
+    save_turns::SaveTurns,
     session::Session,
     settings::{ConcurrentWrites, Settings},
     store::Store,
@@ -57,6 +58,8 @@ struct Shared {
     store_clock: Arc<SharedClock>,
     /// The progress display the engine's store reports to (contract 0.3).
     store_progress: Arc<SharedProgress>,
+    /// This process's merging saves of one session take turns (`save_turns.rs`).
+    save_turns: SaveTurns,
 }
 
 /// What loading a session key found.
@@ -211,6 +214,11 @@ impl Engine {
         self.capabilities().contains(Capabilities::NON_BLOCKING)
     }
 
+    /// Waits for `key`'s turn among this process's async merging saves of that session.
+    pub(crate) async fn save_turn(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        self.shared.save_turns.take(key).await
+    }
+
     /// The settings the engine was opened with.
     pub fn settings(&self) -> &Settings {
         &self.shared.settings
@@ -357,6 +365,7 @@ impl Engine {
             mode,
             store_clock,
             store_progress,
+            save_turns: SaveTurns::new(),
         };
         let memo = mode
             .memoises()

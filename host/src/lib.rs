@@ -11,6 +11,7 @@ mod memo;
 mod mode;
 pub mod observe;
 pub mod plugin;
+mod save_turns;
 pub mod session;
 pub mod settings;
 mod storable;

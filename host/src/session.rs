@@ -46,9 +46,10 @@ use crate::{
 };
 
 /// How many times a save through a conditional-save engine reloads and replays after a
-/// conflict before it gives up with [`Error::WriteConflict`]. Every round lets at least one of
-/// the racing saves through, so N requests saving one session at once need at most N attempts:
-/// 64 covers a burst far larger than a browser sends.
+/// conflict before it gives up with [`Error::WriteConflict`]. This process's async saves of one
+/// session take turns (`save_turns.rs`), so they conflict only with saves of other processes
+/// (and sync saves); every round lets at least one of those through, so N processes saving one
+/// session at once need at most N attempts: 64 covers far more than a browser sends.
 pub const MERGE_ATTEMPTS: u32 = 64;
 
 /// The session key Django's test cookie uses.
@@ -1403,6 +1404,12 @@ impl Session {
         key: String,
         mut expected: Arc<str>,
     ) -> Result<(), Error> {
+        // The async saves of this process take turns per session (a sync caller cannot wait
+        // on an async queue and goes straight to the conditional save, as another process does).
+        let _turn = match run {
+            Run::Offload => Some(self.engine.save_turn(&key).await),
+            Run::Inline => None,
+        };
         for _ in 0..MERGE_ATTEMPTS {
             let pending = self.prepare()?;
             let (outcome, pending) = {
