@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Requests per second over loopback HTTP (keep-alive), sessionkit next to tower-sessions 0.14 and
+# next to a route without sessions, driven by wrk in the same run. Reproduces the HTTP table of
+# BENCHMARKS.md ("Issue 11: measured before the write-path changes").
+#
+# Servers (both axum 0.8 on a tokio multi-thread runtime with the default worker count, bound to
+# 127.0.0.1 on a free port, killed at exit):
+#   sessionkit:     host/http/benches/http_server.rs — SessionLayer over the `cache` engine in
+#                   process (locmem), `signed_cookies`, `cache` on Redis (fresh KEY_PREFIX) and
+#                   `db` on a fresh SQLite file (WAL, synchronous=FULL); metrics recorder on.
+#   tower-sessions: bench/peers `serve` — SessionManagerLayer over MemoryStore, RedisStore (fred,
+#                   a pool of 6) and SqliteStore (sqlx, WAL, synchronous=FULL). No cookie store:
+#                   the signed_cookies rows have no peer.
+# Each server has /none (no session layer), /<store>/read (reads one value) and /<store>/write
+# (writes one value, a new one each request). Every request is a returning visitor: curl gets a
+# session cookie from /<store>/write first, then wrk sends it with each request.
+#
+# For each store × request × connection count, ROUNDS rounds each run no-session, sessionkit and
+# tower-sessions for DURATION seconds in turn (the order rotates per round); the table gives the
+# medians. wrk uses 2 threads. Load matters (2 cores shared with wrk itself): note `uptime`.
+#
+# Redis: $SESSIONKIT_TEST_REDIS_URL, else redis://127.0.0.1:6379 (nothing is flushed).
+# Usage: scripts/http-bench.sh [ROUNDS] [DURATION_SECONDS] [CONNECTIONS...]
+#        (defaults: 3 rounds, 3 s, connections 2 and 16; needs wrk and curl)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+DURATION=${2:-3}
+shift $(( $# > 2 ? 2 : $# ))
+CONNECTIONS=("${@:-2 16}")
+read -r -a CONNECTIONS <<<"${CONNECTIONS[*]}"
+for tool in wrk curl; do
+  command -v "$tool" >/dev/null || { echo "$tool is not installed" >&2; exit 1; }
+done
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+
+echo "building servers (release profile)..." >&2
+ours=$(cargo bench -p sessionkit-http --bench http_server --no-run --message-format=json 2>/dev/null \
+  | sed -n 's/.*"executable":"\([^"]*http_server[^"]*\)".*/\1/p' | tail -1)
+CARGO_TARGET_DIR="$TARGET/peers" cargo build --release --manifest-path bench/peers/Cargo.toml >&2
+peer="$TARGET/peers/release/sessionkit-bench-peers"
+[ -x "$ours" ] && [ -x "$peer" ] || { echo "server binaries not found" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+# Starts a server (its command line after the name); prints its port once it is ready.
+start() {
+  local name=$1
+  shift
+  "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  pids+=($!)
+  for _ in $(seq 600); do
+    if grep -q '^ready ' "$work/$name.out"; then
+      sed -n 's/^ready \([0-9]*\)$/\1/p' "$work/$name.out"
+      return
+    fi
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "$name did not start:" >&2
+  cat "$work/$name.err" >&2
+  exit 1
+}
+# start runs in this shell (not a subshell), so its pid lands in `pids`.
+start ours "$ours" 0 >"$work/ours.port"
+start peer "$peer" serve 0 >"$work/peer.port"
+ours_port=$(cat "$work/ours.port")
+peer_port=$(cat "$work/peer.port")
+
+# The `name=value` of the session cookie a write to URL sets.
+session_cookie() {
+  local cookie
+  cookie=$(curl -sS -D - -o /dev/null "$1" | tr -d '\r' \
+    | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | head -1)
+  [ -n "$cookie" ] || { echo "no session cookie from $1" >&2; exit 1; }
+  # The returning visitor's request must succeed with it.
+  curl -sSf -o /dev/null -H "Cookie: $cookie" "$1" || { echo "$1 fails with its cookie" >&2; exit 1; }
+  echo "$cookie"
+}
+
+# Requests/s of one wrk run: URL, connections, cookie (may be empty).
+rate() {
+  local url=$1 connections=$2 cookie=$3 out
+  local args=(-t 2 -c "$connections" -d "${DURATION}s")
+  if [ -n "$cookie" ]; then args+=(-H "Cookie: $cookie"); fi
+  out=$(wrk "${args[@]}" "$url")
+  # wrk counts failed responses as requests: a run with any is no figure.
+  if grep -q 'Non-2xx' <<<"$out"; then
+    echo "failed responses from $url:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
+  if grep -q 'Socket errors' <<<"$out"; then
+    echo "warning, $url: $(grep 'Socket errors' <<<"$out")" >&2
+  fi
+  sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p' <<<"$out"
+}
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+fmt() { awk -v n="$1" 'BEGIN { if (n == "") print "–"; else printf "%.0f", n }'; }
+share() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "") print "–"; else printf "%.0f %%", 100 * a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "") print "–"; else printf "%.2f", a / b }'; }
+
+echo "uptime at start: $(uptime)"
+echo "wrk: 2 threads, keep-alive; $ROUNDS rounds × ${DURATION} s per server, medians; $(nproc) cores"
+echo
+echo "| store (sessionkit / tower-sessions) | request | connections | sessionkit req/s | tower-sessions req/s | no-session req/s | sessionkit / no-session | sessionkit / tower-sessions |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+# our store, the peer's store (empty: none), the row label
+stores=(
+  "locmem|memory|cache locmem / MemoryStore"
+  "signed_cookies||signed_cookies / –"
+  "redis|redis|cache on Redis / RedisStore (fred)"
+  "sqlite|sqlite|db on SQLite / SqliteStore (sqlx)"
+)
+for row in "${stores[@]}"; do
+  IFS='|' read -r store peer_store label <<<"$row"
+  ours_cookie=$(session_cookie "http://127.0.0.1:$ours_port/$store/write")
+  peer_cookie=""
+  if [ -n "$peer_store" ]; then
+    peer_cookie=$(session_cookie "http://127.0.0.1:$peer_port/$peer_store/write")
+  fi
+  for request in read write; do
+    for connections in "${CONNECTIONS[@]}"; do
+      none="" sk="" pr=""
+      for round in $(seq "$ROUNDS"); do
+        # Rotate who goes first, so a drift in load does not favour one server.
+        order=(none ours peer)
+        case $((round % 3)) in
+          2) order=(ours peer none) ;;
+          0) order=(peer none ours) ;;
+        esac
+        for who in "${order[@]}"; do
+          case $who in
+            none) none+=" $(rate "http://127.0.0.1:$ours_port/none" "$connections" "")" ;;
+            ours) sk+=" $(rate "http://127.0.0.1:$ours_port/$store/$request" "$connections" "$ours_cookie")" ;;
+            peer)
+              if [ -n "$peer_store" ]; then
+                pr+=" $(rate "http://127.0.0.1:$peer_port/$peer_store/$request" "$connections" "$peer_cookie")"
+              fi
+              ;;
+          esac
+        done
+      done
+      m_none=$(median <<<"$none")
+      m_sk=$(median <<<"$sk")
+      m_pr=""
+      if [ -n "$pr" ]; then m_pr=$(median <<<"$pr"); fi
+      echo "| $label | $request | $connections | $(fmt "$m_sk") | $(fmt "$m_pr") | $(fmt "$m_none") | $(share "$m_sk" "$m_none") | $(ratio "$m_sk" "$m_pr") |"
+    done
+  done
+done
+echo
+echo "uptime at end: $(uptime)"
