@@ -22,6 +22,9 @@
 # the rate and counted in the last column, summed over the rounds. wrk uses 2 threads. Load matters (2 cores shared with wrk itself): note `uptime`.
 #
 # Redis: $SESSIONKIT_TEST_REDIS_URL, else redis://127.0.0.1:6379 (nothing is flushed).
+# $STORES (e.g. "redis sqlite") limits the run to those of locmem, signed_cookies, redis, sqlite.
+# $SESSIONKIT_BENCH_CONCURRENT_WRITES=overwrite runs sessionkit with SESSION_CONCURRENT_WRITES =
+# "overwrite" (last writer wins, as Django and tower-sessions) instead of the default "merge".
 # Usage: scripts/http-bench.sh [ROUNDS] [DURATION_SECONDS] [CONNECTIONS...]
 #        (defaults: 3 rounds, 3 s, connections 2 and 16; needs wrk and curl)
 set -euo pipefail
@@ -110,6 +113,7 @@ share() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "") print "–"; 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "") print "–"; else printf "%.2f", a / b }'; }
 
 echo "uptime at start: $(uptime)"
+echo "sessionkit SESSION_CONCURRENT_WRITES: ${SESSIONKIT_BENCH_CONCURRENT_WRITES:-merge (default)}"
 echo "wrk: 2 threads, keep-alive; $ROUNDS rounds × ${DURATION} s per server, medians; $(nproc) cores"
 echo
 echo "| store (sessionkit / tower-sessions) | request | connections | sessionkit req/s | tower-sessions req/s | no-session req/s | sessionkit / no-session | sessionkit / tower-sessions | failed responses (sk / peer / none) |"
@@ -123,6 +127,7 @@ stores=(
 )
 for row in "${stores[@]}"; do
   IFS='|' read -r store peer_store label <<<"$row"
+  if [ -n "${STORES:-}" ] && ! grep -qw -- "$store" <<<"$STORES"; then continue; fi
   ours_cookie=$(session_cookie "http://127.0.0.1:$ours_port/$store/write")
   peer_cookie=""
   if [ -n "$peer_store" ]; then

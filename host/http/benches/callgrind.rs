@@ -239,7 +239,9 @@ fn main() {
             }
             let mut cookies = cookies.into_iter();
             let warm_up = cookies.by_ref().take(20).collect::<Vec<_>>();
-            let counted = cookies.take(usize::try_from(n).unwrap_or(0)).collect::<Vec<_>>();
+            let counted = cookies
+                .take(usize::try_from(n).unwrap_or(0))
+                .collect::<Vec<_>>();
             for (i, cookie) in warm_up.into_iter().chain(counted).enumerate() {
                 if i == 20 {
                     start_counting();

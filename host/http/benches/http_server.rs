@@ -8,7 +8,9 @@
 //! `synchronous=FULL`) — each engine loaded from its plugin as `SESSION_ENGINE` would. A
 //! Prometheus recorder is installed first ("with metrics on"), its upkeep run every 5 s as an
 //! application would. A tokio multi-thread runtime with the default worker count, like the
-//! tower-sessions server of `bench/peers` (`serve` mode). Prints `ready <port>` once it listens
+//! tower-sessions server of `bench/peers` (`serve` mode). With `$SESSIONKIT_BENCH_LOG` set (an
+//! env filter such as `warn`), log events go to stderr (off by default: the measured server
+//! has no subscriber). Prints `ready <port>` once it listens
 //! (port 0 picks a free one).
 //!
 //! Run: `cargo bench -p sessionkit-http --bench http_server -- <port>`
@@ -56,6 +58,12 @@ fn main() {
         println!("usage: http_server <port>");
         return;
     };
+    if let Ok(filter) = std::env::var("SESSIONKIT_BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let metrics = common::install_metrics();
     std::thread::spawn(move || {
         loop {

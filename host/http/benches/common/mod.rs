@@ -1,6 +1,7 @@
 //! What the bench drivers `callgrind.rs` and `http_server.rs` share: the stores they run
 //! sessionkit on (each opened through its engine plugin, as `SESSION_ENGINE` would) and the
 //! metrics recorder they install, so the host's per-operation metrics are paid as in production.
+//! Default settings, except a one-hour cookie age and `$SESSIONKIT_BENCH_CONCURRENT_WRITES`.
 
 use std::path::Path;
 
@@ -10,6 +11,10 @@ use sessionkit::{Engine, Settings};
 
 /// The secret both drivers sign with.
 pub(crate) const SECRET: &str = "bench-secret-key";
+
+/// Overrides `SESSION_CONCURRENT_WRITES` (`merge`, the default, or `overwrite`: Django's and
+/// tower-sessions' last writer wins).
+pub(crate) const CONCURRENT_WRITES_VAR: &str = "SESSIONKIT_BENCH_CONCURRENT_WRITES";
 
 /// Bucket bounds of the engine-call latency histogram, the demo's (host/cli/src/demo/metrics.rs).
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -89,6 +94,11 @@ impl Store {
                 settings.session_db_url =
                     Some(format!("sqlite://{}", dir.join("bench.sqlite3").display()));
             }
+        }
+        if let Ok(mode) = std::env::var(CONCURRENT_WRITES_VAR) {
+            settings
+                .set("SESSION_CONCURRENT_WRITES", serde_json::Value::String(mode))
+                .unwrap_or_else(|e| panic!("{CONCURRENT_WRITES_VAR}: {e}"));
         }
         let library = sessionkit_testkit::engine_library(self.engine());
         Engine::load(&library.to_string_lossy(), &settings)
