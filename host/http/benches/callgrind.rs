@@ -1,7 +1,8 @@
 //! Driver for `scripts/callgrind.sh`: runs N requests of one kind through the tower service in
 //! process, so that `valgrind --tool=callgrind` can count instructions per request (the script
 //! runs it with N = 0 and N counted requests after the same warm-up and divides the
-//! difference). Not a criterion bench. A Prometheus recorder is installed first, so the host's
+//! difference, counting from the `start_counting()` marker called after the warm-up). Not a
+//! criterion bench. A Prometheus recorder is installed first, so the host's
 //! per-operation counters and histograms are counted ("with metrics on").
 //!
 //! Cases (the handler reads one value, or writes one value, a new one each request):
