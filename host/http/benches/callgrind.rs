@@ -34,29 +34,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use common::Store;
+use common::{Store, read, write};
 use http::Request;
 use http::header::{COOKIE, SET_COOKIE};
 use sessionkit_codec::{SESSION_STORE_SALT, SessionCodec, SessionMap};
 use sessionkit_http::{SessionHandle, SessionLayer};
 use tower::ServiceExt;
-
-async fn read(session: SessionHandle) -> String {
-    let mut guard = session.lock().await;
-    let _ = guard.ensure_loaded_async().await;
-    let count: i64 = guard.get("count").ok().flatten().unwrap_or(0);
-    count.to_string()
-}
-
-async fn write(session: SessionHandle) -> String {
-    static COUNT: AtomicI64 = AtomicI64::new(0);
-    let count = COUNT.fetch_add(1, Ordering::Relaxed);
-    let mut guard = session.lock().await;
-    // A failed load or insert shows up as a missing Set-Cookie, which `send` asserts on.
-    let _ = guard.ensure_loaded_async().await;
-    let _ = guard.insert("count", count);
-    count.to_string()
-}
 
 /// Writes the 5-key reference session (213 bytes of JSON, compressed when
 /// stored), with a new `theme` each request.

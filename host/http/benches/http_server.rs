@@ -22,25 +22,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use common::Store;
-use sessionkit_http::{SessionHandle, SessionLayer};
-
-async fn read(session: SessionHandle) -> String {
-    let mut guard = session.lock().await;
-    let _ = guard.ensure_loaded_async().await;
-    let count: i64 = guard.get("count").ok().flatten().unwrap_or(0);
-    count.to_string()
-}
-
-async fn write(session: SessionHandle) -> String {
-    static COUNT: AtomicI64 = AtomicI64::new(0);
-    let count = COUNT.fetch_add(1, Ordering::Relaxed);
-    let mut guard = session.lock().await;
-    // A failed load or insert shows up as a missing Set-Cookie, which the script checks once.
-    let _ = guard.ensure_loaded_async().await;
-    let _ = guard.insert("count", count);
-    count.to_string()
-}
+use common::{Store, read, write};
+use sessionkit_http::SessionLayer;
 
 async fn no_session() -> String {
     static COUNT: AtomicI64 = AtomicI64::new(0);

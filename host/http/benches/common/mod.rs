@@ -4,10 +4,12 @@
 //! Default settings, except a one-hour cookie age and `$SESSIONKIT_BENCH_CONCURRENT_WRITES`.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sessionkit::observe::OPERATION_SECONDS;
 use sessionkit::{Engine, Settings};
+use sessionkit_http::SessionHandle;
 
 /// The secret both drivers sign with.
 pub(crate) const SECRET: &str = "bench-secret-key";
@@ -120,4 +122,23 @@ pub(crate) fn install_metrics() -> PrometheusHandle {
         )
         .and_then(PrometheusBuilder::install_recorder)
         .expect("the first metrics recorder of the process installs")
+}
+
+/// The handler that reads one value (`count`) of the session: a returning visitor's read.
+pub(crate) async fn read(session: SessionHandle) -> String {
+    let mut guard = session.lock().await;
+    let _ = guard.ensure_loaded_async().await;
+    let count: i64 = guard.get("count").ok().flatten().unwrap_or(0);
+    count.to_string()
+}
+
+/// The handler that writes one value (`count`, a new one each request). A failed load or
+/// insert shows up as a missing Set-Cookie, which the drivers check.
+pub(crate) async fn write(session: SessionHandle) -> String {
+    static COUNT: AtomicI64 = AtomicI64::new(0);
+    let count = COUNT.fetch_add(1, Ordering::Relaxed);
+    let mut guard = session.lock().await;
+    let _ = guard.ensure_loaded_async().await;
+    let _ = guard.insert("count", count);
+    count.to_string()
 }
