@@ -95,34 +95,8 @@ fn kill_9_during_saves_loses_no_acknowledged_write_and_leaves_an_intact_database
         );
         acked_per_kill.push(acked);
 
-        let check = rusqlite::Connection::open(&db).unwrap();
-        let integrity: String = check
-            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!(
-            integrity, "ok",
-            "iteration {iteration}: the database is damaged"
-        );
-        drop(check);
-        let record = store(&db)
-            .load(KEY)
-            .unwrap()
-            .expect("the session survives the kill");
-        let stored = record.session_data.to_string();
-        let n: u64 = stored
-            .split_once(':')
-            .and_then(|(n, _)| n.parse().ok())
-            .unwrap_or_else(|| panic!("iteration {iteration}: a torn record {stored:?}"));
-        assert_eq!(stored, data(n), "iteration {iteration}: a torn record");
-        assert!(
-            n >= acked,
-            "iteration {iteration}: acknowledged {acked}, stored {n}"
-        );
-        assert!(
-            n <= acked + 1,
-            "iteration {iteration}: stored {n}, never attempted past {}",
-            acked + 1
-        );
+        assert_intact(&db, &format!("iteration {iteration}"));
+        assert_survived(&store(&db), KEY, acked, &format!("iteration {iteration}"));
     }
     println!(
         "{KILL_ITERATIONS} kills; acknowledged writes before each: {acked_per_kill:?}; none lost"
@@ -232,37 +206,12 @@ fn kill_9_during_many_concurrent_saves_loses_no_acknowledged_write() {
             kill_after_acks_per_writer(child, Duration::from_millis(50 + (iteration * 7919) % 450));
         acked_per_kill.push(acked.values().sum::<u64>());
 
-        let check = rusqlite::Connection::open(&db).unwrap();
-        let integrity: String = check
-            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!(
-            integrity, "ok",
-            "iteration {iteration}: the database is damaged"
-        );
-        drop(check);
+        assert_intact(&db, &format!("iteration {iteration}"));
         let reopened = store(&db);
         for t in 0..WRITERS {
             let acked = acked.get(&t).copied().unwrap_or(0);
-            let record = reopened
-                .load(&writer_key(t))
-                .unwrap()
-                .expect("the session survives the kill");
-            let stored = record.session_data.to_string();
-            let n: u64 = stored
-                .split_once(':')
-                .and_then(|(n, _)| n.parse().ok())
-                .unwrap_or_else(|| panic!("iteration {iteration}: a torn record {stored:?}"));
-            assert_eq!(stored, data(n), "iteration {iteration}: a torn record");
-            assert!(
-                n >= acked,
-                "iteration {iteration}, writer {t}: acknowledged {acked}, stored {n}"
-            );
-            assert!(
-                n <= acked + 1,
-                "iteration {iteration}, writer {t}: stored {n}, never attempted past {}",
-                acked + 1
-            );
+            let context = format!("iteration {iteration}, writer {t}");
+            assert_survived(&reopened, &writer_key(t), acked, &context);
         }
     }
     println!(
@@ -272,5 +221,35 @@ fn kill_9_during_many_concurrent_saves_loses_no_acknowledged_write() {
     assert!(
         acked_per_kill.iter().any(|&n| n > WRITERS),
         "no kill happened after the writers' saves were acknowledged: the test proved nothing"
+    );
+}
+
+/// The database at `db` opens and passes SQLite's own integrity check.
+fn assert_intact(db: &Path, context: &str) {
+    let check = rusqlite::Connection::open(db).unwrap();
+    let integrity: String = check
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok", "{context}: the database is damaged");
+}
+
+/// The session under `key` holds a whole write numbered `acked` (the last acknowledged) or
+/// `acked + 1` (attempted when the kill came): no acknowledged write lost, none torn.
+fn assert_survived(store: &SqlStore, key: &str, acked: u64, context: &str) {
+    let record = store
+        .load(key)
+        .unwrap()
+        .expect("the session survives the kill");
+    let stored = record.session_data.to_string();
+    let n: u64 = stored
+        .split_once(':')
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("{context}: a torn record {stored:?}"));
+    assert_eq!(stored, data(n), "{context}: a torn record");
+    assert!(n >= acked, "{context}: acknowledged {acked}, stored {n}");
+    assert!(
+        n <= acked + 1,
+        "{context}: stored {n}, never attempted past {}",
+        acked + 1
     );
 }
