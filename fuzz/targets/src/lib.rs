@@ -25,6 +25,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("settings", settings),
     ("file_key", file_key),
     ("pickle_dict", pickle_dict),
+    ("compressed_round_trip", compressed_round_trip),
 ];
 
 /// The secret every codec target signs and verifies with.
@@ -55,6 +56,30 @@ pub fn cookie_header(data: &[u8]) {
             "quote/unquote round trip of {value:?}"
         );
     }
+}
+
+/// Any text stored in a session encodes (through the codec's own payload-sized deflate when it
+/// compresses, libdeflate above 16 KiB) to a payload that inflates and decodes back to the same
+/// session: the compressor never writes a stream a real inflater rejects or reads differently.
+pub fn compressed_round_trip(data: &[u8]) {
+    let codec = SessionCodec::new(SESSION_STORE_SALT, SECRET, &[]);
+    // Three copies of 64 KiB stay far below the codec's 1 MiB decompression cap.
+    let text = String::from_utf8_lossy(&data[..data.len().min(64 * 1024)]);
+    // The text alone, and beside a repeat of itself (matches reaching back across a key).
+    let half = text.len() / 2;
+    let session: sessionkit_codec::SessionMap = serde_json::from_value(serde_json::json!({
+        "text": text,
+        "again": text,
+        "tail": text.get(half..).unwrap_or(""),
+    }))
+    .expect("a JSON object of strings is a session");
+    let encoded = codec
+        .encode(&session, NOW)
+        .expect("a session of strings encodes");
+    let decoded = codec
+        .decode(&encoded.session_data, None, NOW)
+        .unwrap_or_else(|error| panic!("our own payload does not decode: {error}"));
+    assert_eq!(decoded, session, "the payload decodes to another session");
 }
 
 /// A stored `session_data` as the server-side engines load it: the raw input, and the input
