@@ -107,16 +107,7 @@ fn kill_9_during_saves_loses_no_acknowledged_write_and_tears_nothing() {
             .create(fixture.write(&key(1), json!({"n": 0})))
             .unwrap();
 
-        let mut child = Command::new(env::current_exe().unwrap());
-        child
-            .args([
-                "child_process_work",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DIR, fixture.dir.path())
-            .env(CHILD_WORK, "save-loop");
+        let child = child_command(&fixture, "save-loop");
         let acked = sessionkit_testkit::kill_after(
             child,
             Duration::from_millis(pseudo_random_between(5, 500, iteration)),
@@ -162,15 +153,7 @@ fn kill_9_during_concurrent_saves_loses_no_acknowledged_write_and_tears_nothing(
                 .create(fixture.write(&key(w), json!({"w": w, "n": 0})))
                 .unwrap();
         }
-        let mut child = Command::new(env::current_exe().unwrap())
-            .args([
-                "child_process_work",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DIR, fixture.dir.path())
-            .env(CHILD_WORK, "save-many")
+        let mut child = child_command(&fixture, "save-many")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -443,4 +426,19 @@ fn temporaries(fixture: &Fixture) -> usize {
         .into_iter()
         .filter(|name| name.contains("_out_"))
         .count()
+}
+
+/// This test binary re-run as the child process doing `work` in the fixture's directory.
+fn child_command(fixture: &Fixture, work: &str) -> Command {
+    let mut child = Command::new(env::current_exe().unwrap());
+    child
+        .args([
+            "child_process_work",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR, fixture.dir.path())
+        .env(CHILD_WORK, work);
+    child
 }
