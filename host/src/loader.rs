@@ -29,7 +29,7 @@ use abi_stable::{
 };
 use sessionkit_sdk::{
     Capabilities, EngineInfo, EngineModuleRef, KeyFormat, StoreError,
-    frozen::{v0_1, v0_2},
+    frozen::{v0_1, v0_2, v0_3},
 };
 
 use crate::plugin::{Contract, HostServices, PluginStore, SharedClock, SharedProgress};
@@ -71,6 +71,7 @@ pub struct EngineLibrary {
 #[derive(Clone, Copy)]
 enum RootModule {
     Current(EngineModuleRef),
+    V0_3(v0_3::EngineModuleRef),
     V0_2(v0_2::EngineModuleRef),
     V0_1(v0_1::EngineModuleRef),
 }
@@ -223,6 +224,11 @@ impl EngineLibrary {
                 None => module.open()(settings_json).into_result(),
             }
             .map(PluginStore::current),
+            RootModule::V0_3(module) => match module.open_with_host() {
+                Some(open) => open(settings_json, services.into_box()).into_result(),
+                None => module.open()(settings_json).into_result(),
+            }
+            .map(PluginStore::v0_3),
             RootModule::V0_2(module) => match module.open_with_host() {
                 Some(open) => open(settings_json, services.into_v0_2_box()).into_result(),
                 None => module.open()(settings_json).into_result(),
@@ -519,9 +525,12 @@ fn root_module(
     header: &'static LibHeader,
 ) -> Result<(RootModule, Contract, EngineInfo), LibraryError> {
     let current = match header.init_root_module::<EngineModuleRef>() {
-        Ok(module) => return Ok((RootModule::Current(module), Contract::V0_3, module.info()())),
+        Ok(module) => return Ok((RootModule::Current(module), Contract::V0_4, module.info()())),
         Err(current) => current,
     };
+    if let Ok(module) = header.init_root_module::<v0_3::EngineModuleRef>() {
+        return Ok((RootModule::V0_3(module), Contract::V0_3, module.info()()));
+    }
     if let Ok(module) = header.init_root_module::<v0_2::EngineModuleRef>() {
         return Ok((RootModule::V0_2(module), Contract::V0_2, module.info()()));
     }

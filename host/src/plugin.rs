@@ -14,9 +14,9 @@ use abi_stable::std_types::{ROption, RStr};
 use parking_lot::RwLock;
 use sessionkit_codec::expiry::Clock;
 use sessionkit_sdk::{
-    Capabilities, ConditionalSave, FfiHost, HostBox, LogLevel, SessionRecord, SessionStore,
-    SessionWrite, StoreBox, StoreError, StoreResult, Timestamp,
-    frozen::{v0_1, v0_2},
+    CallStep, Capabilities, ConditionalSave, ErrorKind, FfiHost, HostBox, LogLevel, SessionRecord,
+    SessionStore, SessionWrite, StoreBox, StoreCall, StoreError, StoreResult, Timestamp,
+    frozen::{v0_1, v0_2, v0_3},
 };
 
 /// The contract revision an engine library was built against.
@@ -28,6 +28,8 @@ pub enum Contract {
     V0_2,
     /// sessionkit-sdk 0.1.2: the host's progress display for long calls (`clear_expired`).
     V0_3,
+    /// sessionkit-sdk 0.1.3: calls that do not block (`start_call` / `resume_call`).
+    V0_4,
 }
 
 impl Contract {
@@ -37,6 +39,7 @@ impl Contract {
             Self::V0_1 => "0.1",
             Self::V0_2 => "0.2",
             Self::V0_3 => "0.3",
+            Self::V0_4 => "0.4",
         }
     }
 
@@ -45,7 +48,10 @@ impl Contract {
     pub const fn possible_capabilities(self) -> Capabilities {
         match self {
             Self::V0_1 => Capabilities::from_bits((1 << 7) - 1),
-            Self::V0_2 | Self::V0_3 => Capabilities::from_bits(u64::MAX),
+            Self::V0_2 | Self::V0_3 => {
+                Capabilities::from_bits(u64::MAX & !Capabilities::READINESS_CALLS.bits)
+            }
+            Self::V0_4 => Capabilities::from_bits(u64::MAX),
         }
     }
 }
@@ -58,7 +64,8 @@ pub struct PluginStore {
 
 enum Inner {
     Current(StoreBox),
-    V0_2(v0_2::StoreBox),
+    /// Contracts 0.2 and 0.3 (one store layout; 0.3 changed only the host's services).
+    V0_2(v0_2::StoreBox, Contract),
     V0_1(v0_1::StoreBox),
 }
 
@@ -70,10 +77,17 @@ impl PluginStore {
         }
     }
 
+    /// A store of a library built against contract 0.3.
+    pub fn v0_3(store: v0_3::StoreBox) -> Self {
+        Self {
+            inner: Inner::V0_2(store, Contract::V0_3),
+        }
+    }
+
     /// A store of a library built against contract 0.2.
     pub fn v0_2(store: v0_2::StoreBox) -> Self {
         Self {
-            inner: Inner::V0_2(store),
+            inner: Inner::V0_2(store, Contract::V0_2),
         }
     }
 
@@ -87,8 +101,8 @@ impl PluginStore {
     /// The contract revision the store's library speaks.
     pub fn contract(&self) -> Contract {
         match self.inner {
-            Inner::Current(_) => Contract::V0_3,
-            Inner::V0_2(_) => Contract::V0_2,
+            Inner::Current(_) => Contract::V0_4,
+            Inner::V0_2(_, contract) => contract,
             Inner::V0_1(_) => Contract::V0_1,
         }
     }
@@ -99,7 +113,7 @@ macro_rules! either {
     ($store:expr, $method:ident ( $($arg:expr),* )) => {
         match &$store.inner {
             Inner::Current(store) => store.$method($($arg),*),
-            Inner::V0_2(store) => store.$method($($arg),*),
+            Inner::V0_2(store, _) => store.$method($($arg),*),
             Inner::V0_1(store) => store.$method($($arg),*),
         }
     };
@@ -162,13 +176,40 @@ impl SessionStore for PluginStore {
                 .save_if_unchanged(write, RStr::from(expected_data))
                 .into_result()
                 .map(ConditionalSave::from_ffi),
-            Inner::V0_2(store) => store
+            Inner::V0_2(store, _) => store
                 .save_if_unchanged(write, RStr::from(expected_data))
                 .into_result()
                 .map(ConditionalSave::from_ffi),
             Inner::V0_1(_) => Err(StoreError::unsupported(
                 "the engine was built against contract 0.1, which has no conditional save",
             )),
+        }
+    }
+
+    fn start_call(&self, call: StoreCall) -> CallStep {
+        match &self.inner {
+            Inner::Current(store) => store.start_call(call),
+            // Older contracts have no calls that do not block: every call runs the blocking way.
+            Inner::V0_2(..) | Inner::V0_1(_) => CallStep::Blocking(call),
+        }
+    }
+
+    fn resume_call(&self, ticket: u64, timed_out: bool) -> CallStep {
+        match &self.inner {
+            Inner::Current(store) => store.resume_call(ticket, timed_out),
+            Inner::V0_2(..) | Inner::V0_1(_) => CallStep::done(Err(StoreError::new(
+                ErrorKind::Other,
+                format!(
+                    "resume_call of an engine of contract {}, which starts no call",
+                    self.contract().as_str()
+                ),
+            ))),
+        }
+    }
+
+    fn cancel_call(&self, ticket: u64) {
+        if let Inner::Current(store) = &self.inner {
+            store.cancel_call(ticket);
         }
     }
 }

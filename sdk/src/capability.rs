@@ -46,6 +46,11 @@ impl Capabilities {
     /// a conditional save's `expected_data` is whichever form the load returned.
     pub const DECODED_DATA: Self = Self::from_bits(1 << 8);
 
+    /// `start_call` / `resume_call` run calls without blocking (contract 0.4, see
+    /// [`crate::call`]): an async host waits on the store's socket on its event loop instead of
+    /// a blocking pool. A store may still hand any one call back to be run the blocking way.
+    pub const READINESS_CALLS: Self = Self::from_bits(1 << 9);
+
     /// No capability at all.
     pub const NONE: Self = Self::from_bits(0);
 
@@ -65,7 +70,7 @@ impl Capabilities {
     }
 
     /// Each known capability with its name, for listings.
-    pub const ALL_NAMED: [(Self, &'static str); 9] = [
+    pub const ALL_NAMED: [(Self, &'static str); 10] = [
         (Self::SERVER_SIDE_INVALIDATION, "server_side_invalidation"),
         (Self::CLEAR_EXPIRED, "clear_expired"),
         (Self::EXPIRES_BY_ITSELF, "expires_by_itself"),
@@ -75,6 +80,7 @@ impl Capabilities {
         (Self::NON_BLOCKING, "non_blocking"),
         (Self::CONDITIONAL_SAVE, "conditional_save"),
         (Self::DECODED_DATA, "decoded_data"),
+        (Self::READINESS_CALLS, "readiness_calls"),
     ];
 
     /// The names of the known capabilities in this set.

@@ -12,6 +12,50 @@
 //! method names). The fixture engine built against the released 0.1 SDK
 //! (`tests/fixtures/contract-0.1`) proves the copy still matches.
 
+/// Contract 0.3, as released in `sessionkit-sdk` 0.1.2: the store of 0.2 (its `FfiStore`
+/// did not change in 0.3) opened with the host's services of 0.3, which are still the current
+/// [`FfiHost`](crate::FfiHost): when `FfiHost` grows, its 0.3 form must be copied here first, as
+/// [`v0_2::FfiHost`] was.
+pub mod v0_3 {
+    use abi_stable::{
+        StableAbi, declare_root_module_statics,
+        library::RootModule,
+        package_version_strings,
+        sabi_types::VersionStrings,
+        std_types::{RResult, RStr},
+    };
+
+    use crate::{EngineInfo, HostBox, StoreError};
+
+    /// A store opened by a contract-0.3 engine (the 0.2 form: 0.4 appended the calls that do
+    /// not block).
+    pub type StoreBox = super::v0_2::StoreBox;
+
+    /// The root module of contract 0.3.
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = EngineModuleRef)))]
+    #[sabi(missing_field(panic))]
+    pub struct EngineModule {
+        /// The engine's name, version, salt, capabilities and key format.
+        pub info: extern "C" fn() -> EngineInfo,
+        /// Opens a store from the engine settings JSON.
+        #[sabi(last_prefix_field)]
+        pub open: extern "C" fn(settings_json: RStr<'_>) -> RResult<StoreBox, StoreError>,
+        /// Opens a store lending it the host's clock, log and progress display.
+        #[sabi(missing_field(option))]
+        pub open_with_host:
+            extern "C" fn(settings_json: RStr<'_>, host: HostBox) -> RResult<StoreBox, StoreError>,
+    }
+
+    impl RootModule for EngineModuleRef {
+        declare_root_module_statics! {EngineModuleRef}
+        const BASE_NAME: &'static str = "sessionkit_engine";
+        const NAME: &'static str = "sessionkit_engine";
+        const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    }
+}
+
 /// Contract 0.2, as released in `sessionkit-sdk` 0.1.1: the host's services without the
 /// progress display that 0.3 appended. A host lends an engine of 0.2 this form of its services,
 /// because abi_stable refuses a library whose `FfiHost` has fewer methods than the host's.
@@ -45,7 +89,8 @@ pub mod v0_2 {
     /// The host's services as a contract-0.2 engine receives them.
     pub type HostBox = FfiHost_TO<'static, RArc<()>>;
 
-    /// The store trait object of contract 0.2 (the current one, unchanged since).
+    /// The store trait object of contracts 0.2 and 0.3 (0.4 appended the calls that do not
+    /// block).
     #[sabi_trait]
     pub trait FfiStore: Send + Sync {
         /// See [`SessionStore::exists`](crate::SessionStore::exists).

@@ -3,6 +3,7 @@
 // comes from abi_stable_derive 0.11 and cannot be changed here.
 #![allow(non_local_definitions)]
 
+pub mod call;
 pub mod capability;
 pub mod error;
 pub mod forward;
@@ -21,6 +22,7 @@ pub mod store;
 
 pub use abi_stable;
 
+pub use call::{CallAnswer, CallStep, CallWait, Interest, StoreCall};
 pub use capability::{Capabilities, EngineInfo, KeyFormat};
 pub use error::{ErrorKind, StoreError, StoreResult};
 pub use host::{FfiHost, Host, HostBox, LogLevel, Progress};
@@ -34,5 +36,6 @@ pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The revision of the contract this SDK speaks. 0.1 was the first release; 0.2 added
 /// [`SessionStore::save_if_unchanged`], [`Capabilities::CONDITIONAL_SAVE`] and the host's log
-/// and clock ([`host`]); 0.3 the host's progress display ([`Progress`]).
-pub const CONTRACT_VERSION: &str = "0.3";
+/// and clock ([`host`]); 0.3 the host's progress display ([`Progress`]); 0.4 calls that do not
+/// block ([`call`], [`Capabilities::READINESS_CALLS`]).
+pub const CONTRACT_VERSION: &str = "0.4";

@@ -16,6 +16,7 @@ use abi_stable::{
 
 use crate::{
     Capabilities, ErrorKind, HostBox, SessionRecord, SessionWrite, StoreError, StoreResult,
+    call::{CallStep, StoreCall},
 };
 
 /// The storage contract of a session engine, in plain Rust.
@@ -216,6 +217,46 @@ pub trait SessionStore: Send + Sync + 'static {
             "this engine has no conditional save",
         ))
     }
+
+    /// Starts `call` without blocking (the [`READINESS_CALLS`] capability, contract 0.4; see
+    /// [`crate::call`]): answers it, or names the descriptor to wait on and a ticket for
+    /// [`resume_call`](Self::resume_call), or gives it back to be run the blocking way.
+    ///
+    /// # Behavior
+    ///
+    /// - Never blocks: no connect, read or write that could wait, no lock held for long.
+    /// - A finished call answers what the blocking method would, in the variant of the same
+    ///   name; `Blocking` hands the call back unchanged and has done nothing with it.
+    /// - The default (a store without the capability) gives every call back as `Blocking`.
+    ///
+    /// [`READINESS_CALLS`]: crate::Capabilities::READINESS_CALLS
+    fn start_call(&self, call: StoreCall) -> CallStep {
+        CallStep::Blocking(call)
+    }
+
+    /// Goes on with the call `ticket` names, after its descriptor became ready (or, with
+    /// `timed_out`, after its timeout passed first).
+    ///
+    /// # Behavior
+    ///
+    /// - Never blocks; may answer `Wait` again (readiness can be spurious, or the reply is
+    ///   still incomplete).
+    /// - `timed_out` ends the call with an [`ErrorKind::Unavailable`] error and drops what it
+    ///   held (its connection may hold a late reply).
+    /// - An unknown ticket fails with [`ErrorKind::Other`].
+    fn resume_call(&self, ticket: u64, timed_out: bool) -> CallStep {
+        let _ = (ticket, timed_out);
+        CallStep::done(Err(StoreError::new(
+            ErrorKind::Other,
+            "resume_call of a store that started no call",
+        )))
+    }
+
+    /// Forgets the call `ticket` names: the host stopped waiting for it (the request went
+    /// away). The store drops what the call held; an answer in flight is lost with it.
+    fn cancel_call(&self, ticket: u64) {
+        let _ = ticket;
+    }
 }
 
 /// What a conditional save did ([`SessionStore::save_if_unchanged`]).
@@ -290,6 +331,16 @@ pub trait FfiStore: Send + Sync {
         write: SessionWrite,
         expected_data: RStr<'_>,
     ) -> RResult<RResult<RString, SessionRecord>, StoreError>;
+
+    // Contract 0.4 (sessionkit-sdk 0.1.3): calls that do not block (see `crate::call`). A host
+    // of 0.4 calls them only on stores whose library matched the 0.4 layout.
+
+    /// See [`SessionStore::start_call`].
+    fn start_call(&self, call: StoreCall) -> CallStep;
+    /// See [`SessionStore::resume_call`].
+    fn resume_call(&self, ticket: u64, timed_out: bool) -> CallStep;
+    /// See [`SessionStore::cancel_call`].
+    fn cancel_call(&self, ticket: u64);
 }
 
 /// An opened engine store as the host holds it: an owned, thread-safe FFI trait object.
@@ -335,6 +386,16 @@ impl<S: SessionStore> FfiAdapter<S> {
             Ok(Err(error)) => RResult::RErr(error),
             Err(payload) => RResult::RErr(panicked(self.engine, operation, payload.as_ref())),
         }
+    }
+}
+
+impl<S: SessionStore> FfiAdapter<S> {
+    /// [`guard`](Self::guard) for the calls that answer a [`CallStep`]: a panic finishes the
+    /// call with its error.
+    fn guard_step(&self, operation: &str, call: impl FnOnce(&S) -> CallStep) -> CallStep {
+        catch_unwind(AssertUnwindSafe(|| call(&self.store))).unwrap_or_else(|payload| {
+            CallStep::done(Err(panicked(self.engine, operation, payload.as_ref())))
+        })
     }
 }
 
@@ -408,5 +469,19 @@ impl<S: SessionStore> FfiStore for FfiAdapter<S> {
             s.save_if_unchanged(write, expected_data.as_str())
                 .map(ConditionalSave::into_ffi)
         })
+    }
+
+    fn start_call(&self, call: StoreCall) -> CallStep {
+        let operation = call.name();
+        self.guard_step(operation, |s| s.start_call(call))
+    }
+
+    fn resume_call(&self, ticket: u64, timed_out: bool) -> CallStep {
+        self.guard_step("resume_call", |s| s.resume_call(ticket, timed_out))
+    }
+
+    fn cancel_call(&self, ticket: u64) {
+        // A panic here has no one to tell: the call is forgotten either way.
+        let _ = catch_unwind(AssertUnwindSafe(|| self.store.cancel_call(ticket)));
     }
 }

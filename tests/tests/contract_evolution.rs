@@ -116,8 +116,8 @@ fn engine_built_against_contract_0_1_runs_beside_current_engines_in_one_process(
     let template =
         Engine::load(spec(&current_engine("template")), &settings()).expect("template loads");
     assert_eq!(legacy.contract(), Contract::V0_1);
-    assert_eq!(cache.contract(), Contract::V0_3);
-    assert_eq!(template.contract(), Contract::V0_3);
+    assert_eq!(cache.contract(), Contract::V0_4);
+    assert_eq!(template.contract(), Contract::V0_4);
     assert_eq!(legacy.description().name, "legacy");
     for engine in [&legacy, &cache, &template, &legacy] {
         round_trip(engine);
