@@ -17,7 +17,7 @@ use sessionkit_sdk::{
 
 use crate::{
     Error,
-    blocking::run_blocking,
+    blocking::{Run, run_blocking},
     loader::{self, EngineDescription, LoadError},
     memo::{DEFAULT_CAPACITY, DecodeMemo, Decoded},
     mode::Mode,
@@ -207,6 +207,12 @@ impl Engine {
     /// What the engine can do.
     pub fn capabilities(&self) -> Capabilities {
         self.shared.description.capabilities
+    }
+
+    /// Whether an async caller awaits the store's calls on the event loop (`READINESS_CALLS`)
+    /// instead of the blocking pool.
+    pub(crate) fn awaits_readiness(&self) -> bool {
+        self.shared.store.awaits_readiness()
     }
 
     /// Whether the opened store never blocks (`NON_BLOCKING`), so async callers run it inline.
@@ -399,8 +405,8 @@ impl Engine {
 
     /// Loads and decodes what `key` holds (Django's `load`, minus the state changes, which
     /// [`Session`] applies; see [`Mode::fetch`]).
-    pub(crate) fn fetch(&self, key: &str) -> Result<Fetched, Error> {
-        self.mode().fetch(self, key)
+    pub(crate) async fn fetch(&self, run: Run, key: &str) -> Result<Fetched, Error> {
+        self.mode().fetch(self, run, key).await
     }
 
     /// Decodes stored `session_data` (no `max_age`), through the memo when the engine has one.
@@ -488,17 +494,18 @@ impl Engine {
 
     /// Stores `pending` under `key`: a create (`must_create`) or an update, whose `NotFound`
     /// becomes [`Error::SessionInterrupted`]. Returns the key the engine stored it under.
-    pub(crate) fn write(
+    pub(crate) async fn write(
         &self,
+        run: Run,
         key: &str,
         pending: &PendingWrite,
         must_create: bool,
     ) -> Result<String, Error> {
         let write = pending.to_write(key);
         let stored = if must_create {
-            self.shared.store.create(write)
+            self.shared.store.create_in(run, write).await
         } else {
-            self.shared.store.save(write).map_err(interrupted_if_gone)
+            (self.shared.store.save_in(run, write).await).map_err(interrupted_if_gone)
         }?;
         self.remember(pending);
         Ok(stored)
@@ -514,8 +521,9 @@ impl Engine {
     /// Stores `pending` under `key` only if the record still holds `expected` (what the session
     /// loaded or last saved). A vanished record is [`Error::SessionInterrupted`], as for
     /// [`Engine::write`].
-    pub(crate) fn write_if_unchanged(
+    pub(crate) async fn write_if_unchanged(
         &self,
+        run: Run,
         key: &str,
         pending: &PendingWrite,
         expected: &str,
@@ -523,7 +531,8 @@ impl Engine {
         let outcome = self
             .shared
             .store
-            .save_if_unchanged(pending.to_write(key), expected)
+            .save_if_unchanged_in(run, pending.to_write(key), expected)
+            .await
             .map_err(interrupted_if_gone)?;
         if let ConditionalSave::Saved(_) = outcome {
             self.remember(pending);
@@ -532,8 +541,12 @@ impl Engine {
     }
 
     /// Stores `pending` under a fresh key (Django's `create()`; see [`Mode::create`]).
-    pub(crate) fn create_record(&self, pending: &PendingWrite) -> Result<String, Error> {
-        self.mode().create(self, pending)
+    pub(crate) async fn create_record(
+        &self,
+        run: Run,
+        pending: &PendingWrite,
+    ) -> Result<String, Error> {
+        self.mode().create(self, run, pending).await
     }
 
     /// After a successful write: the memo learns what the stored `session_data` decodes to

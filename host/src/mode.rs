@@ -22,6 +22,7 @@ use sessionkit_sdk::{ErrorKind, KeyFormat};
 
 use crate::{
     Engine, Error, Session,
+    blocking::Run,
     engine::{CREATE_ATTEMPTS, Fetched, PendingWrite},
     memo::Decoded,
     store::MAX_SIGNED_PAYLOAD,
@@ -61,7 +62,12 @@ impl Mode {
     /// # Errors
     ///
     /// [`Error::Engine`] when the store fails (never for a signed payload).
-    pub(crate) fn fetch(self, engine: &Engine, key: &str) -> Result<Fetched, Error> {
+    pub(crate) async fn fetch(
+        self,
+        engine: &Engine,
+        run: Run,
+        key: &str,
+    ) -> Result<Fetched, Error> {
         match self {
             Self::SignedPayload => {
                 if !engine.is_valid_key(key) {
@@ -81,7 +87,7 @@ impl Mode {
                 // A session's key always fits the format (it came through `Engine::session` or
                 // back from a checked write), so it is not checked again.
                 debug_assert!(engine.is_valid_key(key), "a session key outside the format");
-                let record = match engine.store().load_valid_key(key) {
+                let record = match engine.store().load_valid_key_in(run, key).await {
                     Ok(Some(record)) => record,
                     Ok(None) => return Ok(Fetched::Gone),
                     Err(error) if error.kind() == Some(ErrorKind::Corrupted) => {
@@ -137,13 +143,18 @@ impl Mode {
     /// # Errors
     ///
     /// [`Error::CreateExhausted`] after [`CREATE_ATTEMPTS`] taken keys; [`Error::Engine`].
-    pub(crate) fn create(self, engine: &Engine, pending: &PendingWrite) -> Result<String, Error> {
+    pub(crate) async fn create(
+        self,
+        engine: &Engine,
+        run: Run,
+        pending: &PendingWrite,
+    ) -> Result<String, Error> {
         if self == Self::SignedPayload {
-            return engine.store().create(pending.to_write(""));
+            return engine.store().create_in(run, pending.to_write("")).await;
         }
         for _ in 0..CREATE_ATTEMPTS {
             let key = sessionkit_codec::key::new_session_key();
-            match engine.store().create(pending.to_write(&key)) {
+            match engine.store().create_in(run, pending.to_write(&key)).await {
                 Err(error) if error.kind() == Some(ErrorKind::AlreadyExists) => continue,
                 Ok(stored) => {
                     engine.remember(pending);

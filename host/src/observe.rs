@@ -17,6 +17,7 @@ use std::{sync::Arc, time::Instant};
 
 use metrics::{Counter, Histogram};
 use sessionkit_sdk::{ErrorKind, StoreResult};
+use tracing::Instrument;
 
 /// Counter of engine calls by engine, operation and outcome.
 pub const OPERATIONS_TOTAL: &str = "sessionkit_engine_operations_total";
@@ -116,17 +117,39 @@ impl Observer {
         operation: Operation,
         call: impl FnOnce() -> StoreResult<T>,
     ) -> StoreResult<T> {
-        let span = tracing::debug_span!(
-            "engine_call",
-            engine = &*self.engine,
-            operation = operation.name()
-        );
+        let span = self.span(operation);
         let _entered = span.enter();
         let started = Instant::now();
         let result = call();
+        self.record(operation, started, &result);
+        result
+    }
+
+    /// [`observe`](Self::observe) for a call awaited on the event loop: the span is entered
+    /// at each poll, and the time counts from the start to the answer.
+    pub(crate) async fn observe_async<T>(
+        &self,
+        operation: Operation,
+        call: impl Future<Output = StoreResult<T>>,
+    ) -> StoreResult<T> {
+        let started = Instant::now();
+        let result = call.instrument(self.span(operation)).await;
+        self.record(operation, started, &result);
+        result
+    }
+
+    fn span(&self, operation: Operation) -> tracing::Span {
+        tracing::debug_span!(
+            "engine_call",
+            engine = &*self.engine,
+            operation = operation.name()
+        )
+    }
+
+    fn record<T>(&self, operation: Operation, started: Instant, result: &StoreResult<T>) {
         let handles = &self.handles[operation as usize];
         handles.seconds.record(started.elapsed().as_secs_f64());
-        match &result {
+        match result {
             Ok(_) => handles.ok.increment(1),
             Err(error) => metrics::counter!(
                 OPERATIONS_TOTAL,
@@ -136,7 +159,6 @@ impl Observer {
             )
             .increment(1),
         }
-        result
     }
 }
 

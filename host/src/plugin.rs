@@ -48,9 +48,7 @@ impl Contract {
     pub const fn possible_capabilities(self) -> Capabilities {
         match self {
             Self::V0_1 => Capabilities::from_bits((1 << 7) - 1),
-            Self::V0_2 | Self::V0_3 => {
-                Capabilities::from_bits(u64::MAX & !Capabilities::READINESS_CALLS.bits)
-            }
+            Self::V0_2 | Self::V0_3 => Capabilities::from_bits(!Capabilities::READINESS_CALLS.bits),
             Self::V0_4 => Capabilities::from_bits(u64::MAX),
         }
     }

@@ -16,12 +16,7 @@
 //! the `_async` twin awaits it with `Run::Offload`; the sync method runs it with
 //! `Run::Inline`, whose engine calls complete in place, so it finishes on its first poll.
 
-use std::{
-    fmt,
-    pin::pin,
-    sync::Arc,
-    task::{Context, Poll, Waker},
-};
+use std::{fmt, sync::Arc};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Serialize, de::DeserializeOwned};
@@ -37,7 +32,7 @@ use sessionkit_sdk::ConditionalSave;
 
 use crate::{
     Engine, Error,
-    blocking::run_blocking,
+    blocking::{Run, inline, run_blocking},
     changes::Changes,
     engine::{Fetched, PendingWrite},
     error::key_prefix,
@@ -126,15 +121,6 @@ enum Change<'a> {
     Extend(SessionMap),
     /// Empties the data without loading it (`s.clear()`).
     Clear,
-}
-
-/// Where an operation's engine calls run.
-#[derive(Debug, Clone, Copy)]
-enum Run {
-    /// In place, on the caller's thread (the sync methods).
-    Inline,
-    /// On tokio's blocking pool, unless the store never blocks (the `_async` twins).
-    Offload,
 }
 
 impl Session {
@@ -1296,17 +1282,29 @@ impl Session {
         }
     }
 
-    /// Runs `call` against the engine where `run` says.
-    async fn call<T: Send + 'static>(
-        &self,
-        run: Run,
-        call: impl FnOnce(&Engine) -> Result<T, Error> + Send + 'static,
-    ) -> Result<T, Error> {
+    /// Runs `call` (an operation's engine work) where `run` says: in place; awaited on the
+    /// event loop for a store with `READINESS_CALLS` (its engine calls wait on the store's
+    /// socket, no thread parked); else, for an async caller, all of it on the blocking pool
+    /// (one hop), or in place when the store never blocks.
+    async fn call<T, F, Work>(&self, run: Run, call: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(Engine, Run) -> Work + Send + 'static,
+        Work: Future<Output = Result<T, Error>> + Send,
+    {
+        let engine = self.engine.clone();
         match run {
-            Run::Inline => call(&self.engine),
+            Run::Inline => call(engine, Run::Inline).await,
+            Run::Offload
+                if engine.awaits_readiness() && tokio::runtime::Handle::try_current().is_ok() =>
+            {
+                call(engine, Run::Offload).await
+            }
             Run::Offload => {
-                let engine = self.engine.clone();
-                run_blocking(self.engine.is_non_blocking(), move || call(&engine)).await
+                run_blocking(engine.is_non_blocking(), move || {
+                    inline(call(engine, Run::Inline))
+                })
+                .await
             }
         }
     }
@@ -1320,7 +1318,11 @@ impl Session {
         }
         let loaded = match self.key.clone() {
             Some(key) => {
-                let fetched = self.call(run, move |engine| engine.fetch(&key)).await?;
+                let fetched = self
+                    .call(run, move |engine, run| async move {
+                        engine.fetch(run, &key).await
+                    })
+                    .await?;
                 self.apply_fetched_shared(fetched)
             }
             None => Arc::default(),
@@ -1333,21 +1335,28 @@ impl Session {
         let Some(key) = self.key.clone() else {
             return Ok(SessionMap::new());
         };
-        let fetched = self.call(run, move |engine| engine.fetch(&key)).await?;
+        let fetched = self
+            .call(run, move |engine, run| async move {
+                engine.fetch(run, &key).await
+            })
+            .await?;
         Ok(self.apply_fetched(fetched))
     }
 
     async fn exists_in(&self, run: Run, key: &str) -> Result<bool, Error> {
         let key = key.to_owned();
-        self.call(run, move |engine| engine.store().exists(&key))
-            .await
+        self.call(run, move |engine, run| async move {
+            engine.store().exists_in(run, &key).await
+        })
+        .await
     }
 
     async fn create_in(&mut self, run: Run) -> Result<(), Error> {
         let pending = self.prepare()?;
         let (key, pending) = self
-            .call(run, move |engine| {
-                engine.create_record(&pending).map(|key| (key, pending))
+            .call(run, move |engine, run| async move {
+                let key = engine.create_record(run, &pending).await?;
+                Ok((key, pending))
             })
             .await?;
         self.origin = pending.decoded();
@@ -1381,10 +1390,9 @@ impl Session {
         }
         let pending = self.prepare()?;
         let (stored, pending) = self
-            .call(run, move |engine| {
-                engine
-                    .write(&key, &pending, must_create)
-                    .map(|stored| (stored, pending))
+            .call(run, move |engine, run| async move {
+                let stored = engine.write(run, &key, &pending, must_create).await?;
+                Ok((stored, pending))
             })
             .await?;
         self.saved(&pending);
@@ -1415,10 +1423,11 @@ impl Session {
             let (outcome, pending) = {
                 let key = key.clone();
                 let expected = Arc::clone(&expected);
-                self.call(run, move |engine| {
-                    engine
-                        .write_if_unchanged(&key, &pending, &expected)
-                        .map(|outcome| (outcome, pending))
+                self.call(run, move |engine, run| async move {
+                    let outcome = engine
+                        .write_if_unchanged(run, &key, &pending, &expected)
+                        .await?;
+                    Ok((outcome, pending))
                 })
                 .await?
             };
@@ -1473,8 +1482,10 @@ impl Session {
 
     async fn delete_key_in(&mut self, run: Run, key: &str) -> Result<(), Error> {
         let key = key.to_owned();
-        self.call(run, move |engine| engine.store().delete(&key))
-            .await?;
+        self.call(run, move |engine, run| async move {
+            engine.store().delete_in(run, &key).await
+        })
+        .await?;
         self.engine.mode().after_delete(self);
         Ok(())
     }
@@ -1497,8 +1508,10 @@ impl Session {
         let old = self.key.clone();
         self.create_in(run).await?;
         if let Some(old) = old {
-            self.call(run, move |engine| engine.store().delete(&old))
-                .await?;
+            self.call(run, move |engine, run| async move {
+                engine.store().delete_in(run, &old).await
+            })
+            .await?;
         }
         Ok(())
     }
@@ -1557,20 +1570,6 @@ fn take_atomic_outcome<T>(outcome: &AtomicOutcome<T>) -> Result<T, Error> {
         .lock()
         .take()
         .unwrap_or(Err(Error::SessionInterrupted))
-}
-
-/// Runs an operation with [`Run::Inline`] to completion. Its engine calls run in place and it
-/// awaits nothing else, so its first poll completes it.
-fn inline<T>(operation: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-    let mut operation = pin!(operation);
-    match operation
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(result) => result,
-        // Unreachable: with `Run::Inline` no await point of the session's operations suspends.
-        Poll::Pending => unreachable!("an inline session operation suspended"),
-    }
 }
 
 impl fmt::Debug for Session {

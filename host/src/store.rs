@@ -5,16 +5,17 @@
 //! capabilities gate the optional methods, and every error leaves with the engine's name, the
 //! operation and a key prefix.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use sessionkit_codec::key::is_valid_session_key;
 use sessionkit_sdk::{
-    Capabilities, ConditionalSave, KeyFormat, SessionRecord, SessionStore, SessionWrite,
-    StoreError, StoreResult,
+    CallAnswer, Capabilities, ConditionalSave, KeyFormat, SessionRecord, SessionStore,
+    SessionWrite, StoreCall, StoreError, StoreResult,
 };
 
 use crate::{
     Error,
+    blocking::{Run, drive, inline},
     observe::{Observer, Operation},
     plugin::{Contract, PluginStore},
 };
@@ -34,7 +35,7 @@ pub struct Store {
     engine: String,
     key_format: KeyFormat,
     capabilities: Capabilities,
-    inner: PluginStore,
+    inner: Arc<PluginStore>,
     observer: Observer,
 }
 
@@ -55,7 +56,7 @@ impl Store {
             engine,
             key_format,
             capabilities,
-            inner,
+            inner: Arc::new(inner),
         }
     }
 
@@ -91,12 +92,27 @@ impl Store {
     ///
     /// [`Error::Engine`] with the engine's failure.
     pub fn exists(&self, key: &str) -> Result<bool, Error> {
+        inline(self.exists_in(Run::Inline, key))
+    }
+
+    /// [`Store::exists`], run where `run` says.
+    pub(crate) async fn exists_in(&self, run: Run, key: &str) -> Result<bool, Error> {
         if !self.is_valid_key(key) {
             return Ok(false);
         }
-        self.observer
-            .observe(Operation::Exists, || self.inner.exists(key))
-            .map_err(|e| self.error("exists", Some(key), e))
+        self.call(
+            run,
+            Operation::Exists,
+            key,
+            |store, key| store.exists(key),
+            |key| StoreCall::Exists(key.into()),
+            |answer| match answer {
+                CallAnswer::Exists(found) => Some(found),
+                _ => None,
+            },
+        )
+        .await
+        .map_err(|e| self.error("exists", Some(key), e))
     }
 
     /// The live record under `key`, if any.
@@ -108,14 +124,28 @@ impl Store {
         if !self.is_valid_key(key) {
             return Ok(None);
         }
-        self.load_valid_key(key)
+        inline(self.load_valid_key_in(Run::Inline, key))
     }
 
-    /// [`Store::load`] of a key already known to fit the key format.
-    pub(crate) fn load_valid_key(&self, key: &str) -> Result<Option<SessionRecord>, Error> {
-        self.observer
-            .observe(Operation::Load, || self.inner.load(key))
-            .map_err(|e| self.error("load", Some(key), e))
+    /// [`Store::load`] of a key already known to fit the key format, run where `run` says.
+    pub(crate) async fn load_valid_key_in(
+        &self,
+        run: Run,
+        key: &str,
+    ) -> Result<Option<SessionRecord>, Error> {
+        self.call(
+            run,
+            Operation::Load,
+            key,
+            |store, key| store.load(key),
+            |key| StoreCall::Load(key.into()),
+            |answer| match answer {
+                CallAnswer::Load(record) => Some(record.into_option()),
+                _ => None,
+            },
+        )
+        .await
+        .map_err(|e| self.error("load", Some(key), e))
     }
 
     /// Stores a new record (`save(must_create=True)`); returns the key it is stored under.
@@ -126,7 +156,12 @@ impl Store {
     /// for a key outside the format (signed-payload engines take any key here: theirs is
     /// minted by the engine).
     pub fn create(&self, write: SessionWrite) -> Result<String, Error> {
-        self.write(Operation::Create, write, |inner, write| inner.create(write))
+        inline(self.create_in(Run::Inline, write))
+    }
+
+    /// [`Store::create`], run where `run` says.
+    pub(crate) async fn create_in(&self, run: Run, write: SessionWrite) -> Result<String, Error> {
+        self.write(run, Operation::Create, write).await
     }
 
     /// Replaces an existing record (`save(must_create=False)`); returns the key it is stored
@@ -137,7 +172,12 @@ impl Store {
     /// [`Error::Engine`] of kind `NotFound` when the record is gone; [`Error::InvalidKey`] as
     /// for [`Store::create`].
     pub fn save(&self, write: SessionWrite) -> Result<String, Error> {
-        self.write(Operation::Save, write, |inner, write| inner.save(write))
+        inline(self.save_in(Run::Inline, write))
+    }
+
+    /// [`Store::save`], run where `run` says.
+    pub(crate) async fn save_in(&self, run: Run, write: SessionWrite) -> Result<String, Error> {
+        self.write(run, Operation::Save, write).await
     }
 
     /// Replaces the record under the write's key only if it still holds `expected_data` (what
@@ -153,6 +193,16 @@ impl Store {
         write: SessionWrite,
         expected_data: &str,
     ) -> Result<ConditionalSave, Error> {
+        inline(self.save_if_unchanged_in(Run::Inline, write, expected_data))
+    }
+
+    /// [`Store::save_if_unchanged`], run where `run` says.
+    pub(crate) async fn save_if_unchanged_in(
+        &self,
+        run: Run,
+        write: SessionWrite,
+        expected_data: &str,
+    ) -> Result<ConditionalSave, Error> {
         const OPERATION: &str = "save_if_unchanged";
         self.require(Capabilities::CONDITIONAL_SAVE, OPERATION)?;
         let key = write.record.session_key.to_string();
@@ -163,10 +213,23 @@ impl Store {
             });
         }
         let outcome = self
-            .observer
-            .observe(Operation::SaveIfUnchanged, || {
-                self.inner.save_if_unchanged(write, expected_data)
-            })
+            .call(
+                run,
+                Operation::SaveIfUnchanged,
+                write,
+                |store, write| store.save_if_unchanged(write, expected_data),
+                |write| StoreCall::SaveIfUnchanged {
+                    write,
+                    expected_data: expected_data.into(),
+                },
+                |answer| match answer {
+                    CallAnswer::SaveIfUnchanged(outcome) => {
+                        Some(ConditionalSave::from_ffi(outcome))
+                    }
+                    _ => None,
+                },
+            )
+            .await
             .map_err(|e| self.error(OPERATION, Some(&key), e))?;
         if let ConditionalSave::Saved(stored) = &outcome
             && *stored != key
@@ -186,12 +249,27 @@ impl Store {
     ///
     /// [`Error::Engine`] with the engine's failure.
     pub fn delete(&self, key: &str) -> Result<(), Error> {
+        inline(self.delete_in(Run::Inline, key))
+    }
+
+    /// [`Store::delete`], run where `run` says.
+    pub(crate) async fn delete_in(&self, run: Run, key: &str) -> Result<(), Error> {
         if !self.is_valid_key(key) {
             return Ok(());
         }
-        self.observer
-            .observe(Operation::Delete, || self.inner.delete(key))
-            .map_err(|e| self.error("delete", Some(key), e))
+        self.call(
+            run,
+            Operation::Delete,
+            key,
+            |store, key| store.delete(key),
+            |key| StoreCall::Delete(key.into()),
+            |answer| match answer {
+                CallAnswer::Delete => Some(()),
+                _ => None,
+            },
+        )
+        .await
+        .map_err(|e| self.error("delete", Some(key), e))
     }
 
     /// Removes every expired record; returns how many went.
@@ -240,11 +318,48 @@ impl Store {
             .map_err(|e| self.error("delete sessions of account", keep, e))
     }
 
-    fn write(
+    /// Whether an async caller awaits this store's calls on the event loop (contract 0.4's
+    /// `READINESS_CALLS`) instead of running them on the blocking pool.
+    pub(crate) fn awaits_readiness(&self) -> bool {
+        self.capabilities.contains(Capabilities::READINESS_CALLS)
+    }
+
+    /// One engine call with `argument`, observed: in place with `blocking` ([`Run::Inline`]),
+    /// or started as the call `ready` makes and awaited on the event loop ([`Run::Offload`], a
+    /// store that [awaits readiness](Self::awaits_readiness)), its answer unpacked by `answer`.
+    async fn call<A, T>(
         &self,
+        run: Run,
+        operation: Operation,
+        argument: A,
+        blocking: impl FnOnce(&PluginStore, A) -> StoreResult<T>,
+        ready: impl FnOnce(A) -> StoreCall,
+        answer: impl FnOnce(CallAnswer) -> Option<T>,
+    ) -> StoreResult<T> {
+        if run == Run::Inline || !self.awaits_readiness() {
+            return self
+                .observer
+                .observe(operation, || blocking(&self.inner, argument));
+        }
+        let call = ready(argument);
+        self.observer
+            .observe_async(operation, async {
+                let answered = drive(&self.inner, call).await?;
+                answer(answered).ok_or_else(|| {
+                    StoreError::other(format!(
+                        "the engine answered {} with the answer to another call",
+                        operation.name()
+                    ))
+                })
+            })
+            .await
+    }
+
+    async fn write(
+        &self,
+        run: Run,
         observed: Operation,
         write: SessionWrite,
-        call: impl FnOnce(&PluginStore, SessionWrite) -> StoreResult<String>,
     ) -> Result<String, Error> {
         let operation = observed.name();
         let key = write.record.session_key.to_string();
@@ -255,9 +370,33 @@ impl Store {
             });
         }
         let key_context = (!key.is_empty()).then_some(key.as_str());
+        let creates = observed == Operation::Create;
         let stored = self
-            .observer
-            .observe(observed, || call(&self.inner, write))
+            .call(
+                run,
+                observed,
+                write,
+                |store, write| {
+                    if creates {
+                        store.create(write)
+                    } else {
+                        store.save(write)
+                    }
+                },
+                |write| {
+                    if creates {
+                        StoreCall::Create(write)
+                    } else {
+                        StoreCall::Save(write)
+                    }
+                },
+                |answer| match answer {
+                    CallAnswer::Create(stored) if creates => Some(stored.into_string()),
+                    CallAnswer::Save(stored) if !creates => Some(stored.into_string()),
+                    _ => None,
+                },
+            )
+            .await
             .map_err(|e| self.error(operation, key_context, e))?;
         if self.key_format == KeyFormat::DjangoSessionKey && stored == key {
             return Ok(key);

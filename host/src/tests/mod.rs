@@ -7,6 +7,7 @@ mod memo;
 mod memory;
 mod merge;
 mod observe;
+mod readiness;
 mod session;
 mod signed;
 mod store;
