@@ -8,7 +8,8 @@
 //!
 //! Only nine operations reach the engine: `load`, `exists`, `create`, `save`, `save_with`,
 //! `delete`, `delete_key`, `flush` and `cycle_key`. Each has an `_async` twin that runs the
-//! engine call on tokio's blocking pool. The dictionary operations (`get`, `insert`, ...) reach
+//! engine call on tokio's blocking pool, or, on a store with `READINESS_CALLS` (contract 0.4),
+//! waits on the store's socket on tokio's reactor (see `blocking::drive`). The dictionary operations (`get`, `insert`, ...) reach
 //! the engine only through the lazy first load: in async code call
 //! [`Session::ensure_loaded_async`] once, and they work on the loaded data from then on.
 //!

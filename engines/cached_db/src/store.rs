@@ -11,8 +11,8 @@ use sessionkit_cache::{
 };
 use sessionkit_codec::SessionCodec;
 use sessionkit_sdk::{
-    Capabilities, ConditionalSave, ErrorKind, SessionRecord, SessionStore, SessionWrite,
-    StoreError, StoreResult, abi_stable::std_types::RString,
+    CallStep, Capabilities, ConditionalSave, ErrorKind, SessionRecord, SessionStore, SessionWrite,
+    StoreCall, StoreError, StoreResult, abi_stable::std_types::RString,
 };
 use sessionkit_sql::SqlStore;
 
@@ -520,4 +520,18 @@ impl<D: SessionStore, B: CacheBackend + 'static> SessionStore for CachedDbStore<
             saved => Ok(saved),
         }
     }
+
+    /// Every call runs the blocking way: a read-through or write-through goes to the cache
+    /// and the database in turn, which one started call cannot chain.
+    fn start_call(&self, call: StoreCall) -> CallStep {
+        CallStep::Blocking(call)
+    }
+
+    fn resume_call(&self, _ticket: u64, _timed_out: bool) -> CallStep {
+        CallStep::done(Err(StoreError::other(
+            "resume_call of the cached_db store, which starts no call",
+        )))
+    }
+
+    fn cancel_call(&self, _ticket: u64) {}
 }

@@ -4,8 +4,8 @@
 //! forwards, so every contract method is listed explicitly.
 
 use sessionkit_sdk::{
-    Capabilities, ConditionalSave, SessionRecord, SessionStore, SessionWrite, StoreError,
-    StoreResult,
+    CallStep, Capabilities, ConditionalSave, SessionRecord, SessionStore, SessionWrite, StoreCall,
+    StoreError, StoreResult,
 };
 use sessionkit_sql::SqlStore;
 
@@ -82,5 +82,17 @@ impl SessionStore for DbStore {
         expected_data: &str,
     ) -> StoreResult<ConditionalSave> {
         self.inner.save_if_unchanged(write, expected_data)
+    }
+
+    fn start_call(&self, call: StoreCall) -> CallStep {
+        self.inner.start_call(call)
+    }
+
+    fn resume_call(&self, ticket: u64, timed_out: bool) -> CallStep {
+        self.inner.resume_call(ticket, timed_out)
+    }
+
+    fn cancel_call(&self, ticket: u64) {
+        self.inner.cancel_call(ticket);
     }
 }
