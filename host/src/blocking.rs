@@ -4,12 +4,15 @@
 
 use std::{
     os::fd::{AsRawFd, RawFd},
+    panic::{AssertUnwindSafe, catch_unwind},
     pin::pin,
     sync::Arc,
+    sync::atomic::{AtomicBool, Ordering},
     task::{Context, Poll, Waker},
     time::Duration,
 };
 
+use parking_lot::Mutex;
 use sessionkit_sdk::{
     CallAnswer, CallStep, CallWait, Interest, SessionStore, StoreCall, StoreError, StoreResult,
 };
@@ -61,13 +64,36 @@ pub(crate) async fn run_blocking<T: Send + 'static>(
     }
 }
 
+/// Whether a runtime without an I/O or time driver was met (the fast check before the list).
+static REACTORLESS_SEEN: AtomicBool = AtomicBool::new(false);
+
+/// The runtimes met without an I/O or time driver: their async calls take the blocking pool.
+static REACTORLESS: Mutex<Vec<tokio::runtime::Id>> = Mutex::new(Vec::new());
+
+/// Whether an async call can wait on a socket here: a tokio runtime is running, and it was
+/// not found without an I/O or time driver.
+pub(crate) fn reactor_available() -> bool {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return false;
+    };
+    !REACTORLESS_SEEN.load(Ordering::Relaxed) || !REACTORLESS.lock().contains(&runtime.id())
+}
+
+/// Remembers that the current runtime has no I/O or time driver.
+fn mark_reactorless() {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        REACTORLESS.lock().push(runtime.id());
+        REACTORLESS_SEEN.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Runs `call` on `store` to its end without parking a thread: the store starts it, and while
 /// it waits for its socket this task waits on tokio's reactor (an `AsyncFd` registered for
 /// that one wait). A call the store hands back as `Blocking` runs on the blocking pool. When
 /// the task is dropped mid-wait, the store is told to forget the call.
 ///
-/// Needs a tokio runtime with I/O and time enabled (as any server's has); callers check that a
-/// runtime is running.
+/// Needs a tokio runtime with I/O and time enabled (as any server's has); callers check
+/// [`reactor_available`] first.
 pub(crate) async fn drive(store: &Arc<PluginStore>, call: StoreCall) -> StoreResult<CallAnswer> {
     let mut step = store.start_call(call);
     loop {
@@ -126,12 +152,41 @@ struct Pending<'a> {
 
 impl<'a> Pending<'a> {
     /// Registers `wait`'s descriptor for its interest.
+    ///
+    /// A runtime built without I/O or timers cannot wait on a socket (tokio panics at the
+    /// registration): the call ends with an error that says so, and readiness is off for that
+    /// runtime (see [`reactor_available`]), so its later calls run the blocking way.
     fn register(store: &'a PluginStore, wait: &CallWait) -> StoreResult<Self> {
         let mut pending = Self {
             store,
             fd: None,
             ticket: Some(wait.ticket),
         };
+        let registered = catch_unwind(AssertUnwindSafe(|| {
+            // Probes the time driver too (tokio panics here, not at the first poll, without it).
+            drop(tokio::time::sleep(Duration::ZERO));
+            Self::registration(wait)
+        }));
+        match registered {
+            Ok(fd) => pending.fd = Some(fd?),
+            Err(_) => {
+                mark_reactorless();
+                tracing::warn!(
+                    target: "sessionkit::engine",
+                    "this tokio runtime has no I/O or time driver (build it with enable_all()): \
+                     its async session calls run on the blocking pool from now on"
+                );
+                return Err(StoreError::unavailable(
+                    "the tokio runtime has no I/O or time driver to wait on the store's socket \
+                     (build it with enable_all())",
+                ));
+            }
+        }
+        Ok(pending)
+    }
+
+    /// The registration of `wait`'s descriptor with the reactor.
+    fn registration(wait: &CallWait) -> StoreResult<AsyncFd<StoreFd>> {
         // tokio deprecates its safe constructors because they cannot prove the descriptor
         // outlives the registration; the contract does (the store keeps it open until the
         // ticket is resumed or cancelled, and `Pending` ends the registration before either).
@@ -145,8 +200,7 @@ impl<'a> Pending<'a> {
                     wait.fd
                 ))
             })?;
-        pending.fd = Some(fd);
-        Ok(pending)
+        Ok(fd)
     }
 
     /// Waits until the descriptor is ready, or the timeout passes first (`Ok(true)`).

@@ -33,7 +33,7 @@ use sessionkit_sdk::ConditionalSave;
 
 use crate::{
     Engine, Error,
-    blocking::{Run, inline, run_blocking},
+    blocking::{Run, inline, reactor_available, run_blocking},
     changes::Changes,
     engine::{Fetched, PendingWrite},
     error::key_prefix,
@@ -1296,9 +1296,7 @@ impl Session {
         let engine = self.engine.clone();
         match run {
             Run::Inline => call(engine, Run::Inline).await,
-            Run::Offload
-                if engine.awaits_readiness() && tokio::runtime::Handle::try_current().is_ok() =>
-            {
+            Run::Offload if engine.awaits_readiness() && reactor_available() => {
                 call(engine, Run::Offload).await
             }
             Run::Offload => {

@@ -173,10 +173,11 @@ pub(crate) fn is_unsupported(error: &Error) -> bool {
     matches!(error, Error::Unsupported { .. }) || error.kind() == Some(ErrorKind::Unsupported)
 }
 
-/// Runs `future` to completion on a fresh current-thread tokio runtime.
+/// Runs `future` to completion on a fresh current-thread tokio runtime with I/O and time (a
+/// `readiness_calls` store waits on its socket there, as in a server).
 pub(crate) fn block_on<F: Future>(future: F) -> Result<F::Output, Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()?;
     Ok(runtime.block_on(future))
 }
