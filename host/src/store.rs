@@ -9,13 +9,13 @@ use std::{fmt, sync::Arc};
 
 use sessionkit_codec::key::is_valid_session_key;
 use sessionkit_sdk::{
-    CallAnswer, Capabilities, ConditionalSave, KeyFormat, SessionRecord, SessionStore,
+    CallAnswer, CallStep, Capabilities, ConditionalSave, KeyFormat, SessionRecord, SessionStore,
     SessionWrite, StoreCall, StoreError, StoreResult,
 };
 
 use crate::{
     Error,
-    blocking::{Run, drive, inline},
+    blocking::{Run, dispatch, drive, inline, reactor_available, run_blocking},
     observe::{Observer, Operation},
     plugin::{Contract, PluginStore},
 };
@@ -270,6 +270,42 @@ impl Store {
         )
         .await
         .map_err(|e| self.error("delete", Some(key), e))
+    }
+
+    /// Runs one contract call as an async session runs it: started and awaited on tokio's
+    /// reactor for a store with `READINESS_CALLS` (contract 0.4), else through the blocking
+    /// method on tokio's blocking pool. Keys are not checked: this is the raw contract, for the
+    /// conformance suite and tools.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] with the engine's failure; [`Error::Join`] when the blocking pool
+    /// lost the call.
+    pub async fn run_call(&self, call: StoreCall) -> Result<CallAnswer, Error> {
+        let operation = call.name();
+        let answered = if self.awaits_readiness() && reactor_available() {
+            drive(&self.inner, call).await
+        } else {
+            let inner = Arc::clone(&self.inner);
+            run_blocking(false, move || Ok(dispatch(&*inner, call))).await?
+        };
+        answered.map_err(|e| self.error(operation, None, e))
+    }
+
+    /// The store's raw `start_call` (contract 0.4), for the conformance suite: a `Wait`
+    /// must be resumed or cancelled through this store.
+    pub fn start_call(&self, call: StoreCall) -> CallStep {
+        self.inner.start_call(call)
+    }
+
+    /// The store's raw `resume_call` (contract 0.4).
+    pub fn resume_call(&self, ticket: u64, timed_out: bool) -> CallStep {
+        self.inner.resume_call(ticket, timed_out)
+    }
+
+    /// The store's raw `cancel_call` (contract 0.4).
+    pub fn cancel_call(&self, ticket: u64) {
+        self.inner.cancel_call(ticket);
     }
 
     /// Removes every expired record; returns how many went.

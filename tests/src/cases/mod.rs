@@ -16,6 +16,7 @@ mod expiry;
 mod keys;
 mod lifecycle;
 mod mapping;
+mod readiness;
 mod wire;
 
 use crate::Case;
@@ -25,6 +26,7 @@ pub fn cases() -> Vec<Case> {
     [
         contract::cases(),
         conditional::cases(),
+        readiness::cases(),
         mapping::cases(),
         keys::cases(),
         lifecycle::cases(),
@@ -80,6 +82,12 @@ pub(crate) mod reason {
     /// For the rules of conditional saves.
     pub(crate) const CONDITIONAL_SAVE: &str = "the engine has no conditional save: concurrent \
          requests to one session overwrite each other (last writer wins)";
+    /// For the rules of calls that do not block.
+    pub(crate) const READINESS_CALLS: &str = "the engine runs every call the blocking way (no \
+         READINESS_CALLS): an async host runs its calls on a blocking pool";
+    /// For the rule of stores without calls that do not block.
+    pub(crate) const HAS_READINESS_CALLS: &str =
+        "the engine starts calls without blocking; this rule is for engines that cannot";
     /// For the rule about engines without a conditional save.
     pub(crate) const HAS_CONDITIONAL_SAVE: &str =
         "the engine has a conditional save; this rule is for engines without one";
