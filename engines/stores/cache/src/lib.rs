@@ -14,7 +14,10 @@ pub mod redis_sentinel;
 pub mod redis_topology;
 pub mod store;
 
-pub use backend::{CacheBackend, CacheError, CompareAndSet, DynBackend, ValueWithTtl};
+pub use backend::{
+    CacheBackend, CacheError, CacheOp, CacheReply, CacheStep, CacheWait, CompareAndSet, DynBackend,
+    ValueWithTtl,
+};
 pub use config::{CacheConfig, ConfigError, Location};
 pub use key::KeyFunction;
 pub use locmem::{LocMemBackend, LocMemOptions};
