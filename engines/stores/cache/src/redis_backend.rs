@@ -1598,6 +1598,26 @@ mod tests {
     }
 
     #[test]
+    fn calls_that_do_not_block_are_offered_on_one_plain_server_only() {
+        for (url, offered) in [
+            ("redis://127.0.0.1:6379/0", true),
+            ("redis://:pw@127.0.0.1:6379/3", true),
+            ("unix:///tmp/redis.sock?db=1", true),
+            ("rediss://127.0.0.1:6379/0", false),
+            ("redis://127.0.0.1:6379/0?protocol=resp3", false),
+        ] {
+            let backend = RedisBackend::open(url, OPTIONS).unwrap();
+            assert_eq!(backend.readiness_calls(), offered, "{url}");
+            if !offered {
+                assert!(matches!(
+                    backend.start(CacheOp::Get("k".into())),
+                    CacheStep::Blocking
+                ));
+            }
+        }
+    }
+
+    #[test]
     fn opening_does_not_connect() {
         let backend =
             RedisBackend::open(&format!("redis://127.0.0.1:{}/0", closed_port()), OPTIONS)

@@ -137,6 +137,11 @@ impl Socket {
 ///
 /// The parser's error for input that is not RESP (a server out of step, or not Redis).
 pub(crate) fn parse_reply(input: &[u8]) -> RedisResult<Option<Value>> {
+    // Every whole reply ends with CRLF: a big value arriving in many reads is not parsed
+    // again from its start after each of them.
+    if !input.ends_with(b"\r\n") {
+        return Ok(None);
+    }
     parse_replies(input, 1).map(|replies| replies.and_then(|mut v| v.pop()))
 }
 
