@@ -141,6 +141,29 @@ impl Default for RedisOptions {
 ///
 /// Connections are opened on demand, so a server that is down when the backend opens only
 /// makes the calls fail until it is back.
+///
+/// # Calls that do not block (one server: `redis://`, `unix://`)
+///
+/// [`CacheBackend::start`] runs an operation on a second pool, of non-blocking sockets
+/// (the private `redis_ready` module): it sends the same command the blocking path sends (the same
+/// `Request`, `EVALSHA` then `EVAL` on `NOSCRIPT`) and answers `Wait` on the socket until the
+/// reply is whole, then reads it as the blocking path does. The rules around it are the
+/// blocking path's:
+///
+/// - No idle socket: `Blocking`, nothing done. The next blocking call the server answers opens
+///   one socket per such miss (connect, `AUTH`, `SELECT` within the connect timeout), up to
+///   `max_connections` non-blocking sockets besides the blocking pool's.
+/// - The breaker admits the call at `start` (an open breaker fails it at once) and hears its
+///   outcome when it ends; a wait that times out (`resume` with `timed_out`) is a command
+///   timeout: `Unavailable`, the breaker opens, the socket and the idle ones are dropped.
+/// - A socket found closed before any byte of the reply (a server restart since it was
+///   pooled) drops the idle ones and hands the operation back as `Blocking` from `resume`: the
+///   blocking path retries it on a new connection, as it retries its own pooled ones.
+/// - Any other I/O failure drops the socket and the idle ones; a reply that is not RESP or not
+///   of the expected type drops the socket; neither panics. `cancel` drops the socket (its
+///   reply may be in flight).
+///
+/// Cluster, Sentinel and TLS (`rediss://`) backends answer `Blocking` to every `start`.
 pub struct RedisBackend {
     /// Where connections go: one server, a cluster, or the master the Sentinels name.
     target: Target,

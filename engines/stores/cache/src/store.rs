@@ -55,6 +55,17 @@ pub const CACHED_DB_SESSION_PREFIX: &str = "django.contrib.sessions.cached_db";
 ///
 /// `cached_db` reuses it with [`CACHED_DB_SESSION_PREFIX`] and [`CacheStore::put`].
 ///
+/// # Calls that do not block
+///
+/// Every call is a plan of backend operations ([`CacheOp`]) and one interpreter of their
+/// replies, run by the blocking methods on their thread and by `start_call`/`resume_call`
+/// through [`CacheBackend::start`]/[`resume`](CacheBackend::resume) on a backend that offers
+/// them ([`CacheBackend::readiness_calls`]: one Redis server), so both ways answer the same.
+/// `exists`, `load`, `create`, `save`, `delete` are one operation; `save_if_unchanged` one in
+/// the common case, more when the entry holds the session in other bytes. An operation the
+/// backend hands back (`Blocking`: no idle connection) hands the whole call back; every step
+/// before a call's last only reads, so running it again the blocking way is the same call.
+///
 /// # Django's values on shared backends
 ///
 /// On a backend Django shares ([`CacheBackend::stores_django_values`]: Redis, memcached) the

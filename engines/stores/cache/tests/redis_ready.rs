@@ -363,72 +363,83 @@ fn the_first_call_runs_blocking_and_fills_the_pool_for_the_next() {
     assert_eq!(backend.idle_ready_connections(), 1);
 }
 
-/// A write of a session holding `size` bytes: more than a loopback socket's send buffer takes
-/// at once (4 MiB here), so sending it waits for room to write.
-fn big_write(key: &str, size: usize) -> sessionkit_sdk::SessionWrite {
-    write(key, &"x".repeat(size), 60)
-}
-
 #[test]
 fn concurrent_calls_each_get_their_own_connection_up_to_the_pool_size() {
-    let Some(shared) = SharedPrefix::new() else {
+    let Some(server) = PrivateRedis::start() else {
         return;
     };
     let options = short_timeouts(Duration::from_secs(5));
-    let (store, backend) = store_on(&shared.url, &shared.prefix, options);
-    // Big creates wait for room to write and so keep their connections; each miss runs
-    // blocking and opens one more, up to the pool's size; beyond it, misses stay blocking.
-    let keys: Vec<String> = (0..12).map(|n| format!("{KEY}{n:02}")).collect();
-    let mut waits = Vec::new();
-    let mut blocking_runs = 0;
-    for key in &keys {
-        match store.start_call(StoreCall::Create(big_write(key, 6 << 20))) {
-            CallStep::Wait(wait) => {
-                assert_eq!(wait.interest, Interest::Writable);
-                waits.push((key, wait));
-            }
-            CallStep::Blocking(_) => {
-                blocking_runs += 1;
-                store.exists("prime").unwrap();
-            }
-            CallStep::Done(result) => panic!("6 MiB sent at once: {result:?}"),
-        }
+    let (store, backend) = store_on(&server.url(), "ready-pool", options);
+    // Misses before any blocking run: each asks for one connection, up to the pool's size.
+    let missed: Vec<StoreCall> = (0..options.max_connections + 2)
+        .map(|_| match store.start_call(StoreCall::Exists(KEY.into())) {
+            CallStep::Blocking(call) => call,
+            other => panic!("no connection is open yet: {other:?}"),
+        })
+        .collect();
+    for call in missed {
+        blocking(&store, call).unwrap();
     }
-    assert_eq!(waits.len(), options.max_connections);
-    assert_eq!(blocking_runs, keys.len() - options.max_connections);
+    assert_eq!(backend.idle_ready_connections(), options.max_connections);
+    // A stopped server answers nothing: every call started now waits, holding its connection;
+    // beyond the pool's size calls are handed back.
+    server.signal("STOP");
+    let steps: Vec<CallStep> = (0..options.max_connections + 2)
+        .map(|_| store.start_call(StoreCall::Exists(KEY.into())))
+        .collect();
+    server.signal("CONT");
+    let waits: Vec<_> = steps
+        .iter()
+        .filter_map(|step| match step {
+            CallStep::Wait(wait) => Some(*wait),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waits.len(), options.max_connections, "{steps:?}");
+    assert_eq!(
+        steps
+            .iter()
+            .filter(|step| matches!(step, CallStep::Blocking(_)))
+            .count(),
+        2
+    );
     assert_eq!(backend.idle_ready_connections(), 0);
-    for (key, wait) in waits {
+    for wait in waits {
         let mut step = CallStep::Wait(wait);
         while let CallStep::Wait(wait) = step {
             assert!(wait_ready(wait.fd, wait.interest, wait.timeout_ms));
             step = store.resume_call(wait.ticket, false);
         }
-        assert_eq!(
-            step,
-            CallStep::done(Ok(CallAnswer::Create(key.as_str().into())))
-        );
-        assert!(store.exists(key).unwrap());
-        store.delete(key).unwrap();
+        assert_eq!(step, CallStep::done(Ok(CallAnswer::Exists(false))));
     }
     assert_eq!(backend.idle_ready_connections(), options.max_connections);
 }
 
 #[test]
 fn a_call_cancelled_while_sending_drops_its_connection_and_the_next_call_works() {
-    let Some(shared) = SharedPrefix::new() else {
+    let Some(server) = PrivateRedis::start() else {
         return;
     };
-    let (store, backend) = shared.store();
+    let (store, backend) = store_on(
+        &server.url(),
+        "ready-cancel-send",
+        short_timeouts(Duration::from_secs(2)),
+    );
     store.create(write(KEY, "a", 60)).unwrap();
     non_blocking(&store, StoreCall::Exists(KEY.into()))
         .0
         .unwrap();
+    // A stopped server reads nothing: 6 MiB cannot all be sent.
+    server.signal("STOP");
     let other = format!("{KEY}big");
-    let CallStep::Wait(wait) = store.start_call(StoreCall::Create(big_write(&other, 6 << 20)))
-    else {
-        panic!("an idle connection was there, and 6 MiB do not fit its send buffer");
+    let step = store.start_call(StoreCall::Create(write(&other, &"x".repeat(6 << 20), 60)));
+    let CallStep::Wait(wait) = step else {
+        server.signal("CONT");
+        panic!("a stopped server cannot have answered: {step:?}");
     };
+    assert_eq!(wait.interest, Interest::Writable);
     store.cancel_call(wait.ticket);
+    server.signal("CONT");
     assert_eq!(
         backend.idle_ready_connections(),
         0,
