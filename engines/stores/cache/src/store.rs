@@ -302,10 +302,10 @@ impl<B: CacheBackend> CacheStore<B> {
         if !self.django {
             let value = encode_record(record);
             let prefix = record_prefix(session_key, expected_data);
-            let op = CacheOp::ReplaceIfPrefixed(key.clone(), prefix, value.clone(), ttl);
+            let op = CacheOp::ReplaceIfPrefixed(key.clone(), prefix, value, ttl);
             let conditional = Conditional {
                 key,
-                value,
+                value: None,
                 ttl,
                 expected_dict: None,
                 at: At::RecordPrefix,
@@ -323,17 +323,17 @@ impl<B: CacheBackend> CacheStore<B> {
             .flatten();
         // The common case in one round trip: the entry holds the expected dict in the bytes
         // we write for it (ours, or Django's, which pickles plain dicts the same way).
-        let (op, at) = match &expected_dict {
+        let (op, value, at) = match &expected_dict {
             Some(expected) => (
-                CacheOp::ReplaceIfPrefixed(
-                    key.clone(),
-                    pickle::dumps_dict(expected),
-                    value.clone(),
-                    ttl,
-                ),
+                CacheOp::ReplaceIfPrefixed(key.clone(), pickle::dumps_dict(expected), value, ttl),
+                None,
                 At::DjangoExact,
             ),
-            None => (CacheOp::GetWithTtl(key.clone()), At::DjangoRead(0)),
+            None => (
+                CacheOp::GetWithTtl(key.clone()),
+                Some(value),
+                At::DjangoRead(0),
+            ),
         };
         Ok((
             Conditional {
@@ -390,12 +390,7 @@ impl<B: CacheBackend> CacheStore<B> {
                 reply,
             ) => {
                 return self
-                    .advance_conditional(
-                        write.record.session_key.as_str(),
-                        expected_data.as_str(),
-                        conditional,
-                        reply,
-                    )
+                    .advance_conditional(write, expected_data.as_str(), conditional, reply)
                     .unwrap_or_else(|error| Next::Answer(Err(error)));
             }
             (call, _, reply) => Err(StoreError::other(format!(
@@ -421,11 +416,12 @@ impl<B: CacheBackend> CacheStore<B> {
     /// The next step of a conditional save after `reply` (see [`CacheStore`]).
     fn advance_conditional(
         &self,
-        session_key: &str,
+        write: &SessionWrite,
         expected_data: &str,
         conditional: &mut Conditional,
         reply: CacheReply,
     ) -> StoreResult<Next> {
+        let session_key = write.record.session_key.as_str();
         let saved = || {
             Next::Answer(Ok(CallAnswer::conditional(ConditionalSave::Saved(
                 session_key.to_owned(),
@@ -450,7 +446,11 @@ impl<B: CacheBackend> CacheStore<B> {
                 // The entry holds the expected data in an encoding other than ours: compare on
                 // its exact bytes instead.
                 conditional.at = At::RecordExact;
-                Ok(Next::Op(conditional.compare_and_set(current)))
+                let value = conditional
+                    .value
+                    .take()
+                    .unwrap_or_else(|| encode_record(&write.record));
+                Ok(Next::Op(conditional.compare_and_set(current, value)))
             }
             (At::RecordExact, CacheReply::CompareAndSet(CompareAndSet::Mismatch(newer))) => {
                 Ok(conflict(self.live_current(session_key, &newer)?))
@@ -476,7 +476,11 @@ impl<B: CacheBackend> CacheStore<B> {
                     return Ok(conflict(found.record));
                 }
                 conditional.at = At::DjangoCompareAndSet(attempt);
-                Ok(Next::Op(conditional.compare_and_set(current)))
+                let value = match conditional.value.take() {
+                    Some(value) => value,
+                    None => self.value_of(write)?,
+                };
+                Ok(Next::Op(conditional.compare_and_set(current, value)))
             }
             (
                 At::DjangoCompareAndSet(attempt),
@@ -575,8 +579,9 @@ enum Stage {
 struct Conditional {
     /// The physical key.
     key: String,
-    /// The value to store.
-    value: Vec<u8>,
+    /// The value to store, until an operation took it (a later compare-and-set encodes the
+    /// write again: the common case sends it once, without a copy).
+    value: Option<Vec<u8>>,
     ttl: Duration,
     /// `expected_data` parsed as a session dict, on Django's values.
     expected_dict: Option<serde_json::Map<String, serde_json::Value>>,
@@ -584,9 +589,9 @@ struct Conditional {
 }
 
 impl Conditional {
-    /// The compare-and-set replacing exactly `current` with the new value.
-    fn compare_and_set(&self, current: Vec<u8>) -> CacheOp {
-        CacheOp::ReplaceIfPrefixed(self.key.clone(), current, self.value.clone(), self.ttl)
+    /// The compare-and-set replacing exactly `current` with `value`.
+    fn compare_and_set(&self, current: Vec<u8>, value: Vec<u8>) -> CacheOp {
+        CacheOp::ReplaceIfPrefixed(self.key.clone(), current, value, self.ttl)
     }
 }
 
