@@ -354,7 +354,7 @@ impl<B: CacheBackend> CacheStore<B> {
             Ok(reply) => reply,
             Err(error) => return Next::Answer(Err(map_error(operation, error))),
         };
-        let answer = match (&plan.call, &mut plan.stage, reply) {
+        let answer = match (&mut plan.call, &mut plan.stage, reply) {
             (StoreCall::Exists(_), Stage::Single, CacheReply::Flag(found)) => {
                 Ok(CallAnswer::Exists(found))
             }
@@ -366,7 +366,10 @@ impl<B: CacheBackend> CacheStore<B> {
             }
             (StoreCall::Create(write), Stage::Single, CacheReply::Flag(added)) => {
                 if added {
-                    Ok(CallAnswer::Create(write.record.session_key.clone()))
+                    // The call is over: its key moves into the answer.
+                    Ok(CallAnswer::Create(std::mem::take(
+                        &mut write.record.session_key,
+                    )))
                 } else {
                     Err(StoreError::already_exists(
                         "a session with this key is already cached",
@@ -375,7 +378,9 @@ impl<B: CacheBackend> CacheStore<B> {
             }
             (StoreCall::Save(write), Stage::Single, CacheReply::Flag(replaced)) => {
                 if replaced {
-                    Ok(CallAnswer::Save(write.record.session_key.clone()))
+                    Ok(CallAnswer::Save(std::mem::take(
+                        &mut write.record.session_key,
+                    )))
                 } else {
                     Err(vanished("save"))
                 }
@@ -389,9 +394,16 @@ impl<B: CacheBackend> CacheStore<B> {
                 Stage::Conditional(conditional),
                 reply,
             ) => {
-                return self
-                    .advance_conditional(write, expected_data.as_str(), conditional, reply)
-                    .unwrap_or_else(|error| Next::Answer(Err(error)));
+                match self.advance_conditional(write, expected_data.as_str(), conditional, reply) {
+                    Ok(Conditionally::Next(op)) => return Next::Op(op),
+                    Ok(Conditionally::Saved) => Ok(CallAnswer::SaveIfUnchanged(RResult::ROk(
+                        std::mem::take(&mut write.record.session_key),
+                    ))),
+                    Ok(Conditionally::Conflict(current)) => {
+                        Ok(CallAnswer::SaveIfUnchanged(RResult::RErr(current)))
+                    }
+                    Err(error) => Err(error),
+                }
             }
             (call, _, reply) => Err(StoreError::other(format!(
                 "cache {}: the backend answered with an unexpected reply ({})",
@@ -420,20 +432,11 @@ impl<B: CacheBackend> CacheStore<B> {
         expected_data: &str,
         conditional: &mut Conditional,
         reply: CacheReply,
-    ) -> StoreResult<Next> {
+    ) -> StoreResult<Conditionally> {
         let session_key = write.record.session_key.as_str();
-        let saved = || {
-            Next::Answer(Ok(CallAnswer::conditional(ConditionalSave::Saved(
-                session_key.to_owned(),
-            ))))
-        };
-        let conflict = |record| {
-            Next::Answer(Ok(CallAnswer::conditional(ConditionalSave::Conflict(
-                record,
-            ))))
-        };
+        let conflict = Conditionally::Conflict;
         match (conditional.at, reply) {
-            (_, CacheReply::CompareAndSet(CompareAndSet::Replaced)) => Ok(saved()),
+            (_, CacheReply::CompareAndSet(CompareAndSet::Replaced)) => Ok(Conditionally::Saved),
             (
                 At::RecordPrefix | At::RecordExact | At::DjangoExact | At::DjangoCompareAndSet(_),
                 CacheReply::CompareAndSet(CompareAndSet::Missing),
@@ -450,14 +453,18 @@ impl<B: CacheBackend> CacheStore<B> {
                     .value
                     .take()
                     .unwrap_or_else(|| encode_record(&write.record));
-                Ok(Next::Op(conditional.compare_and_set(current, value)))
+                Ok(Conditionally::Next(
+                    conditional.compare_and_set(current, value),
+                ))
             }
             (At::RecordExact, CacheReply::CompareAndSet(CompareAndSet::Mismatch(newer))) => {
                 Ok(conflict(self.live_current(session_key, &newer)?))
             }
             (At::DjangoExact, CacheReply::CompareAndSet(CompareAndSet::Mismatch(_))) => {
                 conditional.at = At::DjangoRead(0);
-                Ok(Next::Op(CacheOp::GetWithTtl(conditional.key.clone())))
+                Ok(Conditionally::Next(CacheOp::GetWithTtl(
+                    conditional.key.clone(),
+                )))
             }
             (At::DjangoRead(attempt), CacheReply::ValueWithTtl(entry)) => {
                 let Some((current, current_ttl)) = entry else {
@@ -480,7 +487,9 @@ impl<B: CacheBackend> CacheStore<B> {
                     Some(value) => value,
                     None => self.value_of(write)?,
                 };
-                Ok(Next::Op(conditional.compare_and_set(current, value)))
+                Ok(Conditionally::Next(
+                    conditional.compare_and_set(current, value),
+                ))
             }
             (
                 At::DjangoCompareAndSet(attempt),
@@ -495,7 +504,9 @@ impl<B: CacheBackend> CacheStore<B> {
                     )));
                 }
                 conditional.at = At::DjangoRead(attempt);
-                Ok(Next::Op(CacheOp::GetWithTtl(conditional.key.clone())))
+                Ok(Conditionally::Next(CacheOp::GetWithTtl(
+                    conditional.key.clone(),
+                )))
             }
             (_, reply) => Err(StoreError::other(format!(
                 "cache save_if_unchanged: the backend answered with an unexpected reply ({})",
@@ -608,6 +619,16 @@ enum At {
     DjangoRead(usize),
     /// Django's values: the compare-and-set on the exact bytes read n.
     DjangoCompareAndSet(usize),
+}
+
+/// What a conditional save's reply leads to.
+enum Conditionally {
+    /// Run this operation next.
+    Next(CacheOp),
+    /// Stored.
+    Saved,
+    /// Not stored: the live record differs from what the caller loaded.
+    Conflict(SessionRecord),
 }
 
 /// What a plan does next.
