@@ -37,10 +37,13 @@ fn cache_engine_stores_sessions_in_redis_under_the_configured_alias() {
         }
     });
     let store = CacheEngine::open(&settings.to_string()).unwrap();
-    // Django's pickled dicts are stored, and loads hand the dict back.
+    // Django's pickled dicts are stored, and loads hand the dict back; one server's calls
+    // can run without blocking (contract 0.4).
     assert_eq!(
         store.capabilities(),
-        Capabilities::SHARED_BETWEEN_PROCESSES | Capabilities::DECODED_DATA
+        Capabilities::SHARED_BETWEEN_PROCESSES
+            | Capabilities::DECODED_DATA
+            | Capabilities::READINESS_CALLS
     );
     let key = "cacheengineredis0123456789abcdef";
     store.create(write(key, "one")).unwrap();

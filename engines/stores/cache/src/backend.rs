@@ -136,6 +136,152 @@ pub trait CacheBackend: Send + Sync {
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE
     }
+
+    /// Runs `op` the blocking way, through the method of the same name: how the store runs a
+    /// step of a call whether it waits here or on an event loop (one code path for both).
+    fn execute(&self, op: CacheOp) -> Result<CacheReply, CacheError> {
+        op.run_on(self)
+    }
+
+    /// Whether [`start`](Self::start) can run operations without blocking (so the store
+    /// declares `READINESS_CALLS`). Answers the same for the life of the backend; the default
+    /// is `false`.
+    fn readiness_calls(&self) -> bool {
+        false
+    }
+
+    /// Starts `op` without blocking: answers it, names the descriptor to wait on, or gives it
+    /// back to be run the blocking way ([`CacheStep::Blocking`], having done nothing).
+    ///
+    /// # Behavior
+    ///
+    /// - Never blocks. The default answers `Blocking`.
+    fn start(&self, op: CacheOp) -> CacheStep {
+        let _ = op;
+        CacheStep::Blocking
+    }
+
+    /// Goes on with the operation `ticket` names once its descriptor is ready (or its timeout
+    /// passed: `timed_out`, which ends it as [`CacheError::Unavailable`]).
+    ///
+    /// # Behavior
+    ///
+    /// - Never blocks; may answer `Wait` again. `Blocking` here means the connection turned
+    ///   out closed before any reply (a server restart): the caller runs the operation the
+    ///   blocking way, which retries it on a new connection as a blocking call would.
+    /// - An unknown ticket fails with [`CacheError::Backend`].
+    fn resume(&self, ticket: u64, timed_out: bool) -> CacheStep {
+        let _ = (ticket, timed_out);
+        CacheStep::Done(Err(CacheError::Backend(
+            "resume of a cache operation that was never started".to_owned(),
+        )))
+    }
+
+    /// Forgets the operation `ticket` names, dropping its connection (a reply may be in flight).
+    fn cancel(&self, ticket: u64) {
+        let _ = ticket;
+    }
+}
+
+/// One [`CacheBackend`] operation as data, so the store can run it blocking
+/// ([`CacheBackend::execute`]) or without blocking ([`CacheBackend::start`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheOp {
+    /// [`CacheBackend::get`].
+    Get(String),
+    /// [`CacheBackend::get_with_ttl`].
+    GetWithTtl(String),
+    /// [`CacheBackend::contains`].
+    Contains(String),
+    /// [`CacheBackend::add`].
+    Add(String, Vec<u8>, Duration),
+    /// [`CacheBackend::set_if_present`].
+    SetIfPresent(String, Vec<u8>, Duration),
+    /// [`CacheBackend::set`].
+    Set(String, Vec<u8>, Duration),
+    /// [`CacheBackend::replace_if_prefixed`]: key, expected prefix, value, TTL.
+    ReplaceIfPrefixed(String, Vec<u8>, Vec<u8>, Duration),
+    /// [`CacheBackend::delete`].
+    Delete(String),
+}
+
+impl CacheOp {
+    /// Runs the operation through `backend`'s blocking method of the same name.
+    ///
+    /// # Errors
+    ///
+    /// The method's.
+    pub fn run_on<B: CacheBackend + ?Sized>(self, backend: &B) -> Result<CacheReply, CacheError> {
+        Ok(match self {
+            Self::Get(key) => CacheReply::Value(backend.get(&key)?),
+            Self::GetWithTtl(key) => CacheReply::ValueWithTtl(backend.get_with_ttl(&key)?),
+            Self::Contains(key) => CacheReply::Flag(backend.contains(&key)?),
+            Self::Add(key, value, ttl) => CacheReply::Flag(backend.add(&key, &value, ttl)?),
+            Self::SetIfPresent(key, value, ttl) => {
+                CacheReply::Flag(backend.set_if_present(&key, &value, ttl)?)
+            }
+            Self::Set(key, value, ttl) => {
+                backend.set(&key, &value, ttl)?;
+                CacheReply::Stored
+            }
+            Self::ReplaceIfPrefixed(key, prefix, value, ttl) => {
+                CacheReply::CompareAndSet(backend.replace_if_prefixed(&key, &prefix, &value, ttl)?)
+            }
+            Self::Delete(key) => CacheReply::Flag(backend.delete(&key)?),
+        })
+    }
+}
+
+/// What a [`CacheOp`] answered: what its blocking method returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheReply {
+    /// `get`'s value.
+    Value(Option<Vec<u8>>),
+    /// `get_with_ttl`'s value and TTL.
+    ValueWithTtl(Option<ValueWithTtl>),
+    /// `contains`, `add`, `set_if_present`, `delete`: the boolean they return.
+    Flag(bool),
+    /// `set` succeeded.
+    Stored,
+    /// `replace_if_prefixed`'s finding.
+    CompareAndSet(CompareAndSet),
+}
+
+impl CacheReply {
+    /// The reply's kind, for a message that shows no value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Value(_) => "value",
+            Self::ValueWithTtl(_) => "value with TTL",
+            Self::Flag(_) => "flag",
+            Self::Stored => "stored",
+            Self::CompareAndSet(_) => "compare-and-set",
+        }
+    }
+}
+
+/// Where a non-blocking [`CacheOp`] stands (see [`CacheBackend::start`]).
+#[derive(Debug)]
+pub enum CacheStep {
+    /// Finished.
+    Done(Result<CacheReply, CacheError>),
+    /// Waiting for the descriptor: resume with the ticket when ready or timed out.
+    Wait(CacheWait),
+    /// Run it the blocking way.
+    Blocking,
+}
+
+/// Where a [`CacheStep::Wait`] waits: a descriptor, for what, how long, and the ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheWait {
+    /// The backend's socket, open until the ticket is resumed or cancelled.
+    pub fd: i32,
+    /// Wait for data to read (`true`) or for room to write (`false`).
+    pub readable: bool,
+    /// The longest wait, in milliseconds (the backend's socket timeout).
+    pub timeout_ms: u64,
+    /// The operation's name, unique among the backend's operations in flight.
+    pub ticket: u64,
 }
 
 /// A stored value and the time it has left to live (`None`: no expiry, or unknown), as
@@ -191,6 +337,26 @@ impl<B: CacheBackend + ?Sized> CacheBackend for Arc<B> {
 
     fn capabilities(&self) -> Capabilities {
         (**self).capabilities()
+    }
+
+    fn execute(&self, op: CacheOp) -> Result<CacheReply, CacheError> {
+        (**self).execute(op)
+    }
+
+    fn readiness_calls(&self) -> bool {
+        (**self).readiness_calls()
+    }
+
+    fn start(&self, op: CacheOp) -> CacheStep {
+        (**self).start(op)
+    }
+
+    fn resume(&self, ticket: u64, timed_out: bool) -> CacheStep {
+        (**self).resume(ticket, timed_out)
+    }
+
+    fn cancel(&self, ticket: u64) {
+        (**self).cancel(ticket)
     }
 }
 

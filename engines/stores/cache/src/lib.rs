@@ -10,11 +10,15 @@ pub mod memcached;
 pub mod pickle;
 pub mod redis_backend;
 pub mod redis_cluster;
+mod redis_ready;
 pub mod redis_sentinel;
 pub mod redis_topology;
 pub mod store;
 
-pub use backend::{CacheBackend, CacheError, CompareAndSet, DynBackend, ValueWithTtl};
+pub use backend::{
+    CacheBackend, CacheError, CacheOp, CacheReply, CacheStep, CacheWait, CompareAndSet, DynBackend,
+    ValueWithTtl,
+};
 pub use config::{CacheConfig, ConfigError, Location};
 pub use key::KeyFunction;
 pub use locmem::{LocMemBackend, LocMemOptions};
@@ -221,9 +225,12 @@ mod tests {
             Arc::new(SystemClock),
         )
         .unwrap();
+        // One server over TCP: calls that do not block too (contract 0.4).
         assert_eq!(
             redis.capabilities(),
-            Capabilities::SHARED_BETWEEN_PROCESSES | Capabilities::DECODED_DATA
+            Capabilities::SHARED_BETWEEN_PROCESSES
+                | Capabilities::DECODED_DATA
+                | Capabilities::READINESS_CALLS
         );
     }
 

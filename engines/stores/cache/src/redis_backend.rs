@@ -4,7 +4,9 @@
 //! pool of synchronous connections with bounded timeouts.
 
 use std::{
-    fmt,
+    collections::HashMap,
+    fmt, io,
+    sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
@@ -15,8 +17,12 @@ use sessionkit_sdk::Capabilities;
 use sessionkit_codec::redact_url;
 
 use crate::{
-    backend::{CacheBackend, CacheError, CompareAndSet, ValueWithTtl},
+    backend::{
+        CacheBackend, CacheError, CacheOp, CacheReply, CacheStep, CacheWait, CompareAndSet,
+        ValueWithTtl,
+    },
     redis_cluster::{ClusterOptions, ClusterTarget},
+    redis_ready::{ReadState, ReadyPool, Socket, parse_reply},
     redis_sentinel::SentinelTarget,
     redis_topology::{ClusterLocation, SentinelLocation},
 };
@@ -135,6 +141,29 @@ impl Default for RedisOptions {
 ///
 /// Connections are opened on demand, so a server that is down when the backend opens only
 /// makes the calls fail until it is back.
+///
+/// # Calls that do not block (one server: `redis://`, `unix://`)
+///
+/// [`CacheBackend::start`] runs an operation on a second pool, of non-blocking sockets
+/// (the private `redis_ready` module): it sends the same command the blocking path sends (the same
+/// `Request`, `EVALSHA` then `EVAL` on `NOSCRIPT`) and answers `Wait` on the socket until the
+/// reply is whole, then reads it as the blocking path does. The rules around it are the
+/// blocking path's:
+///
+/// - No idle socket: `Blocking`, nothing done. The next blocking call the server answers opens
+///   one socket per such miss (connect, `AUTH`, `SELECT` within the connect timeout), up to
+///   `max_connections` non-blocking sockets besides the blocking pool's.
+/// - The breaker admits the call at `start` (an open breaker fails it at once) and hears its
+///   outcome when it ends; a wait that times out (`resume` with `timed_out`) is a command
+///   timeout: `Unavailable`, the breaker opens, the socket and the idle ones are dropped.
+/// - A socket found closed before any byte of the reply (a server restart since it was
+///   pooled) drops the idle ones and hands the operation back as `Blocking` from `resume`: the
+///   blocking path retries it on a new connection, as it retries its own pooled ones.
+/// - Any other I/O failure drops the socket and the idle ones; a reply that is not RESP or not
+///   of the expected type drops the socket; neither panics. `cancel` drops the socket (its
+///   reply may be in flight).
+///
+/// Cluster, Sentinel and TLS (`rediss://`) backends answer `Blocking` to every `start`.
 pub struct RedisBackend {
     /// Where connections go: one server, a cluster, or the master the Sentinels name.
     target: Target,
@@ -146,6 +175,12 @@ pub struct RedisBackend {
     busy: Mutex<usize>,
     freed: Condvar,
     breaker: Breaker,
+    /// The non-blocking connections of calls that do not block (one server over TCP or a
+    /// Unix socket only; see [`CacheBackend::start`]).
+    ready: Option<ReadyPool>,
+    /// Operations started without blocking that wait for their socket, by ticket.
+    in_flight: Mutex<HashMap<u64, InFlight>>,
+    next_ticket: AtomicU64,
 }
 
 impl RedisBackend {
@@ -212,7 +247,19 @@ impl RedisBackend {
     }
 
     fn with_target(target: Target, url: String, options: RedisOptions) -> Self {
+        let ready = match &target {
+            Target::Server { client, db } => ReadyPool::for_client(
+                client,
+                *db,
+                options.max_connections,
+                options.connect_timeout,
+            ),
+            Target::Cluster(_) | Target::Sentinel(_) => None,
+        };
         Self {
+            ready,
+            in_flight: Mutex::new(HashMap::new()),
+            next_ticket: AtomicU64::new(1),
             target,
             url,
             options,
@@ -250,6 +297,12 @@ impl RedisBackend {
     /// dropped).
     pub fn idle_connections(&self) -> usize {
         self.idle.lock().len()
+    }
+
+    /// How many non-blocking connections wait for reuse by calls that do not block (tests
+    /// check the blocking path opens them and failures drop them).
+    pub fn idle_ready_connections(&self) -> usize {
+        self.ready.as_ref().map_or(0, ReadyPool::idle_count)
     }
 
     /// Checks that the server answers (`PING`), e.g. at start-up.
@@ -313,6 +366,12 @@ impl RedisBackend {
         // this call opened.
         ticket.settle(outcome, Instant::now());
         drop(slot);
+        // The server answers: open a non-blocking connection if calls lately found none.
+        if outcome == Outcome::Answered
+            && let Some(ready) = &self.ready
+        {
+            ready.top_up();
+        }
         result.map_err(|failure| failure.error)
     }
 
@@ -519,59 +578,303 @@ impl RedisBackend {
         }
     }
 
-    /// `SET key value PX ttl [condition]`; `true` if Redis stored it (`OK`), `false` if the
-    /// condition refused it (nil).
-    fn set_with(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-        condition: Option<&str>,
-    ) -> Result<bool, CacheError> {
-        let millis = ttl_millis(ttl);
-        self.run(|con| {
-            let mut command = redis::cmd("SET");
-            command.arg(key).arg(value).arg("PX").arg(millis);
-            if let Some(condition) = condition {
-                command.arg(condition);
-            }
-            command.query::<Value>(con).map(|reply| reply != Value::Nil)
-        })
+    /// Runs `op` the blocking way: its request on a pooled connection, its reply read as
+    /// [`Request::read`] reads it (the non-blocking path reads it the same way).
+    fn perform(&self, op: Op<'_>) -> Result<CacheReply, CacheError> {
+        let request = Request::of(op);
+        self.run(|con| request.query(con))
     }
 
-    /// Runs [`COMPARE_AND_SET_SCRIPT`] by its SHA-1, loading it with `EVAL` if the server
-    /// answers `NOSCRIPT` (first use, or after `SCRIPT FLUSH` or a restart).
-    fn compare_and_set(
-        &self,
-        key: &str,
-        expected_prefix: &[u8],
-        value: &[u8],
-        ttl: Duration,
-    ) -> Result<Value, CacheError> {
-        let millis = if ttl.is_zero() { 0 } else { ttl_millis(ttl) };
-        let invoke = |con: &mut RedisConnection, command: &str, script: &str| {
-            redis::cmd(command)
-                .arg(script)
-                .arg(1)
-                .arg(key)
-                .arg(expected_prefix)
-                .arg(value)
-                .arg(millis)
-                .query::<Value>(con)
+    /// The ticket-free part of [`CacheBackend::start`] and `resume`: writes what is left of
+    /// the call's command, reads what the server sent, and finishes the call once its reply
+    /// is whole.
+    fn proceed(&self, ready: &ReadyPool, mut call: InFlight) -> CacheStep {
+        if call.sent < call.out.len() {
+            match call.socket.write_some(&call.out[call.sent..]) {
+                Ok(written) => call.sent += written,
+                Err(error) => return self.lost(ready, call, error),
+            }
+            if call.sent < call.out.len() {
+                return self.park(call, false);
+            }
+        }
+        let closed = match call.socket.read_available(&mut call.input) {
+            Ok(state) => state == ReadState::Closed,
+            Err(error) => return self.lost(ready, call, error),
         };
-        self.run(|con| match invoke(con, "EVALSHA", COMPARE_AND_SET_SHA1) {
+        let value = match parse_reply(&call.input) {
+            Ok(Some(value)) => value,
+            Ok(None) if closed => {
+                return self.lost(ready, call, io::Error::from(io::ErrorKind::UnexpectedEof));
+            }
+            Ok(None) => return self.park(call, true),
+            Err(error) => {
+                // Not RESP: the connection is out of step (or not Redis); never reused.
+                ready.discard(call.socket);
+                return self.finish(call.probe, Err(self.failure(error)));
+            }
+        };
+        if let Value::ServerError(error) = &value
+            && error.kind() == Some(redis::ServerErrorKind::NoScript)
+            && !closed
+            && let Some(fallback) = call.fallback.take()
+        {
+            // The script is not cached on the server yet: EVAL it on the same connection, as
+            // the blocking path does.
+            call.out = fallback;
+            call.sent = 0;
+            call.input.clear();
+            return self.proceed(ready, call);
+        }
+        let result = value
+            .extract_error()
+            .and_then(|value| call.reading.read(value));
+        let in_step = match &result {
+            Ok(_) => true,
+            Err(error) => is_error_reply(error),
+        };
+        if in_step && !closed {
+            ready.give_back(call.socket);
+        } else {
+            ready.discard(call.socket);
+        }
+        self.finish(call.probe, result.map_err(|error| self.failure(error)))
+    }
+
+    /// Ends a call whose connection failed with `error`: drops it and the idle ones (as the
+    /// blocking path does). A connection closed before any byte of the reply (a server restart
+    /// since it was pooled) gives the call back to the blocking path, which retries it once on
+    /// a new connection as it retries its own pooled ones.
+    fn lost(&self, ready: &ReadyPool, call: InFlight, error: io::Error) -> CacheStep {
+        ready.discard(call.socket);
+        ready.discard_idle();
+        let error = RedisError::from(error);
+        if call.input.is_empty() && !is_timeout(&error) && error.is_connection_dropped() {
+            self.breaker.abandon(call.probe);
+            return CacheStep::Blocking;
+        }
+        self.finish(call.probe, Err(self.failure(error)))
+    }
+
+    /// Settles the breaker with how the call went and answers it.
+    fn finish(&self, probe: bool, result: Result<CacheReply, Failure>) -> CacheStep {
+        let outcome = match &result {
+            Ok(_) => Outcome::Answered,
+            Err(failure) => failure.outcome,
+        };
+        self.breaker.record(probe, outcome, Instant::now());
+        CacheStep::Done(result.map_err(|failure| failure.error))
+    }
+
+    /// Keeps `call` until its socket is ready to read (`readable`) or write.
+    fn park(&self, call: InFlight, readable: bool) -> CacheStep {
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let fd = call.socket.fd();
+        self.in_flight.lock().insert(ticket, call);
+        CacheStep::Wait(CacheWait {
+            fd,
+            readable,
+            timeout_ms: u64::try_from(self.options.socket_timeout.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+            ticket,
+        })
+    }
+}
+
+/// One [`CacheBackend`] operation, borrowed: what [`Request::of`] turns into Redis commands.
+#[derive(Debug, Clone, Copy)]
+enum Op<'a> {
+    Get(&'a str),
+    GetWithTtl(&'a str),
+    Contains(&'a str),
+    Add(&'a str, &'a [u8], Duration),
+    SetIfPresent(&'a str, &'a [u8], Duration),
+    Set(&'a str, &'a [u8], Duration),
+    ReplaceIfPrefixed(&'a str, &'a [u8], &'a [u8], Duration),
+    Delete(&'a str),
+}
+
+impl<'a> From<&'a CacheOp> for Op<'a> {
+    fn from(op: &'a CacheOp) -> Self {
+        match op {
+            CacheOp::Get(key) => Self::Get(key),
+            CacheOp::GetWithTtl(key) => Self::GetWithTtl(key),
+            CacheOp::Contains(key) => Self::Contains(key),
+            CacheOp::Add(key, value, ttl) => Self::Add(key, value, *ttl),
+            CacheOp::SetIfPresent(key, value, ttl) => Self::SetIfPresent(key, value, *ttl),
+            CacheOp::Set(key, value, ttl) => Self::Set(key, value, *ttl),
+            CacheOp::ReplaceIfPrefixed(key, prefix, value, ttl) => {
+                Self::ReplaceIfPrefixed(key, prefix, value, *ttl)
+            }
+            CacheOp::Delete(key) => Self::Delete(key),
+        }
+    }
+}
+
+/// The Redis command of one operation, the command to send instead when the server answers
+/// `NOSCRIPT`, and how to read the reply: the one description both paths send and read.
+#[derive(Debug)]
+struct Request {
+    command: redis::Cmd,
+    fallback: Option<redis::Cmd>,
+    reading: Reading,
+}
+
+impl Request {
+    /// See [`RedisBackend`] for the command of each operation.
+    fn of(op: Op<'_>) -> Self {
+        let plain = |command: redis::Cmd, reading| Self {
+            command,
+            fallback: None,
+            reading,
+        };
+        let del = |key: &str| {
+            let mut command = redis::cmd("DEL");
+            command.arg(key);
+            command
+        };
+        match op {
+            Op::Get(key) => plain(redis::cmd("GET").arg(key).clone(), Reading::Value),
+            Op::GetWithTtl(key) => plain(
+                redis::cmd("EVAL")
+                    .arg(GET_WITH_TTL_SCRIPT)
+                    .arg(1)
+                    .arg(key)
+                    .clone(),
+                Reading::ValueWithTtl,
+            ),
+            Op::Contains(key) => plain(redis::cmd("EXISTS").arg(key).clone(), Reading::Positive),
+            // Stored and expired at once: it "succeeds" exactly when the key is free.
+            Op::Add(key, _, ttl) if ttl.is_zero() => {
+                plain(redis::cmd("EXISTS").arg(key).clone(), Reading::Zero)
+            }
+            Op::Add(key, value, ttl) => plain(set(key, value, ttl, Some("NX")), Reading::NotNil),
+            Op::SetIfPresent(key, _, ttl) if ttl.is_zero() => plain(del(key), Reading::Positive),
+            Op::SetIfPresent(key, value, ttl) => {
+                plain(set(key, value, ttl, Some("XX")), Reading::NotNil)
+            }
+            Op::Set(key, _, ttl) if ttl.is_zero() => plain(del(key), Reading::Deleted),
+            Op::Set(key, value, ttl) => plain(set(key, value, ttl, None), Reading::Stored),
+            Op::ReplaceIfPrefixed(key, prefix, value, ttl) => {
+                let millis = if ttl.is_zero() { 0 } else { ttl_millis(ttl) };
+                let invoke = |command: &str, script: &str| {
+                    redis::cmd(command)
+                        .arg(script)
+                        .arg(1)
+                        .arg(key)
+                        .arg(prefix)
+                        .arg(value)
+                        .arg(millis)
+                        .clone()
+                };
+                Self {
+                    command: invoke("EVALSHA", COMPARE_AND_SET_SHA1),
+                    fallback: Some(invoke("EVAL", COMPARE_AND_SET_SCRIPT)),
+                    reading: Reading::CompareAndSet,
+                }
+            }
+            Op::Delete(key) => plain(del(key), Reading::Positive),
+        }
+    }
+
+    /// Sends the request on a blocking connection and reads its reply (the fallback on
+    /// `NOSCRIPT`).
+    fn query(&self, con: &mut RedisConnection) -> redis::RedisResult<CacheReply> {
+        let value = match self.command.query::<Value>(con) {
             Err(error)
                 if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
             {
-                invoke(con, "EVAL", COMPARE_AND_SET_SCRIPT)
+                match &self.fallback {
+                    Some(fallback) => fallback.query::<Value>(con)?,
+                    None => return Err(error),
+                }
             }
-            other => other,
+            other => other?,
+        };
+        self.reading.read(value)
+    }
+}
+
+/// `SET key value PX ttl [condition]`.
+fn set(key: &str, value: &[u8], ttl: Duration, condition: Option<&str>) -> redis::Cmd {
+    let mut command = redis::cmd("SET");
+    command.arg(key).arg(value).arg("PX").arg(ttl_millis(ttl));
+    if let Some(condition) = condition {
+        command.arg(condition);
+    }
+    command
+}
+
+/// How a reply (already free of error replies) reads as a [`CacheReply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// A bulk string or nil: `get`.
+    Value,
+    /// `[value or nil, PTTL]`: `get_with_ttl`.
+    ValueWithTtl,
+    /// An integer, `true` when positive (`EXISTS`, `DEL`).
+    Positive,
+    /// An integer, `true` when zero (`add` with a zero TTL: the key is free).
+    Zero,
+    /// `true` unless nil (`SET … NX`/`XX`).
+    NotNil,
+    /// Anything: `set` stored.
+    Stored,
+    /// An integer: `set` with a zero TTL deleted.
+    Deleted,
+    /// The compare-and-set script's 1, 0 or current value.
+    CompareAndSet,
+}
+
+impl Reading {
+    fn read(self, reply: Value) -> redis::RedisResult<CacheReply> {
+        let count = |reply| redis::from_redis_value::<i64>(reply);
+        Ok(match self {
+            Self::Value => CacheReply::Value(redis::from_redis_value(reply)?),
+            Self::ValueWithTtl => {
+                let (value, pttl): (Option<Vec<u8>>, i64) = redis::from_redis_value(reply)?;
+                // PTTL: -1 no expiry (-2, no key, only comes with no value).
+                let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
+                CacheReply::ValueWithTtl(value.map(|value| (value, ttl)))
+            }
+            Self::Positive => CacheReply::Flag(count(reply)? > 0),
+            Self::Zero => CacheReply::Flag(count(reply)? <= 0),
+            Self::NotNil => CacheReply::Flag(reply != Value::Nil),
+            Self::Stored => CacheReply::Stored,
+            Self::Deleted => {
+                count(reply)?;
+                CacheReply::Stored
+            }
+            Self::CompareAndSet => CacheReply::CompareAndSet(match reply {
+                Value::Int(1) => CompareAndSet::Replaced,
+                Value::Int(0) => CompareAndSet::Missing,
+                Value::BulkString(current) => CompareAndSet::Mismatch(current),
+                other => {
+                    return Err(RedisError::from((
+                        redis::ErrorKind::UnexpectedReturnType,
+                        "unexpected reply to the compare-and-set script",
+                        reply_kind(&other).to_owned(),
+                    )));
+                }
+            }),
         })
     }
+}
 
-    fn del(&self, key: &str) -> Result<bool, CacheError> {
-        self.run(|con| redis::cmd("DEL").arg(key).query::<i64>(con).map(|n| n > 0))
-    }
+/// An operation started without blocking, waiting for its socket.
+struct InFlight {
+    socket: Socket,
+    /// The packed command being sent, and how much of it is sent.
+    out: Vec<u8>,
+    sent: usize,
+    /// The reply read so far.
+    input: Vec<u8>,
+    /// The packed `EVAL` to send on `NOSCRIPT`, until it is sent.
+    fallback: Option<Vec<u8>>,
+    reading: Reading,
+    /// Whether the breaker let the call through as its probe.
+    probe: bool,
 }
 
 /// A client for one server's `url`, and the database the URL selects (`SELECT`ed by the
@@ -819,6 +1122,17 @@ impl Breaker {
         }
     }
 
+    /// Gives up a call that ends without telling anything about the server (cancelled, or
+    /// handed to the blocking path): a probe gives its turn to the next call at once.
+    fn abandon(&self, probe: bool) {
+        let mut state = self.state.lock();
+        if probe && *state == BreakerState::Probing {
+            *state = BreakerState::Open {
+                until: Instant::now(),
+            };
+        }
+    }
+
     fn record(&self, probe: bool, outcome: Outcome, now: Instant) {
         let mut state = self.state.lock();
         let open = BreakerState::Open {
@@ -847,6 +1161,13 @@ struct Ticket<'a> {
 
 impl Ticket<'_> {
     fn is_probe(&self) -> bool {
+        self.probe
+    }
+
+    /// Whether this is the probe, for a call that settles later by itself (a call that does
+    /// not block records its outcome, or abandons it, when it ends).
+    fn detach(mut self) -> bool {
+        self.settled = true;
         self.probe
     }
 
@@ -887,40 +1208,48 @@ impl fmt::Debug for RedisBackend {
     }
 }
 
+/// The error for a reply of another kind than the operation's (a bug, never a panic).
+fn mismatched(reply: &CacheReply) -> CacheError {
+    CacheError::Backend(format!(
+        "internal error: an operation was answered as a {}",
+        reply.kind()
+    ))
+}
+
 impl CacheBackend for RedisBackend {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        self.run(|con| redis::cmd("GET").arg(key).query::<Option<Vec<u8>>>(con))
+        match self.perform(Op::Get(key))? {
+            CacheReply::Value(value) => Ok(value),
+            other => Err(mismatched(&other)),
+        }
     }
 
     fn contains(&self, key: &str) -> Result<bool, CacheError> {
-        self.run(|con| {
-            redis::cmd("EXISTS")
-                .arg(key)
-                .query::<i64>(con)
-                .map(|n| n > 0)
-        })
+        match self.perform(Op::Contains(key))? {
+            CacheReply::Flag(found) => Ok(found),
+            other => Err(mismatched(&other)),
+        }
     }
 
     fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
-        if ttl.is_zero() {
-            // Stored and expired at once: it "succeeds" exactly when the key is free.
-            return self.contains(key).map(|taken| !taken);
+        match self.perform(Op::Add(key, value, ttl))? {
+            CacheReply::Flag(added) => Ok(added),
+            other => Err(mismatched(&other)),
         }
-        self.set_with(key, value, ttl, Some("NX"))
     }
 
     fn set_if_present(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
-        if ttl.is_zero() {
-            return self.del(key);
+        match self.perform(Op::SetIfPresent(key, value, ttl))? {
+            CacheReply::Flag(replaced) => Ok(replaced),
+            other => Err(mismatched(&other)),
         }
-        self.set_with(key, value, ttl, Some("XX"))
     }
 
     fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
-        if ttl.is_zero() {
-            return self.del(key).map(drop);
+        match self.perform(Op::Set(key, value, ttl))? {
+            CacheReply::Stored => Ok(()),
+            other => Err(mismatched(&other)),
         }
-        self.set_with(key, value, ttl, None).map(drop)
     }
 
     fn replace_if_prefixed(
@@ -930,35 +1259,26 @@ impl CacheBackend for RedisBackend {
         value: &[u8],
         ttl: Duration,
     ) -> Result<CompareAndSet, CacheError> {
-        match self.compare_and_set(key, expected_prefix, value, ttl)? {
-            Value::Int(1) => Ok(CompareAndSet::Replaced),
-            Value::Int(0) => Ok(CompareAndSet::Missing),
-            Value::BulkString(current) => Ok(CompareAndSet::Mismatch(current)),
-            other => Err(CacheError::Backend(format!(
-                "Redis at {} answered the compare-and-set script with an unexpected {}",
-                self.url,
-                reply_kind(&other)
-            ))),
+        match self.perform(Op::ReplaceIfPrefixed(key, expected_prefix, value, ttl))? {
+            CacheReply::CompareAndSet(outcome) => Ok(outcome),
+            other => Err(mismatched(&other)),
         }
     }
 
     fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        self.del(key)
+        match self.perform(Op::Delete(key))? {
+            CacheReply::Flag(found) => Ok(found),
+            other => Err(mismatched(&other)),
+        }
     }
 
     /// `GET` and `PTTL` in one script ([`GET_WITH_TTL_SCRIPT`]): one round trip and one reply
     /// (so one socket timeout at most, as every other call), and the TTL is the value's.
     fn get_with_ttl(&self, key: &str) -> Result<Option<ValueWithTtl>, CacheError> {
-        let (value, pttl): (Option<Vec<u8>>, i64) = self.run(|con| {
-            redis::cmd("EVAL")
-                .arg(GET_WITH_TTL_SCRIPT)
-                .arg(1)
-                .arg(key)
-                .query(con)
-        })?;
-        // PTTL: -1 no expiry (-2, no key, only comes with no value).
-        let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
-        Ok(value.map(|value| (value, ttl)))
+        match self.perform(Op::GetWithTtl(key))? {
+            CacheReply::ValueWithTtl(entry) => Ok(entry),
+            other => Err(mismatched(&other)),
+        }
     }
 
     /// Django shares Redis: sessions are stored as Django's `RedisCache` stores them.
@@ -970,6 +1290,72 @@ impl CacheBackend for RedisBackend {
     /// Not `PERSISTENT`: that depends on the server's RDB/AOF configuration.
     fn capabilities(&self) -> Capabilities {
         Capabilities::SHARED_BETWEEN_PROCESSES
+    }
+
+    fn execute(&self, op: CacheOp) -> Result<CacheReply, CacheError> {
+        self.perform(Op::from(&op))
+    }
+
+    /// One server over TCP or a Unix socket, without TLS (not a cluster, not Sentinel).
+    fn readiness_calls(&self) -> bool {
+        self.ready.is_some()
+    }
+
+    /// Sends the operation's command on an idle non-blocking connection and waits for its
+    /// reply; `Blocking` when none is idle (the blocking path then opens one, up to
+    /// `max_connections`), an error at once when the breaker is open.
+    fn start(&self, op: CacheOp) -> CacheStep {
+        let Some(ready) = &self.ready else {
+            return CacheStep::Blocking;
+        };
+        let Some(socket) = ready.take() else {
+            return CacheStep::Blocking;
+        };
+        let probe = match self.breaker.admit(Instant::now()) {
+            Ok(ticket) => ticket.detach(),
+            Err(refusal) => {
+                ready.give_back(socket);
+                return CacheStep::Done(Err(self.refused(refusal)));
+            }
+        };
+        let request = Request::of(Op::from(&op));
+        let call = InFlight {
+            socket,
+            out: request.command.get_packed_command(),
+            sent: 0,
+            input: Vec::new(),
+            fallback: request.fallback.map(|command| command.get_packed_command()),
+            reading: request.reading,
+            probe,
+        };
+        self.proceed(ready, call)
+    }
+
+    /// A timeout ends the call as a blocking timeout does: `Unavailable`, the breaker opened,
+    /// the connection (and the idle ones) dropped.
+    fn resume(&self, ticket: u64, timed_out: bool) -> CacheStep {
+        let call = self.in_flight.lock().remove(&ticket);
+        let (Some(call), Some(ready)) = (call, &self.ready) else {
+            return CacheStep::Done(Err(CacheError::Backend(format!(
+                "resume of an unknown Redis operation (ticket {ticket})"
+            ))));
+        };
+        if timed_out {
+            ready.discard(call.socket);
+            ready.discard_idle();
+            let error = RedisError::from(io::Error::from(io::ErrorKind::TimedOut));
+            return self.finish(call.probe, Err(self.failure(error)));
+        }
+        self.proceed(ready, call)
+    }
+
+    fn cancel(&self, ticket: u64) {
+        let call = self.in_flight.lock().remove(&ticket);
+        if let (Some(call), Some(ready)) = (call, &self.ready) {
+            // A reply may be on its way: the connection is out of step.
+            ready.discard(call.socket);
+            self.breaker.abandon(call.probe);
+        }
     }
 }
 
@@ -1232,6 +1618,26 @@ mod tests {
             backend.capabilities(),
             Capabilities::SHARED_BETWEEN_PROCESSES
         );
+    }
+
+    #[test]
+    fn calls_that_do_not_block_are_offered_on_one_plain_server_only() {
+        for (url, offered) in [
+            ("redis://127.0.0.1:6379/0", true),
+            ("redis://:pw@127.0.0.1:6379/3", true),
+            ("unix:///tmp/redis.sock?db=1", true),
+            ("rediss://127.0.0.1:6379/0", false),
+            ("redis://127.0.0.1:6379/0?protocol=resp3", false),
+        ] {
+            let backend = RedisBackend::open(url, OPTIONS).unwrap();
+            assert_eq!(backend.readiness_calls(), offered, "{url}");
+            if !offered {
+                assert!(matches!(
+                    backend.start(CacheOp::Get("k".into())),
+                    CacheStep::Blocking
+                ));
+            }
+        }
     }
 
     #[test]

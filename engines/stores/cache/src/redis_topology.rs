@@ -14,7 +14,9 @@ use sessionkit_codec::redact_url;
 use sessionkit_sdk::Capabilities;
 
 use crate::{
-    backend::{CacheBackend, CacheError, CompareAndSet, ValueWithTtl},
+    backend::{
+        CacheBackend, CacheError, CacheOp, CacheReply, CacheStep, CompareAndSet, ValueWithTtl,
+    },
     redis_backend::RedisBackend,
 };
 
@@ -465,6 +467,32 @@ impl CacheBackend for RedisReplicas {
 
     fn capabilities(&self) -> Capabilities {
         self.primary.capabilities()
+    }
+
+    /// Through the methods above, so reads go where `read_from_replicas` says.
+    fn execute(&self, op: CacheOp) -> Result<CacheReply, CacheError> {
+        op.run_on(self)
+    }
+
+    /// Not with replicas: calls that do not block are one server's (they run the blocking way).
+    fn readiness_calls(&self) -> bool {
+        false
+    }
+
+    fn start(&self, op: CacheOp) -> CacheStep {
+        let _ = op;
+        CacheStep::Blocking
+    }
+
+    fn resume(&self, ticket: u64, timed_out: bool) -> CacheStep {
+        let _ = (ticket, timed_out);
+        CacheStep::Done(Err(CacheError::Backend(
+            "resume of a cache operation that was never started (replicas run blocking)".to_owned(),
+        )))
+    }
+
+    fn cancel(&self, ticket: u64) {
+        let _ = ticket;
     }
 }
 

@@ -1,15 +1,20 @@
 //! [`CacheStore`]: Django's cache session backend rules over any [`CacheBackend`].
 
-use std::{borrow::Cow, io::Write as _, sync::Arc, time::Duration};
+use std::{borrow::Cow, collections::HashMap, io::Write as _, sync::Arc, time::Duration};
 
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sessionkit_sdk::{
-    Capabilities, ConditionalSave, SessionRecord, SessionStore, SessionWrite, StoreError,
-    StoreResult, Timestamp, abi_stable::std_types::RString,
+    CallAnswer, CallStep, CallWait, Capabilities, ConditionalSave, Interest, SessionRecord,
+    SessionStore, SessionWrite, StoreCall, StoreError, StoreResult, Timestamp,
+    abi_stable::std_types::{RNone, RResult, RString},
 };
 
 use crate::{
-    backend::{CacheBackend, CacheError, CompareAndSet},
+    backend::{
+        CacheBackend, CacheError, CacheOp, CacheReply, CacheStep, CacheWait, CompareAndSet,
+        ValueWithTtl,
+    },
     clock::Clock,
     key::KeyFunction,
     pickle,
@@ -50,6 +55,17 @@ pub const CACHED_DB_SESSION_PREFIX: &str = "django.contrib.sessions.cached_db";
 ///
 /// `cached_db` reuses it with [`CACHED_DB_SESSION_PREFIX`] and [`CacheStore::put`].
 ///
+/// # Calls that do not block
+///
+/// Every call is a plan of backend operations ([`CacheOp`]) and one interpreter of their
+/// replies, run by the blocking methods on their thread and by `start_call`/`resume_call`
+/// through [`CacheBackend::start`]/[`resume`](CacheBackend::resume) on a backend that offers
+/// them ([`CacheBackend::readiness_calls`]: one Redis server), so both ways answer the same.
+/// `exists`, `load`, `create`, `save`, `delete` are one operation; `save_if_unchanged` one in
+/// the common case, more when the entry holds the session in other bytes. An operation the
+/// backend hands back (`Blocking`: no idle connection) hands the whole call back; every step
+/// before a call's last only reads, so running it again the blocking way is the same call.
+///
 /// # Django's values on shared backends
 ///
 /// On a backend Django shares ([`CacheBackend::stores_django_values`]: Redis, memcached) the
@@ -76,6 +92,8 @@ pub struct CacheStore<B> {
     clock: Arc<dyn Clock>,
     /// The backend stores Django's values (pickled dicts), not JSON records.
     django: bool,
+    /// Calls started without blocking that wait on the backend, by the backend's ticket.
+    in_flight: Mutex<HashMap<u64, Plan>>,
 }
 
 /// A live entry as read: its record, and its dict when it is a Django pickle.
@@ -102,6 +120,7 @@ impl<B: CacheBackend> CacheStore<B> {
             session_prefix,
             clock,
             django,
+            in_flight: Mutex::new(HashMap::new()),
         }
     }
 
@@ -215,26 +234,6 @@ impl<B: CacheBackend> CacheStore<B> {
         }))
     }
 
-    /// The backend's compare-and-set for `save_if_unchanged`: `None` when it wrote, the stored
-    /// value when that does not begin with `expected`, `NotFound` when nothing is stored.
-    fn compare_and_set(
-        &self,
-        key: &str,
-        expected: &[u8],
-        value: &[u8],
-        ttl: Duration,
-    ) -> StoreResult<Option<Vec<u8>>> {
-        match self
-            .backend
-            .replace_if_prefixed(key, expected, value, ttl)
-            .map_err(|error| map_error("save_if_unchanged", error))?
-        {
-            CompareAndSet::Replaced => Ok(None),
-            CompareAndSet::Mismatch(current) => Ok(Some(current)),
-            CompareAndSet::Missing => Err(vanished("save_if_unchanged")),
-        }
-    }
-
     /// The live record a mismatching compare-and-set found, or `NotFound` if it has expired by
     /// this store's clock.
     fn live_current(&self, session_key: &str, current: &[u8]) -> StoreResult<SessionRecord> {
@@ -245,18 +244,75 @@ impl<B: CacheBackend> CacheStore<B> {
         Ok(record)
     }
 
-    /// `save_if_unchanged` on Django's values: read, compare the session (by value), then
-    /// compare-and-set on the exact bytes read; re-read if those changed to an equal session.
-    fn save_django_if_unchanged(
+    /// The first step of `call`: its answer when no backend operation is needed (an empty key,
+    /// a session that cannot be encoded), or the operation to run; with the plan that
+    /// interprets the replies ([`advance`](Self::advance)). Blocking methods and
+    /// `start_call` both run calls through this pair, so they answer the same.
+    fn begin(&self, call: StoreCall) -> (Plan, Next) {
+        let mut stage = Stage::Single;
+        let next = match &call {
+            StoreCall::Exists(key) if key.is_empty() => Next::Answer(Ok(CallAnswer::Exists(false))),
+            StoreCall::Exists(key) => Next::Op(CacheOp::Contains(self.cache_key(key))),
+            StoreCall::Load(key) if key.is_empty() => Next::Answer(Ok(CallAnswer::Load(RNone))),
+            StoreCall::Load(key) if self.django => {
+                Next::Op(CacheOp::GetWithTtl(self.cache_key(key)))
+            }
+            StoreCall::Load(key) => Next::Op(CacheOp::Get(self.cache_key(key))),
+            StoreCall::Delete(key) if key.is_empty() => Next::Answer(Ok(CallAnswer::Delete)),
+            StoreCall::Delete(key) => Next::Op(CacheOp::Delete(self.cache_key(key))),
+            StoreCall::Create(write) | StoreCall::Save(write) => match self.value_of(write) {
+                Err(error) => Next::Answer(Err(error)),
+                Ok(value) => {
+                    let record = &write.record;
+                    let key = self.cache_key(record.session_key.as_str());
+                    let ttl = self.ttl(record.expire_date);
+                    Next::Op(if matches!(call, StoreCall::Create(_)) {
+                        CacheOp::Add(key, value, ttl)
+                    } else {
+                        CacheOp::SetIfPresent(key, value, ttl)
+                    })
+                }
+            },
+            StoreCall::SaveIfUnchanged {
+                write,
+                expected_data,
+            } => match self.begin_conditional(write, expected_data.as_str()) {
+                Err(error) => Next::Answer(Err(error)),
+                Ok((conditional, op)) => {
+                    stage = Stage::Conditional(conditional);
+                    Next::Op(op)
+                }
+            },
+        };
+        (Plan { call, stage }, next)
+    }
+
+    /// The plan and first operation of `save_if_unchanged` (see [`CacheStore`]): on JSON
+    /// records, a compare-and-set on the record's prefix up to `expected_data`; on Django's
+    /// values, one on the pickle of the expected dict when `expected_data` is one, else a read.
+    fn begin_conditional(
         &self,
-        write: SessionWrite,
+        write: &SessionWrite,
         expected_data: &str,
-    ) -> StoreResult<ConditionalSave> {
-        let value = self.value_of(&write)?;
-        let record = write.record;
+    ) -> StoreResult<(Conditional, CacheOp)> {
+        let record = &write.record;
         let session_key = record.session_key.as_str();
         let key = self.cache_key(session_key);
         let ttl = self.ttl(record.expire_date);
+        if !self.django {
+            let value = encode_record(record);
+            let prefix = record_prefix(session_key, expected_data);
+            let op = CacheOp::ReplaceIfPrefixed(key.clone(), prefix, value, ttl);
+            let conditional = Conditional {
+                key,
+                value: None,
+                ttl,
+                expected_dict: None,
+                at: At::RecordPrefix,
+            };
+            return Ok((conditional, op));
+        }
+        let value = self.value_of(write)?;
         // The dict a load handed out (DECODED_DATA), or signed data of a JSON-record entry.
         let expected_dict = expected_data
             .starts_with('{')
@@ -267,43 +323,243 @@ impl<B: CacheBackend> CacheStore<B> {
             .flatten();
         // The common case in one round trip: the entry holds the expected dict in the bytes
         // we write for it (ours, or Django's, which pickles plain dicts the same way).
-        if let Some(expected) = &expected_dict {
-            let exact = pickle::dumps_dict(expected);
-            if self.compare_and_set(&key, &exact, &value, ttl)?.is_none() {
-                return Ok(ConditionalSave::Saved(record.session_key.into_string()));
+        let (op, value, at) = match &expected_dict {
+            Some(expected) => (
+                CacheOp::ReplaceIfPrefixed(key.clone(), pickle::dumps_dict(expected), value, ttl),
+                None,
+                At::DjangoExact,
+            ),
+            None => (
+                CacheOp::GetWithTtl(key.clone()),
+                Some(value),
+                At::DjangoRead(0),
+            ),
+        };
+        Ok((
+            Conditional {
+                key,
+                value,
+                ttl,
+                expected_dict,
+                at,
+            },
+            op,
+        ))
+    }
+
+    /// The next step of `plan` after its operation answered `reply`.
+    fn advance(&self, plan: &mut Plan, reply: Result<CacheReply, CacheError>) -> Next {
+        let operation = plan.call.name();
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(error) => return Next::Answer(Err(map_error(operation, error))),
+        };
+        let answer = match (&mut plan.call, &mut plan.stage, reply) {
+            (StoreCall::Exists(_), Stage::Single, CacheReply::Flag(found)) => {
+                Ok(CallAnswer::Exists(found))
             }
-        }
-        for _ in 0..CAS_ATTEMPTS {
-            let Some((current, current_ttl)) = self
-                .backend
-                .get_with_ttl(&key)
-                .map_err(|error| map_error("save_if_unchanged", error))?
-            else {
-                return Err(vanished("save_if_unchanged"));
-            };
-            let Some(found) = self.read_entry(session_key, &current, current_ttl)? else {
-                // Expired, or unreadable (logged): no session the caller could have loaded.
-                return Err(vanished("save_if_unchanged"));
-            };
-            let unchanged = match (&found.dict, &expected_dict) {
-                (Some(found), Some(expected)) => found == expected,
-                (None, _) => found.record.session_data.as_str() == expected_data,
-                (Some(_), None) => false,
-            };
-            if !unchanged {
-                return Ok(ConditionalSave::Conflict(found.record));
+            (StoreCall::Load(key), Stage::Single, CacheReply::Value(value)) => {
+                self.loaded(key, value.map(|value| (value, None)))
             }
-            match self.compare_and_set(&key, &current, &value, ttl) {
-                Ok(None) => return Ok(ConditionalSave::Saved(record.session_key.into_string())),
+            (StoreCall::Load(key), Stage::Single, CacheReply::ValueWithTtl(entry)) => {
+                self.loaded(key, entry)
+            }
+            (StoreCall::Create(write), Stage::Single, CacheReply::Flag(added)) => {
+                if added {
+                    // The call is over: its key moves into the answer.
+                    Ok(CallAnswer::Create(std::mem::take(
+                        &mut write.record.session_key,
+                    )))
+                } else {
+                    Err(StoreError::already_exists(
+                        "a session with this key is already cached",
+                    ))
+                }
+            }
+            (StoreCall::Save(write), Stage::Single, CacheReply::Flag(replaced)) => {
+                if replaced {
+                    Ok(CallAnswer::Save(std::mem::take(
+                        &mut write.record.session_key,
+                    )))
+                } else {
+                    Err(vanished("save"))
+                }
+            }
+            (StoreCall::Delete(_), Stage::Single, CacheReply::Flag(_)) => Ok(CallAnswer::Delete),
+            (
+                StoreCall::SaveIfUnchanged {
+                    write,
+                    expected_data,
+                },
+                Stage::Conditional(conditional),
+                reply,
+            ) => {
+                match self.advance_conditional(write, expected_data.as_str(), conditional, reply) {
+                    Ok(Conditionally::Next(op)) => return Next::Op(op),
+                    Ok(Conditionally::Saved) => Ok(CallAnswer::SaveIfUnchanged(RResult::ROk(
+                        std::mem::take(&mut write.record.session_key),
+                    ))),
+                    Ok(Conditionally::Conflict(current)) => {
+                        Ok(CallAnswer::SaveIfUnchanged(RResult::RErr(current)))
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            (call, _, reply) => Err(StoreError::other(format!(
+                "cache {}: the backend answered with an unexpected reply ({})",
+                call.name(),
+                reply.kind()
+            ))),
+        };
+        Next::Answer(answer)
+    }
+
+    /// `load`'s answer for the entry read under `session_key`.
+    fn loaded(&self, session_key: &str, entry: Option<ValueWithTtl>) -> StoreResult<CallAnswer> {
+        let Some((value, ttl)) = entry else {
+            return Ok(CallAnswer::Load(RNone));
+        };
+        let record = self
+            .read_entry(session_key, &value, ttl)?
+            .map(|found| found.record);
+        Ok(CallAnswer::Load(record.into()))
+    }
+
+    /// The next step of a conditional save after `reply` (see [`CacheStore`]).
+    fn advance_conditional(
+        &self,
+        write: &SessionWrite,
+        expected_data: &str,
+        conditional: &mut Conditional,
+        reply: CacheReply,
+    ) -> StoreResult<Conditionally> {
+        let session_key = write.record.session_key.as_str();
+        let conflict = Conditionally::Conflict;
+        match (conditional.at, reply) {
+            (_, CacheReply::CompareAndSet(CompareAndSet::Replaced)) => Ok(Conditionally::Saved),
+            (
+                At::RecordPrefix | At::RecordExact | At::DjangoExact | At::DjangoCompareAndSet(_),
+                CacheReply::CompareAndSet(CompareAndSet::Missing),
+            ) => Err(vanished("save_if_unchanged")),
+            (At::RecordPrefix, CacheReply::CompareAndSet(CompareAndSet::Mismatch(current))) => {
+                let found = self.live_current(session_key, &current)?;
+                if found.session_data.as_str() != expected_data {
+                    return Ok(conflict(found));
+                }
+                // The entry holds the expected data in an encoding other than ours: compare on
+                // its exact bytes instead.
+                conditional.at = At::RecordExact;
+                let value = conditional
+                    .value
+                    .take()
+                    .unwrap_or_else(|| encode_record(&write.record));
+                Ok(Conditionally::Next(
+                    conditional.compare_and_set(current, value),
+                ))
+            }
+            (At::RecordExact, CacheReply::CompareAndSet(CompareAndSet::Mismatch(newer))) => {
+                Ok(conflict(self.live_current(session_key, &newer)?))
+            }
+            (At::DjangoExact, CacheReply::CompareAndSet(CompareAndSet::Mismatch(_))) => {
+                conditional.at = At::DjangoRead(0);
+                Ok(Conditionally::Next(CacheOp::GetWithTtl(
+                    conditional.key.clone(),
+                )))
+            }
+            (At::DjangoRead(attempt), CacheReply::ValueWithTtl(entry)) => {
+                let Some((current, current_ttl)) = entry else {
+                    return Err(vanished("save_if_unchanged"));
+                };
+                let Some(found) = self.read_entry(session_key, &current, current_ttl)? else {
+                    // Expired, or unreadable (logged): no session the caller could have loaded.
+                    return Err(vanished("save_if_unchanged"));
+                };
+                let unchanged = match (&found.dict, &conditional.expected_dict) {
+                    (Some(found), Some(expected)) => found == expected,
+                    (None, _) => found.record.session_data.as_str() == expected_data,
+                    (Some(_), None) => false,
+                };
+                if !unchanged {
+                    return Ok(conflict(found.record));
+                }
+                conditional.at = At::DjangoCompareAndSet(attempt);
+                let value = match conditional.value.take() {
+                    Some(value) => value,
+                    None => self.value_of(write)?,
+                };
+                Ok(Conditionally::Next(
+                    conditional.compare_and_set(current, value),
+                ))
+            }
+            (
+                At::DjangoCompareAndSet(attempt),
+                CacheReply::CompareAndSet(CompareAndSet::Mismatch(_)),
+            ) => {
                 // Rewritten since the read: read again and compare the session anew.
-                Ok(Some(_)) => {}
-                Err(error) => return Err(error),
+                let attempt = attempt + 1;
+                if attempt >= CAS_ATTEMPTS {
+                    return Err(StoreError::unavailable(format!(
+                        "the cache entry kept changing under {CAS_ATTEMPTS} conditional saves in \
+                         a row; save_if_unchanged stored nothing"
+                    )));
+                }
+                conditional.at = At::DjangoRead(attempt);
+                Ok(Conditionally::Next(CacheOp::GetWithTtl(
+                    conditional.key.clone(),
+                )))
+            }
+            (_, reply) => Err(StoreError::other(format!(
+                "cache save_if_unchanged: the backend answered with an unexpected reply ({})",
+                reply.kind()
+            ))),
+        }
+    }
+
+    /// Runs `call` the blocking way: its operations one after the other on this thread.
+    fn run_blocking(&self, call: StoreCall) -> StoreResult<CallAnswer> {
+        let (mut plan, mut next) = self.begin(call);
+        loop {
+            match next {
+                Next::Answer(answer) => return answer,
+                Next::Op(op) => {
+                    let reply = self.backend.execute(op);
+                    next = self.advance(&mut plan, reply);
+                }
             }
         }
-        Err(StoreError::unavailable(format!(
-            "the cache entry kept changing under {CAS_ATTEMPTS} conditional saves in a row; \
-             save_if_unchanged stored nothing"
-        )))
+    }
+
+    /// Runs `plan` from `next` without blocking, until it is answered, waits on the backend
+    /// (the plan is kept under the backend's ticket) or must run the blocking way.
+    fn drive(&self, mut plan: Plan, mut next: Next) -> CallStep {
+        loop {
+            let op = match next {
+                Next::Answer(answer) => return CallStep::done(answer),
+                Next::Op(op) => op,
+            };
+            match self.backend.start(op) {
+                CacheStep::Done(reply) => next = self.advance(&mut plan, reply),
+                CacheStep::Wait(wait) => return self.park(plan, wait),
+                // Every step before a call's last one only reads (or compare-and-sets without
+                // writing), so running the whole call again the blocking way is the same call.
+                CacheStep::Blocking => return CallStep::Blocking(plan.call),
+            }
+        }
+    }
+
+    /// Keeps `plan` until the backend's `wait` is resumed or cancelled.
+    fn park(&self, plan: Plan, wait: CacheWait) -> CallStep {
+        self.in_flight.lock().insert(wait.ticket, plan);
+        CallStep::Wait(CallWait {
+            fd: wait.fd,
+            interest: if wait.readable {
+                Interest::Readable
+            } else {
+                Interest::Writable
+            },
+            timeout_ms: wait.timeout_ms,
+            ticket: wait.ticket,
+        })
     }
 
     /// The time `expire_date` is away from now; zero if it has passed.
@@ -315,106 +571,136 @@ impl<B: CacheBackend> CacheStore<B> {
     }
 }
 
+/// A store call under way: the call itself (handed back whole if it must run the blocking
+/// way) and where its backend operations stand.
+struct Plan {
+    call: StoreCall,
+    stage: Stage,
+}
+
+/// Where a [`Plan`] stands.
+enum Stage {
+    /// One operation, whose reply answers the call.
+    Single,
+    /// A conditional save, which may take several.
+    Conditional(Conditional),
+}
+
+/// A conditional save under way.
+struct Conditional {
+    /// The physical key.
+    key: String,
+    /// The value to store, until an operation took it (a later compare-and-set encodes the
+    /// write again: the common case sends it once, without a copy).
+    value: Option<Vec<u8>>,
+    ttl: Duration,
+    /// `expected_data` parsed as a session dict, on Django's values.
+    expected_dict: Option<serde_json::Map<String, serde_json::Value>>,
+    at: At,
+}
+
+impl Conditional {
+    /// The compare-and-set replacing exactly `current` with `value`.
+    fn compare_and_set(&self, current: Vec<u8>, value: Vec<u8>) -> CacheOp {
+        CacheOp::ReplaceIfPrefixed(self.key.clone(), current, value, self.ttl)
+    }
+}
+
+/// Which operation of a conditional save is in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum At {
+    /// JSON records: the compare-and-set on the record's prefix up to `expected_data`.
+    RecordPrefix,
+    /// JSON records: the one on the exact bytes of an entry holding the data differently.
+    RecordExact,
+    /// Django's values: the one on the pickle of the expected dict.
+    DjangoExact,
+    /// Django's values: read number n (from 0) of the entry.
+    DjangoRead(usize),
+    /// Django's values: the compare-and-set on the exact bytes read n.
+    DjangoCompareAndSet(usize),
+}
+
+/// What a conditional save's reply leads to.
+enum Conditionally {
+    /// Run this operation next.
+    Next(CacheOp),
+    /// Stored.
+    Saved,
+    /// Not stored: the live record differs from what the caller loaded.
+    Conflict(SessionRecord),
+}
+
+/// What a plan does next.
+enum Next {
+    /// Run this operation and [`advance`](CacheStore::advance) with its reply.
+    Op(CacheOp),
+    /// The call's answer.
+    Answer(StoreResult<CallAnswer>),
+}
+
+/// The error for an answer of the wrong variant (a store bug, reported instead of panicking).
+fn unexpected(operation: &str, answer: &CallAnswer) -> StoreError {
+    StoreError::other(format!(
+        "cache {operation}: internal error, answered as {answer:?}"
+    ))
+}
+
 impl<B: CacheBackend + 'static> SessionStore for CacheStore<B> {
     fn exists(&self, key: &str) -> StoreResult<bool> {
-        if key.is_empty() {
-            return Ok(false);
+        match self.run_blocking(StoreCall::Exists(key.into()))? {
+            CallAnswer::Exists(found) => Ok(found),
+            other => Err(unexpected("exists", &other)),
         }
-        self.backend
-            .contains(&self.cache_key(key))
-            .map_err(|error| map_error("exists", error))
     }
 
     fn load(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
-        if key.is_empty() {
-            return Ok(None);
+        match self.run_blocking(StoreCall::Load(key.into()))? {
+            CallAnswer::Load(record) => Ok(record.into_option()),
+            other => Err(unexpected("load", &other)),
         }
-        let cache_key = self.cache_key(key);
-        let entry = if self.django {
-            self.backend.get_with_ttl(&cache_key)
-        } else {
-            self.backend
-                .get(&cache_key)
-                .map(|value| value.map(|value| (value, None)))
-        }
-        .map_err(|error| map_error("load", error))?;
-        let Some((value, ttl)) = entry else {
-            return Ok(None);
-        };
-        Ok(self.read_entry(key, &value, ttl)?.map(|found| found.record))
     }
 
     fn create(&self, write: SessionWrite) -> StoreResult<String> {
-        let value = self.value_of(&write)?;
-        let record = write.record;
-        let key = self.cache_key(record.session_key.as_str());
-        let added = self
-            .backend
-            .add(&key, &value, self.ttl(record.expire_date))
-            .map_err(|error| map_error("create", error))?;
-        if !added {
-            return Err(StoreError::already_exists(
-                "a session with this key is already cached",
-            ));
+        match self.run_blocking(StoreCall::Create(write))? {
+            CallAnswer::Create(key) => Ok(key.into_string()),
+            other => Err(unexpected("create", &other)),
         }
-        Ok(record.session_key.into_string())
     }
 
     fn save(&self, write: SessionWrite) -> StoreResult<String> {
-        let value = self.value_of(&write)?;
-        let record = write.record;
-        let key = self.cache_key(record.session_key.as_str());
-        let replaced = self
-            .backend
-            .set_if_present(&key, &value, self.ttl(record.expire_date))
-            .map_err(|error| map_error("save", error))?;
-        if !replaced {
-            return Err(vanished("save"));
+        match self.run_blocking(StoreCall::Save(write))? {
+            CallAnswer::Save(key) => Ok(key.into_string()),
+            other => Err(unexpected("save", &other)),
         }
-        Ok(record.session_key.into_string())
     }
 
-    /// One atomic compare-and-set on the backend (see [`CacheStore`]).
+    /// One atomic compare-and-set on the backend in the common case (see [`CacheStore`]).
     fn save_if_unchanged(
         &self,
         write: SessionWrite,
         expected_data: &str,
     ) -> StoreResult<ConditionalSave> {
-        if self.django {
-            return self.save_django_if_unchanged(write, expected_data);
-        }
-        let record = write.record;
-        let session_key = record.session_key.as_str();
-        let key = self.cache_key(session_key);
-        let value = encode_record(&record);
-        let ttl = self.ttl(record.expire_date);
-        let prefix = record_prefix(session_key, expected_data);
-        let current = match self.compare_and_set(&key, &prefix, &value, ttl)? {
-            None => return Ok(ConditionalSave::Saved(record.session_key.into_string())),
-            Some(current) => current,
+        let call = StoreCall::SaveIfUnchanged {
+            write,
+            expected_data: expected_data.into(),
         };
-        let found = self.live_current(session_key, &current)?;
-        if found.session_data.as_str() != expected_data {
-            return Ok(ConditionalSave::Conflict(found));
-        }
-        // The entry holds the expected data in an encoding other than ours: compare on its
-        // exact bytes instead.
-        match self.compare_and_set(&key, &current, &value, ttl)? {
-            None => Ok(ConditionalSave::Saved(record.session_key.into_string())),
-            Some(newer) => Ok(ConditionalSave::Conflict(
-                self.live_current(session_key, &newer)?,
-            )),
+        match self.run_blocking(call)? {
+            CallAnswer::SaveIfUnchanged(RResult::ROk(key)) => {
+                Ok(ConditionalSave::Saved(key.into_string()))
+            }
+            CallAnswer::SaveIfUnchanged(RResult::RErr(current)) => {
+                Ok(ConditionalSave::Conflict(current))
+            }
+            other => Err(unexpected("save_if_unchanged", &other)),
         }
     }
 
     fn delete(&self, key: &str) -> StoreResult<()> {
-        if key.is_empty() {
-            return Ok(());
+        match self.run_blocking(StoreCall::Delete(key.into()))? {
+            CallAnswer::Delete => Ok(()),
+            other => Err(unexpected("delete", &other)),
         }
-        self.backend
-            .delete(&self.cache_key(key))
-            .map_err(|error| map_error("delete", error))?;
-        Ok(())
     }
 
     fn clear_expired(&self) -> StoreResult<u64> {
@@ -422,13 +708,51 @@ impl<B: CacheBackend + 'static> SessionStore for CacheStore<B> {
     }
 
     /// The backend's: `NON_BLOCKING` in process, `SHARED_BETWEEN_PROCESSES` on Redis; plus
-    /// `DECODED_DATA` where the store keeps Django's pickled dicts (its loads hand back the dict).
+    /// `DECODED_DATA` where the store keeps Django's pickled dicts (its loads hand back the
+    /// dict), and `READINESS_CALLS` where the backend runs operations without blocking (one
+    /// Redis server over TCP or a Unix socket).
     fn capabilities(&self) -> Capabilities {
-        let backend = self.backend.capabilities();
+        let mut capabilities = self.backend.capabilities();
         if self.django {
-            backend | Capabilities::DECODED_DATA
-        } else {
-            backend
+            capabilities = capabilities | Capabilities::DECODED_DATA;
+        }
+        if self.backend.readiness_calls() {
+            capabilities = capabilities | Capabilities::READINESS_CALLS;
+        }
+        capabilities
+    }
+
+    /// Runs the call's backend operations on the backend's non-blocking connections; hands it
+    /// back as `Blocking` when the backend has none idle (the blocking path then opens one).
+    fn start_call(&self, call: StoreCall) -> CallStep {
+        if !self.backend.readiness_calls() {
+            return CallStep::Blocking(call);
+        }
+        let (plan, next) = self.begin(call);
+        self.drive(plan, next)
+    }
+
+    fn resume_call(&self, ticket: u64, timed_out: bool) -> CallStep {
+        let Some(mut plan) = self.in_flight.lock().remove(&ticket) else {
+            return CallStep::done(Err(StoreError::other(format!(
+                "resume_call of an unknown ticket {ticket} (finished or cancelled)"
+            ))));
+        };
+        match self.backend.resume(ticket, timed_out) {
+            CacheStep::Done(reply) => {
+                let next = self.advance(&mut plan, reply);
+                self.drive(plan, next)
+            }
+            CacheStep::Wait(wait) => self.park(plan, wait),
+            // The connection was closed before any reply (a server restart): the blocking
+            // path retries on a new connection, as a blocking call would.
+            CacheStep::Blocking => CallStep::Blocking(plan.call),
+        }
+    }
+
+    fn cancel_call(&self, ticket: u64) {
+        if self.in_flight.lock().remove(&ticket).is_some() {
+            self.backend.cancel(ticket);
         }
     }
 }
