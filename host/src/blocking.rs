@@ -3,16 +3,18 @@
 //! calls without blocking (contract 0.4, `READINESS_CALLS`).
 
 use std::{
-    os::fd::{AsRawFd, RawFd},
+    cell::Cell,
+    os::{
+        fd::{AsRawFd, RawFd},
+        unix::net::UnixDatagram,
+    },
     panic::{AssertUnwindSafe, catch_unwind},
     pin::pin,
     sync::Arc,
-    sync::atomic::{AtomicBool, Ordering},
     task::{Context, Poll, Waker},
     time::Duration,
 };
 
-use parking_lot::Mutex;
 use sessionkit_sdk::{
     CallAnswer, CallStep, CallWait, Interest, SessionStore, StoreCall, StoreError, StoreResult,
 };
@@ -64,27 +66,52 @@ pub(crate) async fn run_blocking<T: Send + 'static>(
     }
 }
 
-/// Whether a runtime without an I/O or time driver was met (the fast check before the list).
-static REACTORLESS_SEEN: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// The runtime this thread last asked about, and whether it can wait on a socket.
+    static REACTOR_OF_THIS_THREAD: Cell<Option<(tokio::runtime::Id, bool)>> =
+        const { Cell::new(None) };
+}
 
-/// The runtimes met without an I/O or time driver: their async calls take the blocking pool.
-static REACTORLESS: Mutex<Vec<tokio::runtime::Id>> = Mutex::new(Vec::new());
-
-/// Whether an async call can wait on a socket here: a tokio runtime is running, and it was
-/// not found without an I/O or time driver.
+/// Whether an async call can wait on a socket here: a tokio runtime is running and it has an
+/// I/O and a time driver. A runtime built without them (`Builder` without `enable_all()`)
+/// makes tokio panic at the first registration, so each thread probes each runtime it meets
+/// once, with a socket of its own, and remembers the answer; such a runtime's calls take the
+/// blocking pool.
 pub(crate) fn reactor_available() -> bool {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return false;
     };
-    !REACTORLESS_SEEN.load(Ordering::Relaxed) || !REACTORLESS.lock().contains(&runtime.id())
+    let id = runtime.id();
+    if let Some((known, available)) = REACTOR_OF_THIS_THREAD.get()
+        && known == id
+    {
+        return available;
+    }
+    let available = probe_reactor();
+    if !available {
+        tracing::warn!(
+            target: "sessionkit::engine",
+            "this tokio runtime has no I/O or time driver (build it with enable_all()): its \
+             async session calls run on the blocking pool"
+        );
+    }
+    REACTOR_OF_THIS_THREAD.set(Some((id, available)));
+    available
 }
 
-/// Remembers that the current runtime has no I/O or time driver.
-fn mark_reactorless() {
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        REACTORLESS.lock().push(runtime.id());
-        REACTORLESS_SEEN.store(true, Ordering::Relaxed);
+/// Registers a socket of our own with the current runtime's reactor and starts a timer.
+fn probe_reactor() -> bool {
+    let Ok(socket) = UnixDatagram::unbound() else {
+        return false;
+    };
+    if socket.set_nonblocking(true).is_err() {
+        return false;
     }
+    catch_unwind(AssertUnwindSafe(|| {
+        drop(tokio::time::sleep(Duration::ZERO));
+        tokio::net::UnixDatagram::from_std(socket).is_ok()
+    }))
+    .unwrap_or(false)
 }
 
 /// Runs `call` on `store` to its end without parking a thread: the store starts it, and while
@@ -154,8 +181,8 @@ impl<'a> Pending<'a> {
     /// Registers `wait`'s descriptor for its interest.
     ///
     /// A runtime built without I/O or timers cannot wait on a socket (tokio panics at the
-    /// registration): the call ends with an error that says so, and readiness is off for that
-    /// runtime (see [`reactor_available`]), so its later calls run the blocking way.
+    /// registration; [`reactor_available`] keeps such runtimes off this path): the call ends
+    /// with an error that says so.
     fn register(store: &'a PluginStore, wait: &CallWait) -> StoreResult<Self> {
         let mut pending = Self {
             store,
@@ -169,13 +196,9 @@ impl<'a> Pending<'a> {
         }));
         match registered {
             Ok(fd) => pending.fd = Some(fd?),
+            // Unreachable after `reactor_available`, kept so a misjudged runtime is an error,
+            // never a panic.
             Err(_) => {
-                mark_reactorless();
-                tracing::warn!(
-                    target: "sessionkit::engine",
-                    "this tokio runtime has no I/O or time driver (build it with enable_all()): \
-                     its async session calls run on the blocking pool from now on"
-                );
                 return Err(StoreError::unavailable(
                     "the tokio runtime has no I/O or time driver to wait on the store's socket \
                      (build it with enable_all())",

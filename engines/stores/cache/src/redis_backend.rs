@@ -597,6 +597,9 @@ impl RedisBackend {
             if call.sent < call.out.len() {
                 return self.park(call, false);
             }
+            // The whole command just went out: its reply cannot be back yet, so wait for it
+            // instead of spending a read that finds nothing.
+            return self.park(call, true);
         }
         let closed = match call.socket.read_available(&mut call.input) {
             Ok(state) => state == ReadState::Closed,
