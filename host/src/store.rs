@@ -378,17 +378,18 @@ impl Store {
                 .observe(operation, || blocking(&self.inner, argument));
         }
         let call = ready(argument);
-        self.observer
-            .observe_async(operation, async {
-                let answered = drive(&self.inner, call).await?;
-                answer(answered).ok_or_else(|| {
-                    StoreError::other(format!(
-                        "the engine answered {} with the answer to another call",
-                        operation.name()
-                    ))
-                })
+        // Boxed: the wait (reactor registration, timer) is large, and in place it would grow
+        // every operation's future, the inline ones too, which then cost more to move.
+        Box::pin(self.observer.observe_async(operation, async {
+            let answered = drive(&self.inner, call).await?;
+            answer(answered).ok_or_else(|| {
+                StoreError::other(format!(
+                    "the engine answered {} with the answer to another call",
+                    operation.name()
+                ))
             })
-            .await
+        }))
+        .await
     }
 
     async fn write(

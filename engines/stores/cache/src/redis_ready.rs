@@ -21,6 +21,11 @@ use std::{
 
 use parking_lot::Mutex;
 use redis::{Client, ConnectionAddr, ProtocolVersion, RedisResult, Value};
+use redis_protocol::resp2::types::OwnedFrame;
+
+/// How much one non-blocking read takes at most (below glibc's 2 KiB threshold for
+/// `rep stosb`, so zeroing it stays a few vector stores).
+const READ_CHUNK: usize = 1024;
 
 /// Where the non-blocking connections go.
 #[derive(Debug, Clone)]
@@ -70,9 +75,12 @@ impl Socket {
         }
     }
 
-    /// Appends to `into` everything the socket has now.
+    /// Appends to `into` what the socket has now: reads until one read comes back short (the
+    /// socket is drained then; if the reply is still incomplete the caller waits for more,
+    /// and a new wait reports data that arrived meanwhile).
     pub(crate) fn read_available(&mut self, into: &mut Vec<u8>) -> io::Result<ReadState> {
-        let mut chunk = [0_u8; 16 * 1024];
+        // Small: the buffer is zeroed on every call, and session replies are mostly shorter.
+        let mut chunk = [0_u8; READ_CHUNK];
         loop {
             let read = match self {
                 Self::Tcp(stream) => stream.read(&mut chunk),
@@ -80,6 +88,10 @@ impl Socket {
             };
             match read {
                 Ok(0) => return Ok(ReadState::Closed),
+                Ok(n) if n < READ_CHUNK => {
+                    into.extend_from_slice(&chunk[..n]);
+                    return Ok(ReadState::Open);
+                }
                 Ok(n) => into.extend_from_slice(&chunk[..n]),
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(ReadState::Open);
@@ -142,7 +154,32 @@ pub(crate) fn parse_reply(input: &[u8]) -> RedisResult<Option<Value>> {
     if !input.ends_with(b"\r\n") {
         return Ok(None);
     }
-    parse_replies(input, 1).map(|replies| replies.and_then(|mut v| v.pop()))
+    match redis_protocol::resp2::decode::decode(input) {
+        Ok(None) => Ok(None),
+        Ok(Some((frame, _))) => match value_of(frame) {
+            Some(value) => Ok(Some(value)),
+            None => parse_replies(input, 1).map(|replies| replies.and_then(|mut v| v.pop())),
+        },
+        // Not RESP: the redis crate's parser says how, as the blocking path would.
+        Err(_) => parse_replies(input, 1).map(|replies| replies.and_then(|mut v| v.pop())),
+    }
+}
+
+/// The redis crate's value of a decoded frame, as its own parser reads the same bytes; `None`
+/// for what only that parser reads exactly (an error reply, whose kind it classifies; a
+/// simple string that is not UTF-8), which is then parsed by it.
+fn value_of(frame: OwnedFrame) -> Option<Value> {
+    Some(match frame {
+        OwnedFrame::SimpleString(text) if text == b"OK" => Value::Okay,
+        OwnedFrame::SimpleString(text) => Value::SimpleString(String::from_utf8(text).ok()?),
+        OwnedFrame::Error(_) => return None,
+        OwnedFrame::Integer(number) => Value::Int(number),
+        OwnedFrame::BulkString(bytes) => Value::BulkString(bytes),
+        OwnedFrame::Array(frames) => {
+            Value::Array(frames.into_iter().map(value_of).collect::<Option<_>>()?)
+        }
+        OwnedFrame::Null => Value::Nil,
+    })
 }
 
 /// The first `count` complete RESP replies in `input`, or `None` while they are incomplete.
@@ -395,6 +432,30 @@ mod tests {
                 Value::Int(-1)
             ]))
         );
+    }
+
+    #[test]
+    fn replies_read_as_the_redis_crates_own_parser_reads_them() {
+        let replies: [&[u8]; 14] = [
+            b"+OK\r\n",
+            b"+QUEUED\r\n",
+            b"-NOSCRIPT No matching script. Please use EVAL.\r\n",
+            b"-ERR unknown command\r\n",
+            b":0\r\n",
+            b":-42\r\n",
+            b"$0\r\n\r\n",
+            b"$-1\r\n",
+            b"*-1\r\n",
+            b"*0\r\n",
+            b"$5\r\n\x80\x04\x95\r\n\r\n",
+            b"*2\r\n$3\r\nabc\r\n:86399000\r\n",
+            b"*2\r\n$-1\r\n:-2\r\n",
+            b"*2\r\n*1\r\n+OK\r\n-WRONGTYPE no\r\n",
+        ];
+        for reply in replies {
+            let expected = parse_replies(reply, 1).unwrap().and_then(|mut v| v.pop());
+            assert_eq!(parse_reply(reply).unwrap(), expected, "{reply:?}");
+        }
     }
 
     #[test]
