@@ -1295,16 +1295,13 @@ impl Session {
     {
         let engine = self.engine.clone();
         match run {
+            // A store that never blocks runs in place for async callers too.
             Run::Inline => call(engine, Run::Inline).await,
+            Run::Offload if engine.is_non_blocking() => call(engine, Run::Inline).await,
             Run::Offload if engine.awaits_readiness() && reactor_available() => {
                 call(engine, Run::Offload).await
             }
-            Run::Offload => {
-                run_blocking(engine.is_non_blocking(), move || {
-                    inline(call(engine, Run::Inline))
-                })
-                .await
-            }
+            Run::Offload => run_blocking(false, move || inline(call(engine, Run::Inline))).await,
         }
     }
 

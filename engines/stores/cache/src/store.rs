@@ -254,10 +254,7 @@ impl<B: CacheBackend> CacheStore<B> {
             StoreCall::Exists(key) if key.is_empty() => Next::Answer(Ok(CallAnswer::Exists(false))),
             StoreCall::Exists(key) => Next::Op(CacheOp::Contains(self.cache_key(key))),
             StoreCall::Load(key) if key.is_empty() => Next::Answer(Ok(CallAnswer::Load(RNone))),
-            StoreCall::Load(key) if self.django => {
-                Next::Op(CacheOp::GetWithTtl(self.cache_key(key)))
-            }
-            StoreCall::Load(key) => Next::Op(CacheOp::Get(self.cache_key(key))),
+            StoreCall::Load(key) => Next::Op(self.load_op(key)),
             StoreCall::Delete(key) if key.is_empty() => Next::Answer(Ok(CallAnswer::Delete)),
             StoreCall::Delete(key) => Next::Op(CacheOp::Delete(self.cache_key(key))),
             StoreCall::Create(write) | StoreCall::Save(write) => match self.value_of(write) {
@@ -416,13 +413,32 @@ impl<B: CacheBackend> CacheStore<B> {
 
     /// `load`'s answer for the entry read under `session_key`.
     fn loaded(&self, session_key: &str, entry: Option<ValueWithTtl>) -> StoreResult<CallAnswer> {
+        Ok(CallAnswer::Load(self.record_of(session_key, entry)?.into()))
+    }
+
+    /// The backend operation that loads `session_key` (not empty): the value, and on Django's
+    /// values its TTL too (the entry's expire date).
+    fn load_op(&self, session_key: &str) -> CacheOp {
+        let key = self.cache_key(session_key);
+        if self.django {
+            CacheOp::GetWithTtl(key)
+        } else {
+            CacheOp::Get(key)
+        }
+    }
+
+    /// The live record a load's `entry` holds for `session_key`.
+    fn record_of(
+        &self,
+        session_key: &str,
+        entry: Option<ValueWithTtl>,
+    ) -> StoreResult<Option<SessionRecord>> {
         let Some((value, ttl)) = entry else {
-            return Ok(CallAnswer::Load(RNone));
+            return Ok(None);
         };
-        let record = self
+        Ok(self
             .read_entry(session_key, &value, ttl)?
-            .map(|found| found.record);
-        Ok(CallAnswer::Load(record.into()))
+            .map(|found| found.record))
     }
 
     /// The next step of a conditional save after `reply` (see [`CacheStore`]).
@@ -654,11 +670,25 @@ impl<B: CacheBackend + 'static> SessionStore for CacheStore<B> {
         }
     }
 
+    /// The hottest call of an in-process store, so straight to the backend without a plan
+    /// (its one step is the plan's: [`load_op`](Self::load_op), then
+    /// [`record_of`](Self::record_of)).
     fn load(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
-        match self.run_blocking(StoreCall::Load(key.into()))? {
-            CallAnswer::Load(record) => Ok(record.into_option()),
-            other => Err(unexpected("load", &other)),
+        if key.is_empty() {
+            return Ok(None);
         }
+        let entry = match self.backend.execute(self.load_op(key)) {
+            Ok(CacheReply::Value(value)) => value.map(|value| (value, None)),
+            Ok(CacheReply::ValueWithTtl(entry)) => entry,
+            Ok(other) => {
+                return Err(StoreError::other(format!(
+                    "cache load: internal error, the backend answered a {}",
+                    other.kind()
+                )));
+            }
+            Err(error) => return Err(map_error("load", error)),
+        };
+        self.record_of(key, entry)
     }
 
     fn create(&self, write: SessionWrite) -> StoreResult<String> {
