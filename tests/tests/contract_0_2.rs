@@ -20,6 +20,7 @@ use std::{
 
 use serde_json::json;
 use sessionkit::{Engine, SessionRecord, SessionWrite, Settings, Timestamp, plugin::Contract};
+use sessionkit_testkit::build_fixture_workspace;
 
 /// The built fixture: the `legacy02` engine library and the `host-0-2` binary.
 struct Fixture {
@@ -31,31 +32,16 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let work = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        std::fs::create_dir_all(work).expect("the test work directory");
-        let lock =
-            File::create(work.join("contract-0.2.lock")).expect("the contract-0.2 test lock file");
-        lock.lock().expect("the contract-0.2 fixture lock");
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/contract-0.2");
-        let target_dir = work.join("contract-0.2-target");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let build = Command::new(cargo)
-            .args(["build", "--locked"])
-            .current_dir(&source)
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .env_remove("RUSTFLAGS")
-            .output()
-            .expect("cargo runs");
-        assert!(
-            build.status.success(),
-            "building tests/fixtures/contract-0.2 failed:\n{}",
-            String::from_utf8_lossy(&build.stderr)
+        let built = build_fixture_workspace(
+            Path::new(env!("CARGO_MANIFEST_DIR")),
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            "contract-0.2",
         );
-        let debug = target_dir.join("debug");
+        let debug = built.debug_dir;
         Fixture {
             legacy_engine: debug.join("libsessionkit_engine_legacy02.so"),
             host_0_2: debug.join("host-0-2"),
-            _lock: lock,
+            _lock: built.lock,
         }
     })
 }

@@ -27,6 +27,7 @@ use sessionkit::{
     plugin::Contract,
 };
 use sessionkit_sdk::{abi_stable::library::lib_header_from_path, frozen::v0_3};
+use sessionkit_testkit::build_fixture_workspace;
 
 /// The built fixture: the `legacy03` engine library and the `host-0-3` binary.
 struct Fixture {
@@ -38,27 +39,12 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let work = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        std::fs::create_dir_all(work).expect("the test work directory");
-        let lock =
-            File::create(work.join("contract-0.3.lock")).expect("the contract-0.3 test lock file");
-        lock.lock().expect("the contract-0.3 fixture lock");
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/contract-0.3");
-        let target_dir = work.join("contract-0.3-target");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let build = Command::new(cargo)
-            .args(["build", "--locked"])
-            .current_dir(&source)
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .env_remove("RUSTFLAGS")
-            .output()
-            .expect("cargo runs");
-        assert!(
-            build.status.success(),
-            "building tests/fixtures/contract-0.3 failed:\n{}",
-            String::from_utf8_lossy(&build.stderr)
+        let built = build_fixture_workspace(
+            Path::new(env!("CARGO_MANIFEST_DIR")),
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            "contract-0.3",
         );
-        let debug = target_dir.join("debug");
+        let debug = built.debug_dir;
         Fixture {
             legacy_engine: debug.join(format!(
                 "{}sessionkit_engine_legacy03{}",
@@ -66,7 +52,7 @@ fn fixture() -> &'static Fixture {
                 std::env::consts::DLL_SUFFIX
             )),
             host_0_3: debug.join(format!("host-0-3{}", std::env::consts::EXE_SUFFIX)),
-            _lock: lock,
+            _lock: built.lock,
         }
     })
 }

@@ -18,12 +18,12 @@ use std::{
     path::{Path, PathBuf},
     process::Command,
     sync::{Arc, Mutex, OnceLock},
-    time::Instant,
 };
 
 use serde_json::json;
 use sessionkit::{Engine, Settings, plugin::Contract};
 use sessionkit_conformance::{Target, run};
+use sessionkit_testkit::build_fixture_workspace;
 
 /// The built fixture: the `legacy` engine library and the `host-0-1` binary.
 struct Fixture {
@@ -35,36 +35,16 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let work = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        std::fs::create_dir_all(work).expect("the test work directory");
-        let lock =
-            File::create(work.join("contract-0.1.lock")).expect("the contract-0.1 test lock file");
-        lock.lock().expect("the contract-0.1 fixture lock");
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/contract-0.1");
-        let target_dir = work.join("contract-0.1-target");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let started = Instant::now();
-        let build = Command::new(cargo)
-            .args(["build", "--locked"])
-            .current_dir(&source)
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .env_remove("RUSTFLAGS")
-            .output()
-            .expect("cargo runs");
-        println!(
-            "cargo build of the contract-0.1 fixture took {:.1} s",
-            started.elapsed().as_secs_f64()
+        let built = build_fixture_workspace(
+            Path::new(env!("CARGO_MANIFEST_DIR")),
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            "contract-0.1",
         );
-        assert!(
-            build.status.success(),
-            "building tests/fixtures/contract-0.1 failed:\n{}",
-            String::from_utf8_lossy(&build.stderr)
-        );
-        let debug = target_dir.join("debug");
+        let debug = built.debug_dir;
         Fixture {
             legacy_engine: debug.join("libsessionkit_engine_legacy.so"),
             host_0_1: debug.join("host-0-1"),
-            _lock: lock,
+            _lock: built.lock,
         }
     })
 }

@@ -717,3 +717,52 @@ mod tests {
         assert_eq!(left.get::<_, i64>(0), 0);
     }
 }
+
+/// A frozen-contract fixture workspace built for a test binary: its `target/debug` directory,
+/// and the lock that keeps other test binaries from building it at the same time (hold it as
+/// long as the built files are used).
+#[derive(Debug)]
+pub struct FixtureBuild {
+    /// `<work>/<name>-target/debug`: the fixture's libraries and binaries.
+    pub debug_dir: PathBuf,
+    /// The held lock on `<work>/<name>.lock`.
+    pub lock: fs::File,
+}
+
+/// Builds the fixture workspace `fixtures/<name>` below `crate_dir` (`cargo build --locked`,
+/// its own target directory `<work>/<name>-target`, no `RUSTFLAGS`) under the lock file
+/// `<work>/<name>.lock`, and says how long the build took.
+///
+/// # Panics
+///
+/// If the work directory, the lock or the build fails (with cargo's output).
+pub fn build_fixture_workspace(crate_dir: &Path, work: &Path, name: &str) -> FixtureBuild {
+    fs::create_dir_all(work).expect("the test work directory");
+    let lock = fs::File::create(work.join(format!("{name}.lock")))
+        .unwrap_or_else(|error| panic!("the {name} test lock file: {error}"));
+    lock.lock()
+        .unwrap_or_else(|error| panic!("the {name} fixture lock: {error}"));
+    let target_dir = work.join(format!("{name}-target"));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let started = std::time::Instant::now();
+    let build = Command::new(cargo)
+        .args(["build", "--locked"])
+        .current_dir(crate_dir.join("fixtures").join(name))
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env_remove("RUSTFLAGS")
+        .output()
+        .expect("cargo runs");
+    println!(
+        "cargo build of the {name} fixture took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        build.status.success(),
+        "building tests/fixtures/{name} failed:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    FixtureBuild {
+        debug_dir: target_dir.join("debug"),
+        lock,
+    }
+}
