@@ -671,8 +671,7 @@ impl<B: CacheBackend + 'static> SessionStore for CacheStore<B> {
     }
 
     /// The hottest call of an in-process store, so straight to the backend without a plan
-    /// (its one step is the plan's: [`load_op`](Self::load_op), then
-    /// [`record_of`](Self::record_of)).
+    /// (its one step is the plan's: `load_op`, then `record_of`).
     fn load(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
         if key.is_empty() {
             return Ok(None);
