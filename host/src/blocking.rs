@@ -126,7 +126,16 @@ pub(crate) async fn drive(store: &Arc<PluginStore>, call: StoreCall) -> StoreRes
     loop {
         match step {
             CallStep::Done(result) => return result.into_result(),
-            CallStep::Blocking(call) => return run_call_blocking(store, call).await,
+            CallStep::Blocking(call) => {
+                let name = call.name();
+                return run_call_blocking(store, call)
+                    .await
+                    .unwrap_or_else(|error| {
+                        Err(StoreError::other(format!(
+                            "the blocking {name} call did not finish: {error}"
+                        )))
+                    });
+            }
             CallStep::Wait(wait) => {
                 let pending = Pending::register(store, &wait)?;
                 let timed_out = pending.ready(&wait).await?;
@@ -136,17 +145,14 @@ pub(crate) async fn drive(store: &Arc<PluginStore>, call: StoreCall) -> StoreRes
     }
 }
 
-/// Runs `call` through the store's blocking method on the blocking pool.
-async fn run_call_blocking(store: &Arc<PluginStore>, call: StoreCall) -> StoreResult<CallAnswer> {
+/// Runs `call` through the store's blocking method on the blocking pool (in place without a
+/// tokio runtime); [`Error::Join`] when the pool lost it.
+pub(crate) async fn run_call_blocking(
+    store: &Arc<PluginStore>,
+    call: StoreCall,
+) -> Result<StoreResult<CallAnswer>, Error> {
     let store = Arc::clone(store);
-    let name = call.name();
-    tokio::task::spawn_blocking(move || dispatch(&*store, call))
-        .await
-        .unwrap_or_else(|error| {
-            Err(StoreError::other(format!(
-                "the blocking {name} call did not finish: {error}"
-            )))
-        })
+    run_blocking(false, move || Ok(dispatch(&*store, call))).await
 }
 
 /// Runs `call` through the blocking method of the same name.
@@ -189,11 +195,7 @@ impl<'a> Pending<'a> {
             fd: None,
             ticket: Some(wait.ticket),
         };
-        let registered = catch_unwind(AssertUnwindSafe(|| {
-            // Probes the time driver too (tokio panics here, not at the first poll, without it).
-            drop(tokio::time::sleep(Duration::ZERO));
-            Self::registration(wait)
-        }));
+        let registered = catch_unwind(AssertUnwindSafe(|| Self::registration(wait)));
         match registered {
             Ok(fd) => pending.fd = Some(fd?),
             // Unreachable after `reactor_available`, kept so a misjudged runtime is an error,

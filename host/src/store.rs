@@ -15,7 +15,7 @@ use sessionkit_sdk::{
 
 use crate::{
     Error,
-    blocking::{Run, dispatch, drive, inline, reactor_available, run_blocking},
+    blocking::{Run, drive, inline, reactor_available, run_call_blocking},
     observe::{Observer, Operation},
     plugin::{Contract, PluginStore},
 };
@@ -286,8 +286,7 @@ impl Store {
         let answered = if self.awaits_readiness() && reactor_available() {
             drive(&self.inner, call).await
         } else {
-            let inner = Arc::clone(&self.inner);
-            run_blocking(false, move || Ok(dispatch(&*inner, call))).await?
+            run_call_blocking(&self.inner, call).await?
         };
         answered.map_err(|e| self.error(operation, None, e))
     }
