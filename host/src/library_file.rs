@@ -182,10 +182,7 @@ fn sealed_copy(canonical: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
     )?;
     let mut file = File::from(fd);
     file.write_all(bytes)?;
-    rustix::fs::fcntl_add_seals(
-        &file,
-        SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
-    )?;
+    seal(&file)?;
     let path = PathBuf::from(format!(
         "/proc/self/fd/{}",
         std::os::fd::AsRawFd::as_raw_fd(&file)
@@ -197,6 +194,25 @@ fn sealed_copy(canonical: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
         .unwrap_or_else(|poison| poison.into_inner())
         .push(file);
     Ok(path)
+}
+
+/// Seals the copy read-only for good. The kernel refuses the write seal with `EBUSY` while any
+/// page of the file still holds a transient reference (seen under load, from page batching on
+/// another CPU, after its own short wait), so a busy answer is retried a few times, a little
+/// later each time, before it is an error.
+fn seal(file: &File) -> std::io::Result<()> {
+    const ATTEMPTS: u32 = 8;
+    let seals = SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL;
+    let mut attempt = 1;
+    loop {
+        match rustix::fs::fcntl_add_seals(file, seals) {
+            Err(rustix::io::Errno::BUSY) if attempt < ATTEMPTS => {
+                std::thread::sleep(std::time::Duration::from_millis(5 << attempt));
+                attempt += 1;
+            }
+            other => return other.map_err(Into::into),
+        }
+    }
 }
 
 /// `error` as if `canonical` had been opened instead of `snapshot`: the path fields, and any
